@@ -1,0 +1,53 @@
+"""The ``llmrec`` command. Thin: parse, call the library, print; errors become exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from rich.console import Console
+
+from llmrec.cli import data, evaluate
+from llmrec.errors import LlmrecError
+
+app = typer.Typer(
+    name="llmrec",
+    help="llmrec: a recommender engine with language models first-class.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data.app, name="data")
+app.command("eval")(evaluate.eval_command)
+
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL = 1
+
+
+def main() -> None:
+    """Entry point: user errors print one line (exit 2); bugs print no stack trace by default."""
+    err = Console(stderr=True, soft_wrap=True)
+    try:
+        app(standalone_mode=False)
+    except LlmrecError as e:
+        err.print(f"[red]error:[/red] {e}", highlight=False)
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except Exception as e:  # the stack trace is for developers, on request
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(1)
+        if os.environ.get("LLMREC_DEBUG"):
+            raise
+        err.print(f"[red]internal error:[/red] {type(e).__name__}: {e} "
+                  "(set LLMREC_DEBUG=1 for the stack trace)", highlight=False)
+        sys.exit(EXIT_INTERNAL)

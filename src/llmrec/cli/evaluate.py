@@ -1,0 +1,108 @@
+"""``llmrec eval``: tune on validation, test once, print and report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from llmrec.config import get_settings
+from llmrec.data import dataset as store
+from llmrec.errors import ConfigError
+from llmrec.eval import report
+from llmrec.eval.protocols import PROTOCOLS, make_split
+from llmrec.eval.runner import EvalRun, run
+from llmrec.eval.tuning import grid
+from llmrec.models import MODELS, get_model_class
+
+out = Console(width=None if Console().is_terminal else 130)
+err = Console(stderr=True)
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values parsed as JSON when they can be (numbers, null, true)."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param {pair!r}: expected key=value")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def eval_command(
+    dataset: Annotated[str, typer.Option(help="dataset name (see `llmrec data list`)")],
+    model: Annotated[
+        str, typer.Option(help=f"{', '.join(MODELS)}, a comma-separated list, or all")
+    ],
+    protocol: Annotated[str, typer.Option(help=" | ".join(PROTOCOLS))] = "loo",
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the results here")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option(help="fix a hyper-parameter: key=value (repeatable)")
+    ] = None,
+    tune: Annotated[bool, typer.Option(help="search hyper-parameters on validation")] = True,
+    seed: Annotated[int | None, typer.Option(help="seed (default: $LLMREC_SEED)")] = None,
+    reports: Annotated[Path, typer.Option(help="folder for the --model all report")] = Path(
+        "reports"
+    ),
+) -> None:
+    """Evaluate models: hyper-parameters chosen on the validation item, test item used once."""
+    s = get_settings()
+    names = list(MODELS) if model == "all" else [m.strip() for m in model.split(",") if m.strip()]
+    for n in names:
+        get_model_class(n)  # fail fast on a typo, before any work
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+    params = parse_params(param or [])
+    if params and len(names) > 1:
+        raise ConfigError("--param applies to a single --model")
+    seed = s.seed if seed is None else seed
+    ds = store.load(s.datasets_dir, dataset)
+    split = make_split(ds, protocol, seed=seed)
+    runs: list[EvalRun] = []
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True,
+    ) as progress:
+        for n in names:
+            cls = get_model_class(n)
+            total = len(grid(cls.search_space, {**params, "seed": seed})) if tune else 1
+            task = progress.add_task(f"{n}: tuning on validation", total=total)
+            runs.append(
+                run(ds, n, protocol, params, search=tune, seed=seed, split=split,
+                    on_trial=lambda _t, task=task: progress.advance(task))
+            )
+            progress.update(task, description=f"{n}: done")
+    out.print(_table(runs))
+    if len(runs) > 1 or model == "all":
+        paths = report.write(runs, reports)
+        out.print(f"report: {paths['markdown']}, chart: {paths['chart']}", highlight=False)
+    if json_out is not None:
+        docs = [r.to_json() for r in runs]
+        report.write_json(docs[0] if len(docs) == 1 and model != "all" else docs, json_out)
+        out.print(f"results: {json_out}", highlight=False)
+
+
+def _table(runs: list[EvalRun]) -> Table:
+    head = runs[0]
+    t = Table(title=f"{head.dataset} · {head.protocol} · {head.n_users} test users · "
+              f"{head.n_items} items")
+    cols = ("recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20", "coverage@10",
+            "novelty@10", "diversity@10")
+    t.add_column("model")
+    for c in cols:
+        t.add_column(c, justify="right", no_wrap=True)
+    t.add_column("fit s", justify="right")
+    t.add_column("tune s", justify="right")
+    for r in runs:
+        t.add_row(r.model, *(f"{r.metrics.get(c, float('nan')):.4f}" for c in cols),
+                  f"{r.fit_seconds:.2f}", f"{r.tune_seconds:.1f}")
+    return t

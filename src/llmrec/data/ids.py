@@ -1,0 +1,48 @@
+"""String ids at the edges, dense ints inside; the item order is also the protocol's tie order."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+_INT = re.compile(r"-?\d+")
+
+
+def sorted_ids(ids: Iterable[str]) -> np.ndarray:
+    """Unique ids sorted as integers when every id is an integer, else as strings.
+
+    This is DESIGN.md's ordering rule: it orders interactions sharing a timestamp and breaks
+    score ties (the lower id wins), so dense index order == protocol order.
+    """
+    unique = pd.unique(pd.Series(list(ids), dtype=object).astype(str))
+    if len(unique) and all(_INT.fullmatch(u) for u in unique):
+        order = np.argsort(np.array([int(u) for u in unique], dtype=object), kind="stable")
+        return np.asarray(unique[order], dtype=str)
+    return np.sort(np.asarray(unique, dtype=str))
+
+
+class IdMap:
+    """A fixed bijection between string ids and 0..n-1."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = np.asarray(ids, dtype=str)
+        self._index = pd.Index(self.ids)
+        if not self._index.is_unique:
+            raise ValueError("IdMap ids must be unique")
+
+    @classmethod
+    def from_values(cls, values: Iterable[str]) -> IdMap:
+        return cls(sorted_ids(values))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def index(self, ids: Iterable[str]) -> np.ndarray:
+        """Dense indices of ``ids``; -1 for ids not in the map."""
+        return self._index.get_indexer(pd.Index(np.asarray(list(ids), dtype=str)))
+
+    def __contains__(self, item_id: object) -> bool:
+        return str(item_id) in self._index

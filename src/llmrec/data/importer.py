@@ -1,0 +1,234 @@
+"""Import a user's own data (CSV or Parquet) into the canonical tables, with row-level errors.
+
+Rows are numbered from 1, counting data rows only (the CSV header is not a row).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from llmrec.data import columns as C
+from llmrec.data import dataset as store
+from llmrec.data.dataset import Dataset
+from llmrec.errors import DataError
+
+_CSV = {".csv": ",", ".tsv": "\t", ".txt": ","}
+_PARQUET = {".parquet", ".pq"}
+
+
+@dataclass
+class ImportReport:
+    """What an import did; printed by the CLI."""
+
+    dataset: Dataset
+    dropped_unknown: int = 0
+    ignored_columns: dict[str, list[str]] = field(default_factory=dict)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV/TSV or Parquet file with every column as text (lists kept as lists)."""
+    name = str(path)
+    if not path.is_file():
+        raise DataError("no such file", file=name)
+    suffix = path.suffix.lower()
+    if suffix in _PARQUET:
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowException, OSError) as e:
+            raise DataError(f"not a readable Parquet file ({e})", file=name) from e
+        df = table.to_pandas()
+        for fld in table.schema:
+            if not pa.types.is_list(fld.type) and not pa.types.is_large_list(fld.type):
+                col = df[fld.name]
+                df[fld.name] = col.astype(object).where(col.notna(), "").astype(str)
+        return df
+    if suffix not in _CSV:
+        raise DataError(f"unsupported file type {suffix!r}: use .csv, .tsv or .parquet", file=name)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(
+            f"line {line} is not valid UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start}); "
+            "save the file as UTF-8",
+            file=name,
+            row=max(line - 1, 1),
+        ) from e
+    try:
+        return pd.read_csv(
+            io.StringIO(text), sep=_CSV[suffix], dtype=str, keep_default_na=False
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise DataError(f"cannot parse as {suffix[1:].upper()}: {e}", file=name) from e
+
+
+def _require(df: pd.DataFrame, cols: tuple[str, ...], name: str) -> None:
+    for col in cols:
+        if col not in df.columns:
+            found = ", ".join(map(str, df.columns)) or "no columns"
+            raise DataError(f"missing required column (found: {found})", file=name, column=col)
+
+
+def _first_bad(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _ids(df: pd.DataFrame, col: str, name: str) -> pd.Series:
+    ids = df[col].astype(str).str.strip()
+    empty = (ids == "").to_numpy()
+    if empty.any():
+        raise DataError(
+            f"empty id ({int(empty.sum())} rows)", file=name, row=_first_bad(empty) + 1, column=col
+        )
+    return ids
+
+
+def _no_duplicates(ids: pd.Series, col: str, name: str) -> None:
+    dup = ids.duplicated(keep=False).to_numpy()
+    if dup.any():
+        rows = np.flatnonzero(dup)
+        first = ids.iloc[rows[0]]
+        again = rows[(ids.iloc[rows] == first).to_numpy()]
+        raise DataError(
+            f"duplicate id {first!r} (rows {', '.join(str(r + 1) for r in again[:5])})",
+            file=name, row=int(again[1]) + 1, column=col,
+        )
+
+
+def _numbers(s: pd.Series, col: str, name: str, what: str) -> pd.Series:
+    text = s.astype(str).str.strip()
+    out = pd.to_numeric(text.where(text != ""), errors="coerce")
+    bad = (out.isna() & (text != "")).to_numpy()
+    if bad.any():
+        i = _first_bad(bad)
+        raise DataError(f"cannot parse {text.iloc[i]!r} as {what}", file=name, row=i + 1, column=col)
+    return out.astype(float)
+
+
+def parse_timestamps(s: pd.Series, name: str, col: str = C.TIMESTAMP) -> pd.Series:
+    """Seconds since the epoch from numbers (seconds) or ISO 8601 date-times."""
+    text = s.astype(str).str.strip()
+    num = pd.to_numeric(text, errors="coerce")
+    todo = num.isna() & (text != "")
+    if todo.any():
+        dt = pd.to_datetime(text[todo], utc=True, errors="coerce", format="ISO8601")
+        num[todo] = (dt - pd.Timestamp(0, tz="UTC")) // pd.Timedelta("1s")
+    bad = num.isna().to_numpy()
+    if bad.any():
+        i = _first_bad(bad)
+        raise DataError(
+            f"cannot parse {text.iloc[i]!r} as a timestamp (seconds or ISO 8601)",
+            file=name, row=i + 1, column=col,
+        )
+    return num.astype("int64")
+
+
+def _interactions(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, list[str]]:
+    _require(df, (C.USER_ID, C.ITEM_ID, C.TIMESTAMP), name)
+    if df.empty:
+        raise DataError("no interactions", file=name)
+    out = pd.DataFrame(
+        {
+            C.USER_ID: _ids(df, C.USER_ID, name),
+            C.ITEM_ID: _ids(df, C.ITEM_ID, name),
+            C.TIMESTAMP: parse_timestamps(df[C.TIMESTAMP], name),
+        }
+    )
+    has_value = C.VALUE in df.columns
+    out[C.VALUE] = _numbers(df[C.VALUE], C.VALUE, name, "a number") if has_value else np.nan
+    default_event = "rate" if has_value else "view"
+    if C.EVENT in df.columns:
+        ev = df[C.EVENT].astype(str).str.strip().str.lower().replace("", default_event)
+        bad = (~ev.isin(C.EVENTS)).to_numpy()
+        if bad.any():
+            i = _first_bad(bad)
+            raise DataError(
+                f"unknown event {df[C.EVENT].iloc[i]!r}: use one of {', '.join(C.EVENTS)}",
+                file=name, row=i + 1, column=C.EVENT,
+            )
+        out[C.EVENT] = ev
+    else:
+        out[C.EVENT] = default_event
+    for col in C.CONTEXT_COLUMNS:
+        if col in df.columns:
+            out[col] = df[col].astype(str).str.strip()
+    ignored = [str(c) for c in df.columns if c not in out.columns]
+    return out[[c for c in C.INTERACTION_COLUMNS if c in out.columns]], ignored
+
+
+def _items(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    _require(df, (C.ITEM_ID,), name)
+    out = df.copy()
+    out[C.ITEM_ID] = _ids(df, C.ITEM_ID, name)
+    _no_duplicates(out[C.ITEM_ID], C.ITEM_ID, name)
+    if C.TITLE not in out.columns:
+        out[C.TITLE] = out[C.ITEM_ID]
+    out[C.TITLE] = out[C.TITLE].astype(str).where(out[C.TITLE].astype(str) != "", out[C.ITEM_ID])
+    if C.YEAR in out.columns:
+        out[C.YEAR] = _numbers(out[C.YEAR], C.YEAR, name, "a year").round().astype("Int64")
+    if C.GENRES in out.columns:
+        out[C.GENRES] = [
+            list(g) if isinstance(g, list | np.ndarray)
+            else [t.strip() for t in str(g).split("|") if t.strip()]
+            for g in out[C.GENRES]
+        ]
+    first = [C.ITEM_ID, C.TITLE]
+    return out[first + [c for c in out.columns if c not in first]].reset_index(drop=True)
+
+
+def _users(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    _require(df, (C.USER_ID,), name)
+    out = df.copy()
+    out[C.USER_ID] = _ids(df, C.USER_ID, name)
+    _no_duplicates(out[C.USER_ID], C.USER_ID, name)
+    return out.reset_index(drop=True)
+
+
+def import_dataset(
+    name: str,
+    interactions: Path,
+    root: Path,
+    items: Path | None = None,
+    users: Path | None = None,
+    *,
+    drop_unknown: bool = False,
+) -> ImportReport:
+    """Validate every file, then save the dataset atomically; on any error nothing is written."""
+    store.check_name(name)
+    inter, ignored = _interactions(read_table(interactions), str(interactions))
+    report = ImportReport(dataset=None)  # type: ignore[arg-type]
+    if ignored:
+        report.ignored_columns[str(interactions)] = ignored
+    if items is not None:
+        item_table = _items(read_table(items), str(items))
+        unknown = (~inter[C.ITEM_ID].isin(item_table[C.ITEM_ID])).to_numpy()
+        if unknown.any():
+            if not drop_unknown:
+                i = _first_bad(unknown)
+                raise DataError(
+                    f"item {inter[C.ITEM_ID].iloc[i]!r} is not in {items} "
+                    f"({int(unknown.sum())} interactions reference unknown items; "
+                    "pass --drop-unknown to drop them)",
+                    file=str(interactions), row=i + 1, column=C.ITEM_ID,
+                )
+            inter = inter[~unknown].reset_index(drop=True)
+            report.dropped_unknown = int(unknown.sum())
+            if inter.empty:
+                raise DataError("no interactions left after dropping unknown items",
+                                file=str(interactions))
+    else:
+        ids = pd.unique(inter[C.ITEM_ID])
+        item_table = pd.DataFrame({C.ITEM_ID: ids, C.TITLE: ids})
+    user_table = _users(read_table(users), str(users)) if users is not None else None
+    ds = Dataset(name, inter, item_table, user_table, meta={"source": "import", "implicit": True})
+    store.save(ds, root)
+    report.dataset = ds
+    return report

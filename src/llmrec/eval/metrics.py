@@ -1,0 +1,129 @@
+"""Ranking and metrics, vectorised over users. Models never see this module; eval/ calls it.
+
+Conventions (DESIGN.md): ranks are 1-based; score ties go to the lower item index (= lower id);
+NaN scores rank after every real score; excluded items rank after everything and never appear in
+a top-K list; a target item is never excluded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+_CHUNK = 1024  # users ranked at once: bounds memory at CHUNK x n_candidates
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Per user: the top-``kmax`` candidate positions (-1 padded) and each target's rank."""
+
+    topk: np.ndarray  # (n_users, kmax) int, candidate positions, -1 where the list is short
+    target_ranks: np.ndarray  # (n_users, max_targets) int, 1-based; 0 for padding
+    n_targets: np.ndarray  # (n_users,) int
+
+
+def rank(
+    scores: np.ndarray,
+    targets: np.ndarray,
+    exclude: sp.csr_matrix | np.ndarray | None,
+    kmax: int,
+) -> Ranking:
+    """Rank every candidate per user (row) of ``scores``.
+
+    ``targets``: (n, t) candidate positions, -1 padded. ``exclude``: (n, c) boolean.
+    """
+    n, c = scores.shape
+    targets = np.asarray(targets, dtype=np.int64).reshape(n, -1)
+    topk = np.full((n, min(kmax, c)), -1, dtype=np.int64)
+    ranks = np.zeros(targets.shape, dtype=np.int64)
+    for lo in range(0, n, _CHUNK):
+        hi = min(lo + _CHUNK, n)
+        s = -np.asarray(scores[lo:hi], dtype=np.float64)
+        s[np.isnan(s)] = np.inf
+        tgt = targets[lo:hi]
+        valid_t = tgt >= 0
+        rows = np.broadcast_to(np.arange(hi - lo)[:, None], tgt.shape)
+        if exclude is not None:
+            ex = exclude[lo:hi]
+            ex = ex.toarray() if sp.issparse(ex) else np.array(ex, dtype=bool)
+            ex = ex.astype(bool)
+            ex[rows[valid_t], tgt[valid_t]] = False
+            s[ex] = np.nan  # argsort puts NaN last
+            n_valid = c - ex.sum(axis=1)
+        else:
+            n_valid = np.full(hi - lo, c)
+        order = np.argsort(s, axis=1, kind="stable")
+        pos = np.empty_like(order)
+        np.put_along_axis(pos, order, np.arange(c)[None, :].repeat(hi - lo, 0), axis=1)
+        r = np.take_along_axis(pos, np.where(valid_t, tgt, 0), axis=1) + 1
+        ranks[lo:hi] = np.where(valid_t, r, 0)
+        head = order[:, : topk.shape[1]]
+        short = np.arange(topk.shape[1])[None, :] >= n_valid[:, None]
+        topk[lo:hi] = np.where(short, -1, head)
+    return Ranking(topk, ranks, (targets >= 0).sum(axis=1))
+
+
+def accuracy(ranking: Ranking, k: int) -> dict[str, np.ndarray]:
+    """Per-user Recall@k, NDCG@k, MRR@k (with one target: Recall = HR)."""
+    r = ranking.target_ranks
+    hit = (r > 0) & (r <= k)
+    nt = np.maximum(ranking.n_targets, 1)
+    recall = hit.sum(axis=1) / nt
+    gains = np.where(hit, 1.0 / np.log2(np.maximum(r, 1) + 1.0), 0.0)
+    ideal = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))
+    ndcg = gains.sum(axis=1) / ideal[np.minimum(nt, k) - 1]
+    best = np.where(hit, r, np.iinfo(np.int64).max).min(axis=1)
+    mrr = np.where(hit.any(axis=1), 1.0 / np.maximum(best, 1), 0.0)
+    return {f"recall@{k}": recall, f"ndcg@{k}": ndcg, f"mrr@{k}": mrr}
+
+
+def gini(counts: np.ndarray) -> float:
+    """Gini coefficient of how often each candidate is recommended (0 = even, 1 = one item)."""
+    x = np.sort(np.asarray(counts, dtype=np.float64))
+    n, total = len(x), x.sum()
+    if n == 0 or total == 0:
+        return 0.0
+    i = np.arange(1, n + 1)
+    return float(((2 * i - n - 1) * x).sum() / (n * total))
+
+
+def catalogue(
+    topk: np.ndarray,
+    k: int,
+    popularity: np.ndarray,
+    n_train_users: int,
+    item_vectors: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Coverage, novelty, intra-list diversity, average popularity and Gini of the top-k lists.
+
+    ``popularity``: training users per candidate. Novelty is the mean self-information
+    -log2(pop / n_train_users), pop clipped at 1 so never-seen items stay finite.
+    ``item_vectors`` (candidates x d) enable diversity: 1 - mean pairwise cosine in a list.
+    """
+    lists = topk[:, :k]
+    valid = lists >= 0
+    flat = lists[valid]
+    c = len(popularity)
+    counts = np.bincount(flat, minlength=c)
+    pop = np.asarray(popularity, dtype=np.float64)
+    info = -np.log2(np.maximum(pop, 1.0) / max(n_train_users, 1))
+    out = {
+        f"coverage@{k}": float((counts > 0).sum() / c) if c else 0.0,
+        f"novelty@{k}": float(info[flat].mean()) if flat.size else 0.0,
+        f"arp@{k}": float(pop[flat].mean()) if flat.size else 0.0,
+        f"gini@{k}": gini(counts),
+    }
+    if item_vectors is not None:
+        v = np.asarray(item_vectors, dtype=np.float64)
+        norms = np.linalg.norm(v, axis=1, keepdims=True)
+        v = np.divide(v, norms, out=np.zeros_like(v), where=norms > 0)
+        vl = np.where(valid[..., None], v[np.where(valid, lists, 0)], 0.0)  # (n, k, d)
+        length = valid.sum(axis=1)
+        summed = vl.sum(axis=1)
+        self_sim = (vl**2).sum(axis=(1, 2))
+        pair = ((summed**2).sum(axis=1) - self_sim) / np.maximum(length * (length - 1), 1)
+        ok = length >= 2
+        out[f"diversity@{k}"] = float((1.0 - pair[ok]).mean()) if ok.any() else 0.0
+    return out

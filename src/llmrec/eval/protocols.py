@@ -1,0 +1,156 @@
+"""Evaluation protocols (DESIGN.md): temporal leave-one-out ``loo`` and ``cold-items``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from llmrec.data import columns as C
+from llmrec.data.dataset import Dataset
+from llmrec.data.ids import IdMap
+from llmrec.data.matrix import TrainData, aligned_table
+from llmrec.errors import DataError
+
+PROTOCOLS = ("loo", "cold-items")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One ranking task: users, their target items and what is excluded from their ranking.
+
+    ``candidates`` (item indices) restricts the ranking; None means the whole catalogue.
+    ``targets`` and ``exclude`` are in candidate positions (= item indices when None).
+    """
+
+    user_idx: np.ndarray
+    targets: np.ndarray  # (n, t), -1 padded
+    exclude: sp.csr_matrix | None
+    candidates: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Split:
+    """Training data and the validation and test stages of one protocol.
+
+    Tuning fits on ``valid_train`` and scores ``valid``; the final model is the tuned one when
+    ``valid_train is train`` (loo: no refit on train+validation) and else is refit on ``train``.
+    """
+
+    protocol: str
+    train: TrainData
+    valid_train: TrainData
+    valid: Stage
+    test: Stage
+
+
+def _indexed_log(ds: Dataset, users: IdMap, items: IdMap) -> pd.DataFrame:
+    inter = ds.interactions
+    log = pd.DataFrame(
+        {
+            "user_idx": users.index(inter[C.USER_ID]),
+            "item_idx": items.index(inter[C.ITEM_ID]),
+            C.TIMESTAMP: inter[C.TIMESTAMP].to_numpy(dtype=np.int64),
+            C.EVENT: inter[C.EVENT].to_numpy() if C.EVENT in inter else "view",
+            C.VALUE: inter[C.VALUE].to_numpy(dtype=float) if C.VALUE in inter else np.nan,
+        }
+    )
+    for col in C.CONTEXT_COLUMNS:
+        if col in inter:
+            log[col] = inter[col].to_numpy()
+    log = log[log["user_idx"] >= 0]
+    order = np.lexsort((log["item_idx"], log[C.TIMESTAMP], log["user_idx"]))
+    return log.iloc[order].reset_index(drop=True)
+
+
+def catalogue(ds: Dataset) -> IdMap:
+    """Every item of the items table and of the interactions, in protocol order."""
+    return IdMap.from_values(
+        np.concatenate([ds.items[C.ITEM_ID].astype(str), ds.interactions[C.ITEM_ID].astype(str)])
+    )
+
+
+def _train(ds: Dataset, log: pd.DataFrame, users: IdMap, items: IdMap) -> TrainData:
+    return TrainData.build(
+        log, users, items,
+        aligned_table(ds.items, C.ITEM_ID, items),
+        aligned_table(ds.users, C.USER_ID, users),
+    )
+
+
+def _exclusion(train: TrainData, user_idx: np.ndarray, extra: np.ndarray | None) -> sp.csr_matrix:
+    ex = train.matrix[user_idx].astype(bool).tolil()
+    if extra is not None:
+        ex[np.arange(len(user_idx)), extra] = True
+    return ex.tocsr()
+
+
+def loo(ds: Dataset, min_interactions: int = 3) -> Split:
+    """Temporal leave-one-out: per user, last = test, second last = validation, rest = train."""
+    counts = ds.interactions[C.USER_ID].astype(str).value_counts()
+    kept = counts.index[counts >= min_interactions]
+    if len(kept) == 0:
+        raise DataError(f"no user has {min_interactions} or more interactions: loo needs them")
+    users = IdMap.from_values(kept)
+    items = catalogue(ds)
+    log = _indexed_log(ds, users, items)
+    u = log["user_idx"].to_numpy()
+    last = np.r_[u[1:] != u[:-1], True]  # last row of each user (log is sorted by user)
+    second = np.r_[last[1:], False]
+    test, valid = log[last], log[second]
+    train = _train(ds, log[~(last | second)], users, items)
+    vu, tu = valid["user_idx"].to_numpy(), test["user_idx"].to_numpy()
+    vi, ti = valid["item_idx"].to_numpy(), test["item_idx"].to_numpy()
+    return Split(
+        "loo", train, train,
+        Stage(vu, vi[:, None], _exclusion(train, vu, None)),
+        Stage(tu, ti[:, None], _exclusion(train, tu, vi)),
+    )
+
+
+def _cold_stage(log: pd.DataFrame, cold: np.ndarray) -> Stage:
+    """Users ranking the ``cold`` items they interacted with against all ``cold`` items."""
+    pos = pd.Series(np.arange(len(cold)), index=cold)
+    held = log[log["item_idx"].isin(cold)].drop_duplicates(["user_idx", "item_idx"])
+    users = np.sort(held["user_idx"].unique())
+    row = pd.Series(np.arange(len(users)), index=users)[held["user_idx"]].to_numpy()
+    col = held.groupby("user_idx").cumcount().to_numpy()
+    targets = np.full((len(users), int(col.max()) + 1 if len(col) else 1), -1, dtype=np.int64)
+    targets[row, col] = pos[held["item_idx"]].to_numpy()
+    return Stage(users, targets, None, np.sort(cold))
+
+
+def cold_items(ds: Dataset, seed: int = 0, fraction: float = 0.1) -> Split:
+    """A seeded ``fraction`` of items and all their interactions are held out of training.
+
+    Validation repeats the draw inside the training items (another ``fraction`` of them),
+    so tuning never sees the test items; the final model is refit on all of training.
+    """
+    users = IdMap.from_values(ds.interactions[C.USER_ID].astype(str))
+    items = catalogue(ds)
+    log = _indexed_log(ds, users, items)
+    rng = np.random.default_rng(seed)
+    n_cold = max(1, round(fraction * len(items)))
+    if n_cold * 2 >= len(items):
+        raise DataError(f"cold-items needs more items than {len(items)}")
+    test_cold = np.sort(rng.choice(len(items), n_cold, replace=False))
+    warm = np.setdiff1d(np.arange(len(items)), test_cold)
+    valid_cold = np.sort(rng.choice(warm, n_cold, replace=False))
+    in_test = log["item_idx"].isin(test_cold).to_numpy()
+    train = _train(ds, log[~in_test], users, items)
+    in_valid = train.log["item_idx"].isin(valid_cold).to_numpy()
+    valid_train = train.subset(~in_valid)
+    return Split(
+        "cold-items", train, valid_train,
+        _cold_stage(train.log, valid_cold), _cold_stage(log, test_cold),
+    )
+
+
+def make_split(ds: Dataset, protocol: str, seed: int = 0) -> Split:
+    if protocol == "loo":
+        return loo(ds)
+    if protocol == "cold-items":
+        return cold_items(ds, seed=seed)
+    raise DataError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")

@@ -1,0 +1,130 @@
+"""Comparison reports: a Markdown table, a PNG bar chart and a paired test on per-user ranks."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from llmrec.eval.runner import EvalRun
+
+TABLE_METRICS = (
+    "recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20",
+    "coverage@10", "novelty@10", "diversity@10", "arp@10", "gini@10",
+)
+CHART_METRICS = ("recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20", "coverage@10")
+
+
+def paired_p(a: EvalRun, b: EvalRun, metric: str = "ndcg@10") -> float:
+    """Two-sided Wilcoxon signed-rank p-value on per-user ``metric`` (same users, same split)."""
+    x, y = a.per_user[metric], b.per_user[metric]
+    if len(x) != len(y) or not np.any(x != y):
+        return 1.0
+    return float(stats.wilcoxon(x, y, zero_method="zsplit").pvalue)
+
+
+def table(runs: Sequence[EvalRun]) -> pd.DataFrame:
+    best = max(runs, key=lambda r: r.metrics["ndcg@10"])
+    rows = []
+    for r in runs:
+        row = {"model": r.model}
+        row.update({m: r.metrics.get(m, float("nan")) for m in TABLE_METRICS})
+        row["p vs best"] = float("nan") if r is best else paired_p(r, best)
+        row["fit s"] = r.fit_seconds
+        row["tune s"] = r.tune_seconds
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def markdown(runs: Sequence[EvalRun]) -> str:
+    df = table(runs)
+    head = runs[0]
+    lines = [
+        f"# {head.dataset}, protocol `{head.protocol}`",
+        "",
+        f"{head.n_users} test users, {head.n_items} items; hyper-parameters chosen on the "
+        "validation item (NDCG@10). `p vs best`: Wilcoxon signed-rank test on per-user "
+        "NDCG@10 against the best model.",
+        "",
+        "| " + " | ".join(df.columns) + " |",
+        "|" + "---|" * len(df.columns),
+    ]
+    for _, row in df.iterrows():
+        cells = [str(row["model"])]
+        for col in df.columns[1:]:
+            v = row[col]
+            cells.append("" if pd.isna(v) else _fmt(col, float(v)))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Chosen parameters:", ""]
+    lines += [f"- `{r.model}`: `{json.dumps(r.params, sort_keys=True)}`" for r in runs]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(col: str, v: float) -> str:
+    if col.startswith(("arp", "fit", "tune")):
+        return f"{v:.1f}"
+    if col.startswith("p vs"):
+        return f"{v:.2g}"
+    return f"{v:.4f}"
+
+
+def chart(runs: Sequence[EvalRun], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    width = 0.8 / len(runs)
+    x = np.arange(len(CHART_METRICS))
+    for j, r in enumerate(runs):
+        ax.bar(x + j * width, [r.metrics[m] for m in CHART_METRICS], width, label=r.model)
+    ax.set_xticks(x + width * (len(runs) - 1) / 2, CHART_METRICS)
+    ax.set_ylabel("value (higher is better)")
+    ax.set_title(f"{runs[0].dataset} — protocol {runs[0].protocol}")
+    ax.legend(ncols=min(len(runs), 6), fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    _atomic(path, lambda p: fig.savefig(p, dpi=120, format="png"))
+    plt.close(fig)
+
+
+def write(runs: Sequence[EvalRun], out_dir: Path) -> dict[str, Path]:
+    """``<dataset>-<protocol>.{md,png,json}`` and per-user ranks ``.ranks.parquet``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{runs[0].dataset}-{runs[0].protocol}"
+    paths = {
+        "markdown": out_dir / f"{stem}.md",
+        "chart": out_dir / f"{stem}.png",
+        "json": out_dir / f"{stem}.json",
+        "ranks": out_dir / f"{stem}.ranks.parquet",
+    }
+    _atomic(paths["markdown"], lambda p: Path(p).write_text(markdown(runs)))
+    chart(runs, paths["chart"])
+    write_json([r.to_json() for r in runs], paths["json"])
+    ranks = pd.DataFrame({"user_id": runs[0].user_ids, **{r.model: r.ranks for r in runs}})
+    _atomic(paths["ranks"], lambda p: ranks.to_parquet(p, index=False))
+    return paths
+
+
+def write_json(doc: object, path: Path) -> None:
+    _atomic(path, lambda p: Path(p).write_text(json.dumps(doc, indent=2, sort_keys=True)))
+
+
+def _atomic(path: Path, write_to: Callable[[str], object]) -> None:
+    """Write via a temp file in the same folder, then rename: no half-written report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write_to(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

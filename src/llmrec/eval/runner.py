@@ -1,0 +1,77 @@
+"""One model on one dataset under one protocol: split, tune on validation, test once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from llmrec.data.dataset import Dataset
+from llmrec.eval.evaluate import evaluate, genre_vectors
+from llmrec.eval.protocols import Split, make_split
+from llmrec.eval.tuning import Trial, tune
+from llmrec.models import get_model_class
+
+
+@dataclass
+class EvalRun:
+    dataset: str
+    protocol: str
+    model: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    valid_ndcg10: float
+    fit_seconds: float
+    tune_seconds: float
+    eval_seconds: float
+    n_users: int
+    n_items: int
+    user_ids: np.ndarray = field(repr=False)
+    ranks: np.ndarray = field(repr=False)  # per test user, best target rank (0 = none)
+    per_user: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    trials: list[Trial] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """DESIGN.md's ``--json`` document (plus tuning facts)."""
+        return {
+            "dataset": self.dataset, "protocol": self.protocol, "model": self.model,
+            "params": self.params, "metrics": self.metrics,
+            "valid_ndcg@10": self.valid_ndcg10, "fit_seconds": self.fit_seconds,
+            "tune_seconds": self.tune_seconds, "eval_seconds": self.eval_seconds,
+            "n_users": self.n_users, "n_items": self.n_items,
+            "trials": [{"params": t.params, "valid_ndcg@10": t.score} for t in self.trials],
+        }
+
+
+def run(
+    ds: Dataset,
+    model: str,
+    protocol: str = "loo",
+    params: dict[str, Any] | None = None,
+    search: bool = True,
+    seed: int = 0,
+    split: Split | None = None,
+    on_trial: Callable[[Trial], None] | None = None,
+) -> EvalRun:
+    """Tune ``model`` on the validation stage, then evaluate the test stage once."""
+    cls = get_model_class(model)
+    split = split or make_split(ds, protocol, seed=seed)
+    fixed = {"seed": seed, **(params or {})}
+    t0 = time.perf_counter()
+    tuned = tune(cls, split, fixed, search=search, on_trial=on_trial)
+    tune_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    result = evaluate(tuned.model, split.test, split.train,
+                      item_vectors=genre_vectors(split.train.item_table))
+    eval_seconds = time.perf_counter() - t0
+    return EvalRun(
+        dataset=ds.name, protocol=split.protocol, model=model, params=tuned.params,
+        metrics=result.metrics, valid_ndcg10=tuned.valid_score, fit_seconds=tuned.fit_seconds,
+        tune_seconds=tune_seconds, eval_seconds=eval_seconds,
+        n_users=len(split.test.user_idx), n_items=split.train.n_items,
+        user_ids=split.train.users.ids[result.user_idx], ranks=result.ranks,
+        per_user=result.per_user, trials=tuned.trials,
+    )

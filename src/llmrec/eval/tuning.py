@@ -1,0 +1,113 @@
+"""Hyper-parameter search on the validation item (never the test item), early stopping included."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmrec.eval.evaluate import evaluate
+from llmrec.eval.protocols import Split
+from llmrec.models.base import Recommender
+
+METRIC = "ndcg@10"
+
+
+@dataclass
+class Trial:
+    params: dict[str, Any]
+    score: float
+    fit_seconds: float
+
+
+@dataclass
+class TuneResult:
+    model: Recommender  # fitted with the best parameters, ready for the test stage
+    params: dict[str, Any]
+    valid_score: float
+    fit_seconds: float  # one fit of the chosen configuration
+    trials: list[Trial] = field(default_factory=list)
+
+
+def grid(space: dict[str, list[Any]], fixed: dict[str, Any]) -> list[dict[str, Any]]:
+    free = {k: v for k, v in space.items() if k not in fixed}
+    keys = sorted(free)
+    return [{**fixed, **dict(zip(keys, vals, strict=True))}
+            for vals in itertools.product(*(free[k] for k in keys))]
+
+
+def _valid_score(model: Recommender, split: Split) -> float:
+    res = evaluate(model, split.valid, split.valid_train, ks=(10,), catalogue_metrics=False)
+    return res.metrics[METRIC]
+
+
+def _fit_early_stopped(
+    model: Recommender, split: Split, eval_every: int, patience: int
+) -> tuple[float, int, float]:
+    """Train epoch by epoch; keep the state of the best validation epoch.
+
+    Returns (best score, best epoch, training seconds up to that epoch, evaluation excluded).
+    """
+    best, best_epoch, best_seconds, bad = -1.0, 0, 0.0, 0
+    snapshot: dict | None = None
+    last_epoch = model.config.epochs  # type: ignore[attr-defined]
+    seconds, t0 = 0.0, time.perf_counter()
+    for epoch in model.fit_epochs(split.valid_train):
+        seconds += time.perf_counter() - t0
+        if epoch % eval_every == 0 or epoch == last_epoch:
+            score = _valid_score(model, split)
+            if score > best:
+                best, best_epoch, best_seconds, bad = score, epoch, seconds, 0
+                snapshot = copy.deepcopy(model._state())
+            else:
+                bad += 1
+                if bad >= patience:
+                    break
+        t0 = time.perf_counter()
+    assert snapshot is not None
+    model._load_state(snapshot)
+    return best, best_epoch, best_seconds
+
+
+def tune(
+    model_cls: type[Recommender],
+    split: Split,
+    fixed: dict[str, Any] | None = None,
+    search: bool = True,
+    on_trial: Callable[[Trial], None] | None = None,
+) -> TuneResult:
+    """Fit every configuration of the search space on ``split.valid_train``; pick by NDCG@10."""
+    fixed = dict(fixed or {})
+    configs = grid(model_cls.search_space, fixed) if search else [fixed]
+    trials: list[Trial] = []
+    best: tuple[float, Recommender, dict[str, Any], float] | None = None
+    for params in configs:
+        model = model_cls(**params)
+        if model_cls.iterative:
+            score, epochs, seconds = _fit_early_stopped(
+                model, split, model_cls.eval_every, model_cls.patience
+            )
+            params = {**params, "epochs": epochs}
+            model.config = model.config.model_copy(update={"epochs": epochs})
+        else:
+            t0 = time.perf_counter()
+            model.fit(split.valid_train)
+            seconds = time.perf_counter() - t0
+            score = _valid_score(model, split)
+        trial = Trial(params, score, seconds)
+        trials.append(trial)
+        if on_trial:
+            on_trial(trial)
+        if best is None or score > best[0]:
+            best = (score, model, params, seconds)
+    assert best is not None
+    score, model, params, seconds = best
+    if split.valid_train is not split.train:  # cold-items: refit on all of training
+        model = model_cls(**params)
+        t0 = time.perf_counter()
+        model.fit(split.train)
+        seconds = time.perf_counter() - t0
+    return TuneResult(model, model.config.model_dump(), score, seconds, trials)

@@ -1,0 +1,27 @@
+"""Recommenders behind one interface; ``MODELS`` maps command-line names to classes."""
+
+from __future__ import annotations
+
+from llmrec.errors import ConfigError
+from llmrec.models.base import Recommendations, Recommender, RecommenderConfig
+from llmrec.models.ease import EASE
+from llmrec.models.knn import ItemKNN, UserKNN
+from llmrec.models.mf import ALS, BPR
+from llmrec.models.pop import Pop
+
+MODELS: dict[str, type[Recommender]] = {
+    m.name: m for m in (Pop, ItemKNN, UserKNN, EASE, ALS, BPR)
+}
+
+
+def get_model_class(name: str) -> type[Recommender]:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}") from None
+
+
+__all__ = [
+    "ALS", "BPR", "EASE", "MODELS", "ItemKNN", "Pop", "Recommendations", "Recommender",
+    "RecommenderConfig", "UserKNN", "get_model_class",
+]

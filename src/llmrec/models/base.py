@@ -1,0 +1,208 @@
+"""The one model interface. Public methods live here; a model writes only the ``_`` hooks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple, Self
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from llmrec.data.ids import IdMap
+from llmrec.data.matrix import TrainData
+from llmrec.errors import ConfigError, LlmrecError
+
+FORMAT_VERSION = 1
+
+
+class RecommenderConfig(BaseModel):
+    """Hyper-parameters; shared names: ``embedding_size``, ``epochs``, ``learning_rate``, ``reg``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    seed: int = 42
+
+
+class Recommendations(NamedTuple):
+    """Per user: item ids and scores, best first (unpacks as DESIGN.md's tuple)."""
+
+    item_ids: list[list[str]]
+    scores: list[np.ndarray]
+
+
+class Recommender(ABC):
+    """Scores items for users; never ranks for evaluation nor evaluates (``eval/`` does)."""
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[RecommenderConfig]] = RecommenderConfig
+    # Values tried on the validation item by ``eval.tuning`` (never on the test item).
+    search_space: ClassVar[dict[str, list[Any]]] = {}
+    # Iterative models train epoch by epoch so that tuning can stop early on validation.
+    iterative: ClassVar[bool] = False
+    eval_every: ClassVar[int] = 10  # epochs between validation checks (iterative models)
+    patience: ClassVar[int] = 5  # checks without improvement before stopping
+
+    def __init__(self, config: RecommenderConfig | None = None, **params: Any) -> None:
+        if config is not None and params:
+            raise ConfigError("pass a config or parameters, not both")
+        try:
+            self.config = config or self.config_class(**params)
+        except ValidationError as e:
+            raise ConfigError(f"{self.name}: invalid parameters: {_pydantic_msg(e)}") from e
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    # --- public API -----------------------------------------------------------------------
+    def fit(self, train: TrainData) -> Self:
+        """Fit on ``train``; fitting again replaces the previous fit."""
+        for _ in self.fit_epochs(train):
+            pass
+        return self
+
+    def fit_epochs(self, train: TrainData) -> Iterator[int]:
+        """Fit, yielding the number of epochs done after each epoch (iterative models)."""
+        if train.n_users == 0 or train.n_items == 0:
+            raise LlmrecError("cannot fit on an empty training set")
+        self.users_, self.items_ = train.users, train.items
+        self.history_, self.recency_ = train.matrix, train.recency
+        yield from self._fit_epochs(train)
+
+    def score(self, user_idx: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
+        """Dense scores (len(user_idx), n candidates); higher is better. All items when None."""
+        self._check_fitted()
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        if user_idx.size and (user_idx.min() < 0 or user_idx.max() >= len(self.users_)):
+            raise LlmrecError("user index out of range")
+        items = np.arange(len(self.items_)) if candidates is None else np.asarray(candidates)
+        return np.asarray(self._score(user_idx, items), dtype=np.float32)
+
+    def recommend(
+        self,
+        user_ids: Iterable[str],
+        k: int = 10,
+        exclude_seen: bool = True,
+        context: dict[str, str] | None = None,
+    ) -> Recommendations:
+        """Top-``k`` item ids per user; seen items are dropped; ties go to the lower id."""
+        self._check_fitted()
+        user_ids = [str(u) for u in user_ids]
+        idx = self.users_.index(user_ids)
+        if (idx < 0).any():
+            missing = [u for u, i in zip(user_ids, idx, strict=True) if i < 0][:5]
+            raise LlmrecError(f"unknown user ids: {', '.join(missing)}")
+        scores = self.score(idx).astype(np.float64)
+        scores[np.isnan(scores)] = -np.inf
+        if exclude_seen:
+            seen = self.history_[idx].toarray().astype(bool)
+            scores[seen] = np.nan
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        out_ids, out_scores = [], []
+        for row, o in zip(scores, order, strict=True):
+            o = o[~np.isnan(row[o])]
+            out_ids.append(self.items_.ids[o].tolist())
+            out_scores.append(row[o])
+        return Recommendations(out_ids, out_scores)
+
+    def save(self, path: str | Path) -> None:
+        """A directory: ``manifest.json`` (readable) + ``arrays.npz`` (no pickle); atomic."""
+        self._check_fitted()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            h = self.recency_
+            arrays = {
+                "user_ids": self.users_.ids, "item_ids": self.items_.ids,
+                "history_indptr": h.indptr, "history_indices": h.indices, "history_rank": h.data,
+                **{f"state_{k}": v for k, v in self._state().items()},
+            }
+            np.savez(tmp / "arrays.npz", **arrays)
+            manifest = {
+                "family": self.name, "format_version": FORMAT_VERSION,
+                "params": self.config.model_dump(mode="json"),
+                "n_users": len(self.users_), "n_items": len(self.items_),
+            }
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+            if path.exists():
+                old = path.with_name(f".{path.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(path, old)
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        """Load any model saved by ``save`` (the manifest names its family)."""
+        from llmrec.models import get_model_class
+
+        path = Path(path)
+        try:
+            manifest = json.loads((path / "manifest.json").read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise LlmrecError(f"{path}: not a saved llmrec model ({e})") from e
+        model_cls = get_model_class(manifest["family"])
+        if cls is not Recommender and not issubclass(model_cls, cls):
+            raise LlmrecError(f"{path} holds a {manifest['family']!r} model, not {cls.name!r}")
+        model = model_cls(**manifest["params"])
+        with np.load(path / "arrays.npz", allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        model.users_, model.items_ = IdMap(arrays["user_ids"]), IdMap(arrays["item_ids"])
+        n_u, n_i = len(model.users_), len(model.items_)
+        model.recency_ = sp.csr_matrix(
+            (arrays["history_rank"], arrays["history_indices"], arrays["history_indptr"]),
+            shape=(n_u, n_i),
+        )
+        model.history_ = model.recency_.copy()
+        model.history_.data[:] = 1.0
+        model._load_state({k[6:]: v for k, v in arrays.items() if k.startswith("state_")})
+        return model
+
+    def weighted_history(self, user_idx: np.ndarray, half_life: float | None) -> sp.csr_matrix:
+        """The users' history rows, each item weighted 0.5 ** (age / half_life), age 0 = latest.
+
+        ``half_life`` None gives the plain binary history.
+        """
+        if half_life is None:
+            return self.history_[user_idx]
+        h = self.recency_[user_idx].copy()
+        h.data = np.power(0.5, (h.data - 1.0) / half_life).astype(np.float32)
+        return h
+
+    # --- hooks ------------------------------------------------------------------------------
+    def _fit_epochs(self, train: TrainData) -> Iterator[int]:
+        """Iterative models override this; others override ``_fit``."""
+        self._fit(train)
+        yield 0
+
+    def _fit(self, train: TrainData) -> None:
+        raise NotImplementedError
+
+    @abstractmethod
+    def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray: ...
+
+    @abstractmethod
+    def _state(self) -> dict[str, np.ndarray]:
+        """Learned arrays (saved with the model and snapshotted by early stopping)."""
+
+    @abstractmethod
+    def _load_state(self, state: dict[str, np.ndarray]) -> None: ...
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "history_"):
+            raise LlmrecError(f"{self.name} is not fitted: call fit() first")
+
+
+def _pydantic_msg(e: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())

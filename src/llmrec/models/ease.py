@@ -1,0 +1,48 @@
+"""EASE (Steck 2019): a closed-form item-item linear autoencoder."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+from scipy import linalg
+
+from llmrec.data.matrix import TrainData
+from llmrec.models.base import Recommender, RecommenderConfig
+
+
+class EASEConfig(RecommenderConfig):
+    reg: float = Field(500.0, gt=0, description="L2 penalty lambda")
+    half_life: float | None = Field(
+        None, gt=0, description="history items weigh 0.5 ** (age / half_life); None: equal"
+    )
+
+
+class EASE(Recommender):
+    """B = argmin |X - XB|^2 + reg |B|^2 with diag(B) = 0; dense in items (n_items^2 memory)."""
+
+    name = "ease"
+    config_class = EASEConfig
+    search_space = {
+        "reg": [100.0, 200.0, 300.0, 500.0, 800.0, 1200.0],
+        "half_life": [None, 50.0, 20.0, 10.0, 5.0, 2.0],
+    }
+    config: EASEConfig
+
+    def _fit(self, train: TrainData) -> None:
+        x = train.matrix
+        gram = (x.T @ x).toarray().astype(np.float64)
+        gram[np.diag_indices_from(gram)] += self.config.reg
+        p = linalg.inv(gram, overwrite_a=True, check_finite=False)
+        b = p / (-np.diag(p))
+        b[np.diag_indices_from(b)] = 0.0
+        self.weights_ = b.astype(np.float32)
+
+    def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        h = self.weighted_history(user_idx, self.config.half_life)
+        return np.asarray(h @ self.weights_[:, item_idx])
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"weights": self.weights_}
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.weights_ = state["weights"]

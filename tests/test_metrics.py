@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from llmrec.eval.metrics import accuracy, catalogue, gini, rank
+
+
+def test_rank_by_score_then_lower_index() -> None:
+    scores = np.array([[0.5, 0.9, 0.5, 0.1]])
+    r = rank(scores, np.array([[2]]), None, kmax=4)
+    assert r.topk.tolist() == [[1, 0, 2, 3]]  # item 0 beats item 2 on the tie
+    assert r.target_ranks.tolist() == [[3]]
+
+
+def test_tie_with_target_counts_lower_ids_only() -> None:
+    scores = np.array([[1.0, 1.0, 1.0, 1.0]])
+    assert rank(scores, np.array([[0]]), None, 4).target_ranks[0, 0] == 1
+    assert rank(scores, np.array([[3]]), None, 4).target_ranks[0, 0] == 4
+
+
+def test_excluded_items_never_listed_and_target_never_excluded() -> None:
+    scores = np.array([[0.9, 0.8, 0.7, 0.6]])
+    exclude = sp.csr_matrix(np.array([[True, False, True, True]]))
+    r = rank(scores, np.array([[3]]), exclude, kmax=4)
+    assert r.topk.tolist() == [[1, 3, -1, -1]]
+    assert r.target_ranks[0, 0] == 2
+
+
+def test_nan_scores_rank_last() -> None:
+    scores = np.array([[np.nan, 0.1, 0.2]])
+    r = rank(scores, np.array([[0]]), None, 3)
+    assert r.topk.tolist() == [[2, 1, 0]] and r.target_ranks[0, 0] == 3
+
+
+def test_one_candidate() -> None:
+    r = rank(np.array([[0.3]]), np.array([[0]]), None, kmax=10)
+    acc = accuracy(r, 10)
+    assert acc["recall@10"][0] == 1 and acc["ndcg@10"][0] == 1 and acc["mrr@10"][0] == 1
+    assert r.topk.shape == (1, 1)
+
+
+def test_single_target_metrics_by_hand() -> None:
+    # target at rank 3: recall 1, ndcg 1/log2(4) = 0.5, mrr 1/3; rank 12 is past k=10
+    scores = np.array([np.linspace(1, 0, 20), np.linspace(1, 0, 20)])
+    r = rank(scores, np.array([[2], [11]]), None, 20)
+    acc = accuracy(r, 10)
+    np.testing.assert_allclose(acc["recall@10"], [1, 0])
+    np.testing.assert_allclose(acc["ndcg@10"], [0.5, 0])
+    np.testing.assert_allclose(acc["mrr@10"], [1 / 3, 0])
+
+
+def test_multi_target_metrics_by_hand() -> None:
+    scores = np.array([[0.9, 0.8, 0.7, 0.6, 0.5]])
+    r = rank(scores, np.array([[1, 3, -1]]), None, 5)  # targets at ranks 2 and 4
+    acc = accuracy(r, 3)
+    assert acc["recall@3"][0] == pytest.approx(0.5)
+    idcg = 1 + 1 / math.log2(3)
+    assert acc["ndcg@3"][0] == pytest.approx((1 / math.log2(3)) / idcg)
+    assert acc["mrr@3"][0] == pytest.approx(0.5)
+
+
+def test_gini_by_hand() -> None:
+    assert gini(np.array([5, 5, 5, 5])) == pytest.approx(0.0)
+    assert gini(np.array([0, 0, 0, 8])) == pytest.approx(0.75)  # (n-1)/n for one item
+    assert gini(np.array([0, 0])) == 0.0
+
+
+def test_catalogue_by_hand() -> None:
+    topk = np.array([[0, 1], [0, 2]])
+    pop = np.array([4.0, 2.0, 0.0, 1.0])  # item 2 never seen in training: clipped to 1
+    vectors = np.array([[1, 0], [1, 0], [0, 1], [1, 1]], dtype=float)
+    out = catalogue(topk, 2, pop, n_train_users=4, item_vectors=vectors)
+    assert out["coverage@2"] == pytest.approx(3 / 4)
+    expected_novelty = np.mean([-np.log2(4 / 4), -np.log2(2 / 4), -np.log2(4 / 4), -np.log2(1 / 4)])
+    assert out["novelty@2"] == pytest.approx(expected_novelty)
+    assert out["arp@2"] == pytest.approx((4 + 2 + 4 + 0) / 4)
+    assert out["diversity@2"] == pytest.approx(0.5)  # identical pair: 0, orthogonal pair: 1
+    assert out["gini@2"] == pytest.approx(gini(np.array([2, 1, 1, 0])))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(1, 12)),
+           elements=st.floats(-3, 3) | st.just(np.nan)),
+    st.data(),
+)
+def test_rank_invariants(scores: np.ndarray, data: st.DataObject) -> None:
+    n, c = scores.shape
+    targets = np.array([[data.draw(st.integers(0, c - 1))] for _ in range(n)])
+    r = rank(scores, targets, None, kmax=c)
+    for row, order in zip(scores, r.topk, strict=True):
+        assert sorted(order.tolist()) == list(range(c))  # a permutation
+        s = np.where(np.isnan(row), -np.inf, row)[order]
+        assert np.all(s[:-1] >= s[1:])  # best first
+    # the target's rank is its position in the list
+    pos = [int(np.flatnonzero(r.topk[i] == targets[i, 0])[0]) + 1 for i in range(n)]
+    assert r.target_ranks[:, 0].tolist() == pos
+    for k in (1, 5, 10):
+        acc = accuracy(r, k)
+        assert np.all((acc[f"ndcg@{k}"] >= 0) & (acc[f"ndcg@{k}"] <= 1))
+        assert np.all(acc[f"mrr@{k}"] <= acc[f"recall@{k}"])
