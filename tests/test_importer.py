@@ -9,7 +9,10 @@ from llmrec.data import dataset as store
 from llmrec.data.importer import import_dataset
 from llmrec.errors import DataError
 
-INTER = "user_id,item_id,timestamp,rating_ignored,value\nu1,i1,100,x,4\nu1,i2,200,x,5\nu2,i1,2021-03-04T05:06:07Z,x,\n"
+INTER = (
+    "user_id,item_id,timestamp,rating_ignored,value\n"
+    "u1,i1,100,x,4\nu1,i2,200,x,5\nu2,i1,2021-03-04T05:06:07Z,x,\n"
+)
 ITEMS = "item_id,title,genres,year\ni1,First,a|b,1999\ni2,,c,\n"
 
 
@@ -19,8 +22,9 @@ def _write(tmp_path: Path, name: str, text: str | bytes) -> Path:
     return p
 
 
-def _import(tmp_path: Path, inter: str | bytes = INTER, items: str | bytes | None = ITEMS,
-            **kw: object):
+def _import(
+    tmp_path: Path, inter: str | bytes = INTER, items: str | bytes | None = ITEMS, **kw: object
+):
     i = _write(tmp_path, "inter.csv", inter)
     it = _write(tmp_path, "items.csv", items) if items is not None else None
     return import_dataset("mine", i, tmp_path / "ds", it, **kw)  # type: ignore[arg-type]
@@ -38,34 +42,55 @@ def test_valid_import(tmp_path: Path) -> None:
 
 
 def test_parquet_and_tsv(tmp_path: Path) -> None:
-    df = pd.DataFrame({"user_id": [1, 2], "item_id": [7, 8], "timestamp": [5, 6],
-                       "event": ["click", "like"]})
+    df = pd.DataFrame(
+        {"user_id": [1, 2], "item_id": [7, 8], "timestamp": [5, 6], "event": ["click", "like"]}
+    )
     df.to_parquet(tmp_path / "inter.parquet")
     report = import_dataset("pq", tmp_path / "inter.parquet", tmp_path / "ds")
     assert report.dataset.interactions["user_id"].tolist() == ["1", "2"]
     assert report.dataset.interactions["event"].tolist() == ["click", "like"]
     _write(tmp_path, "inter.tsv", "user_id\titem_id\ttimestamp\nu\ti\t1\n")
-    assert len(import_dataset("tsv", tmp_path / "inter.tsv", tmp_path / "ds")
-               .dataset.interactions) == 1
+    assert (
+        len(import_dataset("tsv", tmp_path / "inter.tsv", tmp_path / "ds").dataset.interactions)
+        == 1
+    )
 
 
 @pytest.mark.parametrize(
     ("inter", "items", "match"),
     [
         ("user_id,item_id\nu1,i1\n", ITEMS, r"inter.csv, column 'timestamp': missing required"),
-        ("user_id,item_id,timestamp\nu1,i1,100\nu1,i2,yesterday\n", ITEMS,
-         r"inter.csv, row 2, column 'timestamp': cannot parse 'yesterday'"),
-        ("user_id,item_id,timestamp,value\nu1,i1,100,4\nu1,i2,5,five\n", ITEMS,
-         r"row 2, column 'value': cannot parse 'five' as a number"),
-        ("user_id,item_id,timestamp\nu1,i1,100\n ,i2,5\n", ITEMS,
-         r"row 2, column 'user_id': empty id"),
-        ("user_id,item_id,timestamp,event\nu1,i1,100,buy\n", ITEMS,
-         r"row 1, column 'event': unknown event 'buy'"),
-        (INTER, "item_id,title\ni1,A\ni2,B\ni1,C\n",
-         r"items.csv, row 3, column 'item_id': duplicate id 'i1' \(rows 1, 3\)"),
+        (
+            "user_id,item_id,timestamp\nu1,i1,100\nu1,i2,yesterday\n",
+            ITEMS,
+            r"inter.csv, row 2, column 'timestamp': cannot parse 'yesterday'",
+        ),
+        (
+            "user_id,item_id,timestamp,value\nu1,i1,100,4\nu1,i2,5,five\n",
+            ITEMS,
+            r"row 2, column 'value': cannot parse 'five' as a number",
+        ),
+        (
+            "user_id,item_id,timestamp\nu1,i1,100\n ,i2,5\n",
+            ITEMS,
+            r"row 2, column 'user_id': empty id",
+        ),
+        (
+            "user_id,item_id,timestamp,event\nu1,i1,100,buy\n",
+            ITEMS,
+            r"row 1, column 'event': unknown event 'buy'",
+        ),
+        (
+            INTER,
+            "item_id,title\ni1,A\ni2,B\ni1,C\n",
+            r"items.csv, row 3, column 'item_id': duplicate id 'i1' \(rows 1, 3\)",
+        ),
         (INTER, "title\nA\n", r"items.csv, column 'item_id': missing required"),
-        (INTER + "u3,i9,300,x,1\n", ITEMS,
-         r"inter.csv, row 4, column 'item_id': item 'i9' is not in .*--drop-unknown"),
+        (
+            INTER + "u3,i9,300,x,1\n",
+            ITEMS,
+            r"inter.csv, row 4, column 'item_id': item 'i9' is not in .*--drop-unknown",
+        ),
         ("user_id,item_id,timestamp\n", ITEMS, "no interactions"),
         ('user_id,item_id,timestamp\nu1,i1,100\nu1,"i2,5\n', ITEMS, "cannot parse as CSV"),
         (INTER, "item_id,year\ni1,old\ni2,1990\n", r"row 1, column 'year': cannot parse 'old'"),

@@ -87,8 +87,11 @@ def test_catalogue_by_hand() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(1, 12)),
-           elements=st.floats(-3, 3) | st.just(np.nan)),
+    arrays(
+        np.float64,
+        st.tuples(st.integers(1, 6), st.integers(1, 12)),
+        elements=st.floats(-3, 3) | st.just(np.nan),
+    ),
     st.data(),
 )
 def test_rank_invariants(scores: np.ndarray, data: st.DataObject) -> None:

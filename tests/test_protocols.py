@@ -69,9 +69,7 @@ def test_cold_items_holds_items_out_of_training() -> None:
     for row, u in enumerate(s.test.user_idx):
         uid = s.train.users.ids[u]
         got = {s.train.items.ids[test_cold[t]] for t in s.test.targets[row] if t >= 0}
-        truth = set(inter[inter[C.USER_ID] == uid][C.ITEM_ID]) & set(
-            s.train.items.ids[test_cold]
-        )
+        truth = set(inter[inter[C.USER_ID] == uid][C.ITEM_ID]) & set(s.train.items.ids[test_cold])
         assert got == truth
     # a different seed draws different items
     assert not np.array_equal(cold_items(ds, seed=4).test.candidates, test_cold)

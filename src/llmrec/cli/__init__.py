@@ -48,6 +48,9 @@ def main() -> None:
             sys.exit(1)
         if os.environ.get("LLMREC_DEBUG"):
             raise
-        err.print(f"[red]internal error:[/red] {type(e).__name__}: {e} "
-                  "(set LLMREC_DEBUG=1 for the stack trace)", highlight=False)
+        err.print(
+            f"[red]internal error:[/red] {type(e).__name__}: {e} "
+            "(set LLMREC_DEBUG=1 for the stack trace)",
+            highlight=False,
+        )
         sys.exit(EXIT_INTERNAL)

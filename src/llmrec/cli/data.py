@@ -34,7 +34,9 @@ def fetch_command(
 @app.command("import")
 def import_command(
     name: Annotated[str, typer.Argument(help="dataset name to create or replace")],
-    interactions: Annotated[Path, typer.Option(help="CSV/TSV/Parquet: user_id, item_id, timestamp")],
+    interactions: Annotated[
+        Path, typer.Option(help="CSV/TSV/Parquet: user_id, item_id, timestamp")
+    ],
     items: Annotated[Path | None, typer.Option(help="CSV/TSV/Parquet: item_id, title, ...")] = None,
     users: Annotated[Path | None, typer.Option(help="CSV/TSV/Parquet: user_id, ...")] = None,
     drop_unknown: Annotated[

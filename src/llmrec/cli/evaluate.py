@@ -69,16 +69,28 @@ def eval_command(
     split = make_split(ds, protocol, seed=seed)
     runs: list[EvalRun] = []
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
     ) as progress:
         for n in names:
             cls = get_model_class(n)
             total = len(grid(cls.search_space, {**params, "seed": seed})) if tune else 1
             task = progress.add_task(f"{n}: tuning on validation", total=total)
             runs.append(
-                run(ds, n, protocol, params, search=tune, seed=seed, split=split,
-                    on_trial=lambda _t, task=task: progress.advance(task))
+                run(
+                    ds,
+                    n,
+                    protocol,
+                    params,
+                    search=tune,
+                    seed=seed,
+                    split=split,
+                    on_trial=lambda _t, task=task: progress.advance(task),
+                )
             )
             progress.update(task, description=f"{n}: done")
     out.print(_table(runs))
@@ -93,16 +105,29 @@ def eval_command(
 
 def _table(runs: list[EvalRun]) -> Table:
     head = runs[0]
-    t = Table(title=f"{head.dataset} · {head.protocol} · {head.n_users} test users · "
-              f"{head.n_items} items")
-    cols = ("recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20", "coverage@10",
-            "novelty@10", "diversity@10")
+    t = Table(
+        title=f"{head.dataset} · {head.protocol} · {head.n_users} test users · {head.n_items} items"
+    )
+    cols = (
+        "recall@10",
+        "ndcg@10",
+        "mrr@10",
+        "recall@20",
+        "ndcg@20",
+        "coverage@10",
+        "novelty@10",
+        "diversity@10",
+    )
     t.add_column("model")
     for c in cols:
         t.add_column(c, justify="right", no_wrap=True)
     t.add_column("fit s", justify="right")
     t.add_column("tune s", justify="right")
     for r in runs:
-        t.add_row(r.model, *(f"{r.metrics.get(c, float('nan')):.4f}" for c in cols),
-                  f"{r.fit_seconds:.2f}", f"{r.tune_seconds:.1f}")
+        t.add_row(
+            r.model,
+            *(f"{r.metrics.get(c, float('nan')):.4f}" for c in cols),
+            f"{r.fit_seconds:.2f}",
+            f"{r.tune_seconds:.1f}",
+        )
     return t

@@ -64,7 +64,9 @@ def exists(root: Path, name: str) -> bool:
 def list_datasets(root: Path) -> list[str]:
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and exists(root, p.name))
+    return sorted(
+        p.name for p in root.iterdir() if not p.name.startswith(".") and exists(root, p.name)
+    )
 
 
 def save(ds: Dataset, root: Path) -> Path:

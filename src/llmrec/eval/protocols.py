@@ -74,7 +74,9 @@ def catalogue(ds: Dataset) -> IdMap:
 
 def _train(ds: Dataset, log: pd.DataFrame, users: IdMap, items: IdMap) -> TrainData:
     return TrainData.build(
-        log, users, items,
+        log,
+        users,
+        items,
         aligned_table(ds.items, C.ITEM_ID, items),
         aligned_table(ds.users, C.USER_ID, users),
     )
@@ -104,7 +106,9 @@ def loo(ds: Dataset, min_interactions: int = 3) -> Split:
     vu, tu = valid["user_idx"].to_numpy(), test["user_idx"].to_numpy()
     vi, ti = valid["item_idx"].to_numpy(), test["item_idx"].to_numpy()
     return Split(
-        "loo", train, train,
+        "loo",
+        train,
+        train,
         Stage(vu, vi[:, None], _exclusion(train, vu, None)),
         Stage(tu, ti[:, None], _exclusion(train, tu, vi)),
     )
@@ -143,8 +147,11 @@ def cold_items(ds: Dataset, seed: int = 0, fraction: float = 0.1) -> Split:
     in_valid = train.log["item_idx"].isin(valid_cold).to_numpy()
     valid_train = train.subset(~in_valid)
     return Split(
-        "cold-items", train, valid_train,
-        _cold_stage(train.log, valid_cold), _cold_stage(log, test_cold),
+        "cold-items",
+        train,
+        valid_train,
+        _cold_stage(train.log, valid_cold),
+        _cold_stage(log, test_cold),
     )
 
 

@@ -15,8 +15,16 @@ from scipy import stats
 from llmrec.eval.runner import EvalRun
 
 TABLE_METRICS = (
-    "recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20",
-    "coverage@10", "novelty@10", "diversity@10", "arp@10", "gini@10",
+    "recall@10",
+    "ndcg@10",
+    "mrr@10",
+    "recall@20",
+    "ndcg@20",
+    "coverage@10",
+    "novelty@10",
+    "diversity@10",
+    "arp@10",
+    "gini@10",
 )
 CHART_METRICS = ("recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20", "coverage@10")
 

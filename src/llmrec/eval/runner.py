@@ -37,11 +37,17 @@ class EvalRun:
     def to_json(self) -> dict[str, Any]:
         """DESIGN.md's ``--json`` document (plus tuning facts)."""
         return {
-            "dataset": self.dataset, "protocol": self.protocol, "model": self.model,
-            "params": self.params, "metrics": self.metrics,
-            "valid_ndcg@10": self.valid_ndcg10, "fit_seconds": self.fit_seconds,
-            "tune_seconds": self.tune_seconds, "eval_seconds": self.eval_seconds,
-            "n_users": self.n_users, "n_items": self.n_items,
+            "dataset": self.dataset,
+            "protocol": self.protocol,
+            "model": self.model,
+            "params": self.params,
+            "metrics": self.metrics,
+            "valid_ndcg@10": self.valid_ndcg10,
+            "fit_seconds": self.fit_seconds,
+            "tune_seconds": self.tune_seconds,
+            "eval_seconds": self.eval_seconds,
+            "n_users": self.n_users,
+            "n_items": self.n_items,
             "trials": [{"params": t.params, "valid_ndcg@10": t.score} for t in self.trials],
         }
 
@@ -64,14 +70,24 @@ def run(
     tuned = tune(cls, split, fixed, search=search, on_trial=on_trial)
     tune_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    result = evaluate(tuned.model, split.test, split.train,
-                      item_vectors=genre_vectors(split.train.item_table))
+    result = evaluate(
+        tuned.model, split.test, split.train, item_vectors=genre_vectors(split.train.item_table)
+    )
     eval_seconds = time.perf_counter() - t0
     return EvalRun(
-        dataset=ds.name, protocol=split.protocol, model=model, params=tuned.params,
-        metrics=result.metrics, valid_ndcg10=tuned.valid_score, fit_seconds=tuned.fit_seconds,
-        tune_seconds=tune_seconds, eval_seconds=eval_seconds,
-        n_users=len(split.test.user_idx), n_items=split.train.n_items,
-        user_ids=split.train.users.ids[result.user_idx], ranks=result.ranks,
-        per_user=result.per_user, trials=tuned.trials,
+        dataset=ds.name,
+        protocol=split.protocol,
+        model=model,
+        params=tuned.params,
+        metrics=result.metrics,
+        valid_ndcg10=tuned.valid_score,
+        fit_seconds=tuned.fit_seconds,
+        tune_seconds=tune_seconds,
+        eval_seconds=eval_seconds,
+        n_users=len(split.test.user_idx),
+        n_items=split.train.n_items,
+        user_ids=split.train.users.ids[result.user_idx],
+        ranks=result.ranks,
+        per_user=result.per_user,
+        trials=tuned.trials,
     )

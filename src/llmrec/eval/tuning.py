@@ -35,8 +35,10 @@ class TuneResult:
 def grid(space: dict[str, list[Any]], fixed: dict[str, Any]) -> list[dict[str, Any]]:
     free = {k: v for k, v in space.items() if k not in fixed}
     keys = sorted(free)
-    return [{**fixed, **dict(zip(keys, vals, strict=True))}
-            for vals in itertools.product(*(free[k] for k in keys))]
+    return [
+        {**fixed, **dict(zip(keys, vals, strict=True))}
+        for vals in itertools.product(*(free[k] for k in keys))
+    ]
 
 
 def _valid_score(model: Recommender, split: Split) -> float:

@@ -7,10 +7,10 @@ from llmrec.models.base import Recommendations, Recommender, RecommenderConfig
 from llmrec.models.ease import EASE
 from llmrec.models.knn import ItemKNN, UserKNN
 from llmrec.models.mf import ALS, BPR
-from llmrec.models.pop import Pop
+from llmrec.models.pop import Pop, Random
 
 MODELS: dict[str, type[Recommender]] = {
-    m.name: m for m in (Pop, ItemKNN, UserKNN, EASE, ALS, BPR)
+    m.name: m for m in (Random, Pop, ItemKNN, UserKNN, EASE, ALS, BPR)
 }
 
 
@@ -22,6 +22,16 @@ def get_model_class(name: str) -> type[Recommender]:
 
 
 __all__ = [
-    "ALS", "BPR", "EASE", "MODELS", "ItemKNN", "Pop", "Recommendations", "Recommender",
-    "RecommenderConfig", "UserKNN", "get_model_class",
+    "ALS",
+    "BPR",
+    "EASE",
+    "MODELS",
+    "ItemKNN",
+    "Pop",
+    "Random",
+    "Recommendations",
+    "Recommender",
+    "RecommenderConfig",
+    "UserKNN",
+    "get_model_class",
 ]

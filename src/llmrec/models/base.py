@@ -23,7 +23,7 @@ FORMAT_VERSION = 1
 
 
 class RecommenderConfig(BaseModel):
-    """Hyper-parameters; shared names: ``embedding_size``, ``epochs``, ``learning_rate``, ``reg``."""
+    """Hyper-parameters; shared names: embedding_size, epochs, learning_rate, reg, seed."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     seed: int = 42
@@ -119,15 +119,20 @@ class Recommender(ABC):
         try:
             h = self.recency_
             arrays = {
-                "user_ids": self.users_.ids, "item_ids": self.items_.ids,
-                "history_indptr": h.indptr, "history_indices": h.indices, "history_rank": h.data,
+                "user_ids": self.users_.ids,
+                "item_ids": self.items_.ids,
+                "history_indptr": h.indptr,
+                "history_indices": h.indices,
+                "history_rank": h.data,
                 **{f"state_{k}": v for k, v in self._state().items()},
             }
             np.savez(tmp / "arrays.npz", **arrays)
             manifest = {
-                "family": self.name, "format_version": FORMAT_VERSION,
+                "family": self.name,
+                "format_version": FORMAT_VERSION,
                 "params": self.config.model_dump(mode="json"),
-                "n_users": len(self.users_), "n_items": len(self.items_),
+                "n_users": len(self.users_),
+                "n_items": len(self.items_),
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
             if path.exists():

@@ -75,24 +75,42 @@ class ItemKNN(Recommender):
 
 
 class UserKNN(Recommender):
-    """score(u, j) = sum over u's top-k most similar users v of sim(u, v) * x_vj."""
+    """score(u, j) = sum over u's top-k most similar users v of sim(u, v) * x_vj.
+
+    Neighbours are found at scoring time from u's (recency-weighted) history, so a history
+    that changed since ``fit`` is used as it is now; the cost is one sparse product per batch.
+    """
 
     name = "userknn"
-    config_class = KNNConfig  # half_life is not used: neighbours are precomputed per user
-    search_space = {"k": [20, 50, 100, 200, 400], "shrink": [0.0, 10.0, 50.0, 100.0]}
+    config_class = KNNConfig
+    search_space = {
+        "k": [20, 50, 100, 200],
+        "shrink": [0.0, 10.0, 50.0],
+        "half_life": [None, 20.0, 5.0],
+    }
     config: KNNConfig
 
     def _fit(self, train: TrainData) -> None:
-        self.sim_ = cosine_neighbours(train.matrix.T.tocsr(), self.config.k, self.config.shrink)
+        self.norms_ = np.sqrt(np.asarray(train.matrix.sum(axis=1)).ravel()).astype(np.float32)
 
     def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
-        return (self.sim_[user_idx] @ self.history_[:, item_idx]).toarray()
+        c = self.config
+        q = self.weighted_history(user_idx, c.half_life)
+        q_norm = np.sqrt(np.asarray(q.multiply(q).sum(axis=1))).astype(np.float32)
+        sim = (q @ self.history_.T).toarray()
+        sim /= q_norm * self.norms_[None, :] + c.shrink + 1e-12
+        sim[np.arange(len(user_idx)), user_idx] = 0.0  # a user is not their own neighbour
+        k = min(c.k, sim.shape[1])
+        if k < sim.shape[1]:
+            drop = np.argpartition(-sim, k - 1, axis=1)[:, k:]
+            np.put_along_axis(sim, drop, 0.0, axis=1)
+        return np.asarray(self.history_[:, item_idx].T.dot(sim.T).T)
 
     def _state(self) -> dict[str, np.ndarray]:
-        return _csr_state(self.sim_)
+        return {"norms": self.norms_}
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
-        self.sim_ = _csr_load(state)
+        self.norms_ = state["norms"]
 
 
 def _csr_state(m: sp.csr_matrix) -> dict[str, np.ndarray]:

@@ -58,8 +58,12 @@ class ALS(_Factors):
         c = self.config
         with threadpool_limits(limits=1, user_api="blas"):  # implicit's own advice
             model = AlternatingLeastSquares(
-                factors=c.embedding_size, regularization=c.reg, alpha=c.alpha,
-                iterations=c.epochs, random_state=c.seed, num_threads=get_settings().threads,
+                factors=c.embedding_size,
+                regularization=c.reg,
+                alpha=c.alpha,
+                iterations=c.epochs,
+                random_state=c.seed,
+                num_threads=get_settings().threads,
             )
             weights = self.weighted_history(np.arange(train.n_users), c.half_life)
             model.fit(weights.tocsr(), show_progress=False)
@@ -86,10 +90,13 @@ class BPR(_Factors):
     def _fit_epochs(self, train: TrainData) -> Iterator[int]:
         c = self.config
         model = BayesianPersonalizedRanking(
-            factors=c.embedding_size, learning_rate=c.learning_rate, regularization=c.reg,
+            factors=c.embedding_size,
+            learning_rate=c.learning_rate,
+            regularization=c.reg,
             # one Generator shared by every 1-epoch call: an int seed would resample the
             # same triples each epoch
-            iterations=1, random_state=np.random.default_rng(c.seed),
+            iterations=1,
+            random_state=np.random.default_rng(c.seed),
             num_threads=get_settings().threads,
         )
         for epoch in range(1, c.epochs + 1):

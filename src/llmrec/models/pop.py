@@ -24,3 +24,25 @@ class Pop(Recommender):
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         self.counts_ = state["counts"]
+
+
+class Random(Recommender):
+    """Seeded uniform random scores, fixed per (user, item): the floor every model must beat."""
+
+    name = "random"
+
+    def _fit(self, train: TrainData) -> None:
+        self.seed_ = np.array([self.config.seed])
+
+    def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        # one generator per user, so a user's scores do not depend on the batch it is in
+        out = np.empty((len(user_idx), len(self.items_)), dtype=np.float32)
+        for row, u in enumerate(user_idx):
+            out[row] = np.random.default_rng([int(self.seed_[0]), int(u)]).random(len(self.items_))
+        return out[:, item_idx]
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"seed": self.seed_}
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.seed_ = state["seed"]

@@ -22,12 +22,14 @@ class RecommenderContract:
     params: ClassVar[dict[str, Any]] = {}
 
     @pytest.fixture(scope="class")
-    def train(self) -> TrainData:
+    @classmethod
+    def train(cls) -> TrainData:
         return loo(block_dataset()).train
 
     @pytest.fixture(scope="class")
-    def fitted(self, train: TrainData) -> Recommender:
-        return self.model_class(**self.params).fit(train)
+    @classmethod
+    def fitted(cls, train: TrainData) -> Recommender:
+        return cls.model_class(**cls.params).fit(train)
 
     def test_default_construction_and_config_round_trip(self) -> None:
         m = self.model_class()
@@ -51,9 +53,7 @@ class RecommenderContract:
         single = np.vstack([fitted.score(np.array([u])) for u in users])
         np.testing.assert_allclose(batch, single, rtol=1e-5, atol=1e-6)
 
-    def test_recommend_excludes_seen_and_sorts(
-        self, fitted: Recommender, train: TrainData
-    ) -> None:
+    def test_recommend_excludes_seen_and_sorts(self, fitted: Recommender, train: TrainData) -> None:
         uid = train.users.ids[0]
         items, scores = fitted.recommend([uid], k=5)
         seen = set(train.items.ids[train.matrix[0].indices])
@@ -65,7 +65,7 @@ class RecommenderContract:
     def test_known_answer_ranking(self, fitted: Recommender, train: TrainData) -> None:
         """Checkerboard: each user's top 3 come from their own block (Pop overrides this)."""
         hits = 0
-        for u, uid in enumerate(train.users.ids):
+        for uid in train.users.ids:
             top, _ = fitted.recommend([uid], k=3)
             block = int(uid[1:]) % 2
             hits += sum(int(i) % 2 == block for i in top[0])

@@ -16,11 +16,22 @@ def tiny_dataset(name: str = "tiny") -> Dataset:
     decides (item 10 sorts after item 9 as an integer, before it as a string).
     """
     rows = [
-        ("u1", "1", 10), ("u1", "2", 20), ("u1", "9", 30), ("u1", "10", 30),
-        ("u2", "1", 11), ("u2", "3", 12), ("u2", "4", 13),
-        ("u3", "2", 5), ("u3", "3", 6), ("u3", "4", 7), ("u3", "1", 8),
-        ("u4", "4", 1), ("u4", "9", 2), ("u4", "10", 3),
-        ("u5", "1", 1), ("u5", "2", 2),
+        ("u1", "1", 10),
+        ("u1", "2", 20),
+        ("u1", "9", 30),
+        ("u1", "10", 30),
+        ("u2", "1", 11),
+        ("u2", "3", 12),
+        ("u2", "4", 13),
+        ("u3", "2", 5),
+        ("u3", "3", 6),
+        ("u3", "4", 7),
+        ("u3", "1", 8),
+        ("u4", "4", 1),
+        ("u4", "9", 2),
+        ("u4", "10", 3),
+        ("u5", "1", 1),
+        ("u5", "2", 2),
     ]
     inter = pd.DataFrame(rows, columns=[C.USER_ID, C.ITEM_ID, C.TIMESTAMP])
     inter[C.EVENT], inter[C.VALUE] = "rate", 4.0
@@ -50,6 +61,10 @@ def block_dataset(
         rows += [(f"u{u}", f"{i}", t) for t, i in enumerate(seen)]
     inter = pd.DataFrame(rows, columns=[C.USER_ID, C.ITEM_ID, C.TIMESTAMP])
     inter[C.EVENT], inter[C.VALUE] = "view", np.nan
-    items = pd.DataFrame({C.ITEM_ID: [str(i) for i in range(n_items)],
-                          C.TITLE: [f"Item {i}" for i in range(n_items)]})
+    items = pd.DataFrame(
+        {
+            C.ITEM_ID: [str(i) for i in range(n_items)],
+            C.TITLE: [f"Item {i}" for i in range(n_items)],
+        }
+    )
     return Dataset(name, inter, items)
