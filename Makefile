@@ -5,13 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data demo test lint format bench clean
+.PHONY: install data demo test lint format bench bench-text clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,embed]'
 	touch $(STAMP)
 
 data: $(STAMP)
@@ -34,6 +34,9 @@ format: $(STAMP)
 
 bench: data
 	$(BIN)/python benchmarks/bench_baselines.py
+
+bench-text: data
+	$(BIN)/python benchmarks/bench_text.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

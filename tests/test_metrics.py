@@ -109,3 +109,14 @@ def test_rank_invariants(scores: np.ndarray, data: st.DataObject) -> None:
         acc = accuracy(r, k)
         assert np.all((acc[f"ndcg@{k}"] >= 0) & (acc[f"ndcg@{k}"] <= 1))
         assert np.all(acc[f"mrr@{k}"] <= acc[f"recall@{k}"])
+
+
+def test_tie_order_breaks_ties_and_maps_back() -> None:
+    scores = np.array([[1.0, 1.0, 1.0, 2.0]])
+    tie = np.array([2, 0, 3, 1])  # among ties: position 2 first, then 0, then 1
+    r = rank(scores, np.array([[1]]), None, 4, tie_order=tie)
+    assert r.topk.tolist() == [[3, 2, 0, 1]]
+    assert r.target_ranks[0, 0] == 4
+    exclude = sp.csr_matrix(np.array([[False, False, True, False]]))
+    r = rank(scores, np.array([[0]]), exclude, 4, tie_order=tie)
+    assert r.topk.tolist() == [[3, 0, 1, -1]] and r.target_ranks[0, 0] == 2

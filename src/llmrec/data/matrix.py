@@ -30,6 +30,8 @@ class TrainData:
     log: pd.DataFrame  # columns user_idx, item_idx, timestamp, event, value
     item_table: pd.DataFrame | None = None
     user_table: pd.DataFrame | None = None
+    kg: pd.DataFrame | None = None  # head, relation, tail (text facts for items)
+    item_entity: pd.DataFrame | None = None
 
     @property
     def n_users(self) -> int:
@@ -47,6 +49,8 @@ class TrainData:
         items: IdMap,
         item_table: pd.DataFrame | None = None,
         user_table: pd.DataFrame | None = None,
+        kg: pd.DataFrame | None = None,
+        item_entity: pd.DataFrame | None = None,
     ) -> TrainData:
         """``log`` has user_idx/item_idx columns already (see ``eval.protocols``)."""
         order = np.lexsort((log["item_idx"], log[C.TIMESTAMP], log["user_idx"]))
@@ -60,12 +64,18 @@ class TrainData:
         recency.sort_indices()
         matrix = recency.copy()
         matrix.data[:] = 1.0
-        return cls(users, items, matrix, recency, log, item_table, user_table)
+        return cls(users, items, matrix, recency, log, item_table, user_table, kg, item_entity)
 
     def subset(self, keep_rows: np.ndarray) -> TrainData:
         """Same indices, fewer interactions (used to carve a validation fold out of training)."""
         return TrainData.build(
-            self.log[keep_rows], self.users, self.items, self.item_table, self.user_table
+            self.log[keep_rows],
+            self.users,
+            self.items,
+            self.item_table,
+            self.user_table,
+            self.kg,
+            self.item_entity,
         )
 
 

@@ -58,7 +58,7 @@ def evaluate(
 ) -> StageResult:
     """Every metric of DESIGN.md for ``stage``; ``train`` gives popularity for novelty/ARP."""
     s = scores(model, stage)
-    ranking = metrics.rank(s, stage.targets, stage.exclude, max(ks))
+    ranking = metrics.rank(s, stage.targets, stage.exclude, max(ks), stage.tie_order)
     per_user: dict[str, np.ndarray] = {}
     out: dict[str, float] = {}
     for k in ks:

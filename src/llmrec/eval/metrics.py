@@ -29,11 +29,22 @@ def rank(
     targets: np.ndarray,
     exclude: sp.csr_matrix | np.ndarray | None,
     kmax: int,
+    tie_order: np.ndarray | None = None,
 ) -> Ranking:
     """Rank every candidate per user (row) of ``scores``.
 
     ``targets``: (n, t) candidate positions, -1 padded. ``exclude``: (n, c) boolean.
+    ``tie_order``: a permutation of candidate positions; tied scores go to the one earlier in
+    it (default: the lower position, i.e. the lower id).
     """
+    if tie_order is not None:
+        inverse = np.empty_like(tie_order)
+        inverse[tie_order] = np.arange(len(tie_order))
+        t = np.asarray(targets, dtype=np.int64).reshape(len(scores), -1)
+        ex = None if exclude is None else exclude[:, tie_order]
+        r = rank(scores[:, tie_order], np.where(t >= 0, inverse[np.maximum(t, 0)], -1), ex, kmax)
+        topk = np.where(r.topk >= 0, tie_order[np.maximum(r.topk, 0)], -1)
+        return Ranking(topk, r.target_ranks, r.n_targets)
     n, c = scores.shape
     targets = np.asarray(targets, dtype=np.int64).reshape(n, -1)
     topk = np.full((n, min(kmax, c)), -1, dtype=np.int64)

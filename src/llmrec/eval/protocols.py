@@ -14,7 +14,7 @@ from llmrec.data.ids import IdMap
 from llmrec.data.matrix import TrainData, aligned_table
 from llmrec.errors import DataError
 
-PROTOCOLS = ("loo", "cold-items")
+PROTOCOLS = ("loo", "cold-items", "cold-users")
 
 
 @dataclass(frozen=True)
@@ -23,12 +23,14 @@ class Stage:
 
     ``candidates`` (item indices) restricts the ranking; None means the whole catalogue.
     ``targets`` and ``exclude`` are in candidate positions (= item indices when None).
+    ``tie_order`` (candidate positions) breaks score ties; None: the lower id wins.
     """
 
     user_idx: np.ndarray
     targets: np.ndarray  # (n, t), -1 padded
     exclude: sp.csr_matrix | None
     candidates: np.ndarray | None = None
+    tie_order: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -114,8 +116,13 @@ def loo(ds: Dataset, min_interactions: int = 3) -> Split:
     )
 
 
-def _cold_stage(log: pd.DataFrame, cold: np.ndarray) -> Stage:
-    """Users ranking the ``cold`` items they interacted with against all ``cold`` items."""
+def _cold_stage(log: pd.DataFrame, cold: np.ndarray, seed: int) -> Stage:
+    """Users ranking the ``cold`` items they interacted with against all ``cold`` items.
+
+    Ties are broken in a seeded random order, not by id: ids of items nobody has seen must
+    carry no signal (ml-100k's low ids are its popular films), so a model with no signal for
+    cold items (every CF model) scores as random does.
+    """
     pos = pd.Series(np.arange(len(cold)), index=cold)
     held = log[log["item_idx"].isin(cold)].drop_duplicates(["user_idx", "item_idx"])
     users = np.sort(held["user_idx"].unique())
@@ -123,7 +130,8 @@ def _cold_stage(log: pd.DataFrame, cold: np.ndarray) -> Stage:
     col = held.groupby("user_idx").cumcount().to_numpy()
     targets = np.full((len(users), int(col.max()) + 1 if len(col) else 1), -1, dtype=np.int64)
     targets[row, col] = pos[held["item_idx"]].to_numpy()
-    return Stage(users, targets, None, np.sort(cold))
+    tie_order = np.random.default_rng(seed).permutation(len(cold))
+    return Stage(users, targets, None, np.sort(cold), tie_order)
 
 
 def cold_items(ds: Dataset, seed: int = 0, fraction: float = 0.1) -> Split:
@@ -150,8 +158,42 @@ def cold_items(ds: Dataset, seed: int = 0, fraction: float = 0.1) -> Split:
         "cold-items",
         train,
         valid_train,
-        _cold_stage(train.log, valid_cold),
-        _cold_stage(log, test_cold),
+        _cold_stage(train.log, valid_cold, seed + 1),
+        _cold_stage(log, test_cold, seed + 2),
+    )
+
+
+def cold_users(ds: Dataset, seed: int = 0, fraction: float = 0.1, keep: int = 5) -> Split:
+    """loo, but a seeded ``fraction`` of users keep only their ``keep`` latest training
+    interactions; only those users are evaluated (a cold-start view of users)."""
+    base = loo(ds)
+    rng = np.random.default_rng(seed)
+    n = max(1, round(fraction * base.train.n_users))
+    cold = np.sort(rng.choice(base.train.n_users, n, replace=False))
+    log = base.train.log
+    is_cold = log["user_idx"].isin(cold).to_numpy()
+    from_end = log.groupby("user_idx").cumcount(ascending=False).to_numpy()
+    train = base.train.subset(~is_cold | (from_end < keep))
+    rows_v = np.flatnonzero(np.isin(base.valid.user_idx, cold))
+    rows_t = np.flatnonzero(np.isin(base.test.user_idx, cold))
+    # the test ranking excludes the (shortened) training history plus the validation item
+    test = base.test
+    t_users = test.user_idx[rows_t]
+    v_of = dict(zip(base.valid.user_idx, base.valid.targets[:, 0], strict=True))
+    return Split(
+        "cold-users",
+        train,
+        train,
+        Stage(
+            base.valid.user_idx[rows_v],
+            base.valid.targets[rows_v],
+            _exclusion(train, base.valid.user_idx[rows_v], None),
+        ),
+        Stage(
+            t_users,
+            test.targets[rows_t],
+            _exclusion(train, t_users, np.array([v_of[u] for u in t_users])),
+        ),
     )
 
 
@@ -160,4 +202,6 @@ def make_split(ds: Dataset, protocol: str, seed: int = 0) -> Split:
         return loo(ds)
     if protocol == "cold-items":
         return cold_items(ds, seed=seed)
+    if protocol == "cold-users":
+        return cold_users(ds, seed=seed)
     raise DataError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")

@@ -41,7 +41,8 @@ def grid(space: dict[str, list[Any]], fixed: dict[str, Any]) -> list[dict[str, A
     ]
 
 
-def _valid_score(model: Recommender, split: Split) -> float:
+def valid_score(model: Recommender, split: Split) -> float:
+    """NDCG@10 on the validation stage (the only number tuning ever looks at)."""
     res = evaluate(model, split.valid, split.valid_train, ks=(10,), catalogue_metrics=False)
     return res.metrics[METRIC]
 
@@ -60,7 +61,7 @@ def _fit_early_stopped(
     for epoch in model.fit_epochs(split.valid_train):
         seconds += time.perf_counter() - t0
         if epoch % eval_every == 0 or epoch == last_epoch:
-            score = _valid_score(model, split)
+            score = valid_score(model, split)
             if score > best:
                 best, best_epoch, best_seconds, bad = score, epoch, seconds, 0
                 snapshot = copy.deepcopy(model._state())
@@ -83,6 +84,9 @@ def tune(
 ) -> TuneResult:
     """Fit every configuration of the search space on ``split.valid_train``; pick by NDCG@10."""
     fixed = dict(fixed or {})
+    custom = getattr(model_cls, "tune_on", None)
+    if custom is not None:  # composite models tune their parts themselves
+        return custom(split, fixed, search=search, on_trial=on_trial)
     configs = grid(model_cls.search_space, fixed) if search else [fixed]
     trials: list[Trial] = []
     best: tuple[float, Recommender, dict[str, Any], float] | None = None
@@ -98,7 +102,7 @@ def tune(
             t0 = time.perf_counter()
             model.fit(split.valid_train)
             seconds = time.perf_counter() - t0
-            score = _valid_score(model, split)
+            score = valid_score(model, split)
         trial = Trial(params, score, seconds)
         trials.append(trial)
         if on_trial:

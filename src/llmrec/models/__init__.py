@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from llmrec.errors import ConfigError
 from llmrec.models.base import Recommendations, Recommender, RecommenderConfig
+from llmrec.models.content import Content, UserText
 from llmrec.models.ease import EASE
+from llmrec.models.hybrid import Hybrid
 from llmrec.models.knn import ItemKNN, UserKNN
 from llmrec.models.mf import ALS, BPR
 from llmrec.models.pop import Pop, Random
 
 MODELS: dict[str, type[Recommender]] = {
-    m.name: m for m in (Random, Pop, ItemKNN, UserKNN, EASE, ALS, BPR)
+    m.name: m for m in (Random, Pop, ItemKNN, UserKNN, EASE, ALS, BPR, Content, UserText, Hybrid)
 }
 
 

@@ -51,7 +51,8 @@ def block_dataset(
     """Two communities: even users consume even items, odd users odd items (a checkerboard).
 
     Each user sees a random 60% of their own block, so any collaborative model must rank the
-    rest of the user's block above the other block.
+    rest of the user's block above the other block; the genre (Drama for even items, Comedy
+    for odd ones) lets content models do the same from text.
     """
     rng = np.random.default_rng(seed)
     rows = []
@@ -64,7 +65,8 @@ def block_dataset(
     items = pd.DataFrame(
         {
             C.ITEM_ID: [str(i) for i in range(n_items)],
-            C.TITLE: [f"Item {i}" for i in range(n_items)],
+            C.TITLE: [f"{'Drama' if i % 2 == 0 else 'Comedy'} item {i}" for i in range(n_items)],
+            C.GENRES: [["Drama"] if i % 2 == 0 else ["Comedy"] for i in range(n_items)],
         }
     )
     return Dataset(name, inter, items)

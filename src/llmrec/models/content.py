@@ -1,0 +1,178 @@
+"""Recommenders on text vectors: ``content`` (history -> item similarity) and ``user-text``
+(the user's profile text embedded and matched against item texts: an LM as the recommender)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from pydantic import Field
+
+from llmrec.config import get_settings
+from llmrec.data import columns as C
+from llmrec.data.ids import IdMap
+from llmrec.data.matrix import TrainData
+from llmrec.encoders import VectorCache, encode, get_encoder
+from llmrec.models.base import Recommender, RecommenderConfig
+from llmrec.text import TextConfig, item_texts, user_texts
+
+
+def _cache() -> VectorCache:
+    return VectorCache(get_settings().cache_dir / "embeddings.sqlite")
+
+
+def embed_items(
+    items: pd.DataFrame,
+    encoder: str,
+    kg: pd.DataFrame | None = None,
+    item_entity: pd.DataFrame | None = None,
+    text: TextConfig | None = None,
+) -> np.ndarray:
+    """Item texts (title, year, genres, description, attributes, KG facts) -> unit vectors."""
+    texts = item_texts(items, text, kg, item_entity)
+    fallbacks = items[C.TITLE].astype(str).tolist() if C.TITLE in items else None
+    return encode(get_encoder(encoder), texts, _cache(), fallbacks=fallbacks)
+
+
+def _items_frame(train: TrainData) -> pd.DataFrame:
+    if train.item_table is not None:
+        return train.item_table
+    return pd.DataFrame({C.ITEM_ID: train.items.ids, C.TITLE: train.items.ids})
+
+
+class _TextModel(Recommender):
+    """Shared by text models: item vectors for the whole catalogue, new items added live."""
+
+    item_vectors_: np.ndarray
+
+    def _embed_catalogue(self, train: TrainData) -> None:
+        self.item_vectors_ = embed_items(
+            _items_frame(train),
+            self.config.encoder,
+            train.kg,
+            train.item_entity,  # type: ignore[attr-defined]
+        )
+
+    def add_items(self, items: pd.DataFrame) -> None:
+        """Embed new or changed items (item_id, title, text fields) and make them
+        recommendable at once, without retraining. Known ids get their vector replaced."""
+        self._check_fitted()
+        vecs = embed_items(items, self.config.encoder)  # type: ignore[attr-defined]
+        ids = items[C.ITEM_ID].astype(str).to_numpy()
+        pos = self.items_.index(ids)
+        known = pos >= 0
+        self.item_vectors_[pos[known]] = vecs[known]
+        new_ids = ids[~known]
+        if len(new_ids):
+            self.items_ = IdMap(np.concatenate([self.items_.ids, new_ids]))
+            self.item_vectors_ = np.vstack([self.item_vectors_, vecs[~known]])
+            n_users, n_items = len(self.users_), len(self.items_)
+            self.history_ = _widen(self.history_, n_users, n_items)
+            self.recency_ = _widen(self.recency_, n_users, n_items)
+            self._widen_state(n_items)
+
+    def _widen_state(self, n_items: int) -> None:
+        """Hook: grow per-item state other than vectors."""
+
+
+def _widen(m: sp.csr_matrix, n_rows: int, n_cols: int) -> sp.csr_matrix:
+    return sp.csr_matrix((m.data, m.indices, m.indptr), shape=(n_rows, n_cols))
+
+
+class ContentConfig(RecommenderConfig):
+    encoder: str = Field("minilm", description="text encoder name (llmrec.encoders.ENCODERS)")
+    half_life: float | None = Field(
+        10.0, gt=0, description="history items weigh 0.5 ** (age / half_life); None: equal"
+    )
+    dislike_weight: float = Field(0.5, ge=0, description="weight of the disliked-items term")
+    dislike_below: float = Field(
+        2.0, description="ratings at or below this count as dislikes (plus 'dislike' events)"
+    )
+
+
+class Content(_TextModel):
+    """score(u, i) = cos(item i, recency-weighted mean of u's liked items
+    - dislike_weight * mean of u's disliked items), all as text vectors."""
+
+    name = "content"
+    config_class = ContentConfig
+    search_space = {"half_life": [None, 20.0, 5.0, 2.0, 1.0], "dislike_weight": [0.0, 0.5]}
+    config: ContentConfig
+
+    def _fit(self, train: TrainData) -> None:
+        self._embed_catalogue(train)
+        log = train.log
+        value = log[C.VALUE].to_numpy(dtype=float) if C.VALUE in log else np.nan
+        event = log[C.EVENT].to_numpy() if C.EVENT in log else "view"
+        bad = (event == "dislike") | ((event == "rate") & (value <= self.config.dislike_below))
+        rows = log.loc[bad, ["user_idx", "item_idx"]].drop_duplicates()
+        self.dislikes_ = sp.csr_matrix(
+            (np.ones(len(rows), np.float32), (rows["user_idx"], rows["item_idx"])),
+            shape=train.matrix.shape,
+        )
+
+    def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        w = self.weighted_history(user_idx, self.config.half_life)
+        d = self.dislikes_[user_idx]
+        w = w - w.multiply(d)  # a disliked item is not a positive
+        pos = np.asarray(w @ self.item_vectors_) / np.maximum(w.sum(axis=1), 1e-12).A
+        neg = np.asarray(d @ self.item_vectors_) / np.maximum(d.sum(axis=1), 1e-12).A
+        return pos - self.config.dislike_weight * neg
+
+    def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        return self.user_vectors(user_idx) @ self.item_vectors_[item_idx].T
+
+    def _widen_state(self, n_items: int) -> None:
+        self.dislikes_ = _widen(self.dislikes_, len(self.users_), n_items)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        d = self.dislikes_
+        return {
+            "item_vectors": self.item_vectors_,
+            "dislikes_indptr": d.indptr,
+            "dislikes_indices": d.indices,
+        }
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.item_vectors_ = state["item_vectors"]
+        ind = state["dislikes_indices"]
+        self.dislikes_ = sp.csr_matrix(
+            (np.ones(len(ind), np.float32), ind, state["dislikes_indptr"]),
+            shape=(len(self.users_), len(self.items_)),
+        )
+
+
+class UserTextConfig(RecommenderConfig):
+    encoder: str = Field("minilm", description="text encoder name")
+    history_items: int = Field(10, ge=0, description="recent items in the profile text")
+
+
+class UserText(_TextModel):
+    """Embeds each user's profile text (demographics + recent items with ratings, newest
+    first) and ranks items by cosine with their text vectors: the LM alone recommends."""
+
+    name = "user-text"
+    config_class = UserTextConfig
+    search_space: dict[str, list] = {}  # each profile length re-embeds every user: fixed
+    config: UserTextConfig
+
+    def _fit(self, train: TrainData) -> None:
+        self._embed_catalogue(train)
+        titles = _items_frame(train)[C.TITLE].astype(str).to_numpy()
+        texts = user_texts(
+            train.log,
+            train.n_users,
+            titles,
+            train.user_table,
+            TextConfig(history_items=self.config.history_items),
+        )
+        self.user_vectors_ = encode(get_encoder(self.config.encoder), texts, _cache())
+
+    def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        return self.user_vectors_[user_idx] @ self.item_vectors_[item_idx].T
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"item_vectors": self.item_vectors_, "user_vectors": self.user_vectors_}
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.item_vectors_, self.user_vectors_ = state["item_vectors"], state["user_vectors"]

@@ -1,0 +1,150 @@
+"""``hybrid``: a collaborative model's scores blended with content scores, per user.
+
+Both score vectors are standardised per user over the catalogue, then mixed:
+(1 - weight) * z(cf) + weight * z(content). A component with no signal for a user (all equal,
+e.g. CF on never-seen items) contributes zero, so the other decides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import Field
+
+from llmrec.data.matrix import TrainData
+from llmrec.models.base import Recommender, RecommenderConfig
+from llmrec.models.content import Content
+
+if TYPE_CHECKING:  # eval imports models: import it lazily here
+    from llmrec.eval.protocols import Split
+    from llmrec.eval.tuning import Trial, TuneResult
+
+
+class HybridConfig(RecommenderConfig):
+    cf: str = Field("itemknn", description="collaborative model name")
+    cf_params: dict[str, Any] = Field(default_factory=dict)
+    content_params: dict[str, Any] = Field(default_factory=dict)
+    weight: float = Field(0.3, ge=0, le=1, description="share of the content scores")
+
+
+def _z(part: Recommender, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+    """Scores standardised per user with the mean and sd over the whole catalogue, so a
+    score does not depend on which other candidates are scored with it."""
+    s = np.nan_to_num(part.score(user_idx).astype(np.float64), nan=0.0)
+    sd = s.std(axis=1, keepdims=True)
+    z = np.divide(s - s.mean(axis=1, keepdims=True), sd, out=np.zeros_like(s), where=sd > 0)
+    return z[:, item_idx]
+
+
+class Hybrid(Recommender):
+    """CF + content. Tuning: the CF model's own search, the content search, then the weight."""
+
+    name = "hybrid"
+    config_class = HybridConfig
+    search_space = {
+        "cf": ["itemknn", "ease"],
+        "weight": [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0],
+    }
+    config: HybridConfig
+
+    def _parts(self) -> tuple[Recommender, Content]:
+        from llmrec.models import get_model_class
+
+        cf = get_model_class(self.config.cf)(**{"seed": self.config.seed, **self.config.cf_params})
+        return cf, Content(**{"seed": self.config.seed, **self.config.content_params})
+
+    def _fit(self, train: TrainData) -> None:
+        cf, content = self._parts()
+        self.cf_, self.content_ = cf.fit(train), content.fit(train)
+
+    def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        w = self.config.weight
+        out = np.zeros((len(user_idx), len(item_idx)))
+        if w < 1:
+            out += (1 - w) * _z(self.cf_, user_idx, item_idx)
+        if w > 0:
+            out += w * _z(self.content_, user_idx, item_idx)
+        return out
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {
+            **{f"cf.{k}": v for k, v in self.cf_._state().items()},
+            **{f"content.{k}": v for k, v in self.content_._state().items()},
+        }
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.cf_, self.content_ = self._parts()
+        for part, prefix in ((self.cf_, "cf."), (self.content_, "content.")):
+            part.users_, part.items_ = self.users_, self.items_
+            part.history_, part.recency_ = self.history_, self.recency_
+            part._load_state(
+                {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            )
+
+    @classmethod
+    def tune_on(
+        cls,
+        split: Split,
+        fixed: dict[str, Any],
+        search: bool = True,
+        on_trial: Callable[[Trial], None] | None = None,
+    ) -> TuneResult:
+        """Tune each component on validation, then the blend weight (no refit per weight)."""
+        from llmrec.eval.tuning import Trial, TuneResult, tune, valid_score
+        from llmrec.models import get_model_class
+
+        base = cls.config_class(**fixed)
+        if not search:
+            model = cls(base)
+            t0 = time.perf_counter()
+            model.fit(split.valid_train)
+            seconds = time.perf_counter() - t0
+            trial = Trial(base.model_dump(), valid_score(model, split), seconds)
+            return TuneResult(model, trial.params, trial.score, seconds, [trial])
+        seed = {"seed": base.seed}
+        # components are tuned and kept fitted on valid_train: the weight search must not
+        # score validation with models refit on data that holds the validation items
+        fold = dataclasses.replace(split, train=split.valid_train)
+        ct = tune(Content, fold, {**seed, **base.content_params}, on_trial=on_trial)
+        cf_names = [base.cf] if "cf" in fixed else cls.search_space["cf"]
+        trials, best = list(ct.trials), None
+        for cf_name in cf_names:
+            cf_params = base.cf_params if cf_name == base.cf else {}
+            cf = tune(get_model_class(cf_name), fold, {**seed, **cf_params}, on_trial=on_trial)
+            trials += cf.trials
+            for weight in cls.search_space["weight"]:
+                config = base.model_copy(
+                    update={
+                        "cf": cf_name,
+                        "cf_params": _own(cf.params),
+                        "content_params": _own(ct.params),
+                        "weight": weight,
+                    }
+                )
+                model = cls(config)
+                model.users_, model.items_ = cf.model.users_, cf.model.items_
+                model.history_, model.recency_ = cf.model.history_, cf.model.recency_
+                model.cf_, model.content_ = cf.model, ct.model
+                trial = Trial(
+                    config.model_dump(), valid_score(model, split), cf.fit_seconds + ct.fit_seconds
+                )
+                trials.append(trial)
+                if on_trial:
+                    on_trial(trial)
+                if best is None or trial.score > best[0].score:
+                    best = (trial, model)
+        assert best is not None
+        trial, model = best
+        if split.valid_train is not split.train:  # cold-items: refit the chosen blend
+            t0 = time.perf_counter()
+            model = cls(**trial.params).fit(split.train)
+            trial = Trial(trial.params, trial.score, time.perf_counter() - t0)
+        return TuneResult(model, trial.params, trial.score, trial.fit_seconds, trials)
+
+
+def _own(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k != "seed"}
