@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _sections import write_section
 from llmrec.config import get_settings
 from llmrec.data import dataset as store
 from llmrec.eval import metrics
@@ -95,7 +96,6 @@ def main() -> None:
 def write_markdown(runs, speed, rank_s, split_time, t_all, args, ablation) -> None:
     seeds = args.seeds
     lines = [
-        BEGIN,
         "## Classic baselines on MovieLens-100K, protocol `loo`",
         "",
         "Command: `make bench` (= `.venv/bin/python benchmarks/bench_baselines.py "
@@ -175,17 +175,8 @@ def write_markdown(runs, speed, rank_s, split_time, t_all, args, ablation) -> No
         + ".",
         "",
         "![NDCG@10 per model](benchmarks/baselines-ml100k.png)",
-        END,
     ]
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    block = "\n".join(lines)
-    if BEGIN in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
-    print(f"wrote {path}")
+    write_section(ROOT / "BENCHMARKS.md", BEGIN, END, lines)
 
 
 def plot(runs, path: Path) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _sections import write_section
 from llmrec.config import get_settings
 from llmrec.data import dataset as store
 from llmrec.encoders import VectorCache, encode, get_encoder
@@ -78,7 +79,6 @@ def main() -> None:
 
 def write_markdown(tput, results, n_texts: int) -> None:
     lines = [
-        BEGIN,
         "## Language-model layer on MovieLens-100K",
         "",
         "Command: `make bench-text` (= `.venv/bin/python benchmarks/bench_text.py`), seed "
@@ -129,17 +129,8 @@ def write_markdown(tput, results, n_texts: int) -> None:
         "training interactions of a seeded 10% of users and evaluates those users.",
         "",
         "![NDCG@10 per protocol](benchmarks/text-ml100k.png)",
-        END,
     ]
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text()
-    block = "\n".join(lines)
-    if BEGIN in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
-    print(f"wrote {path}")
+    write_section(ROOT / "BENCHMARKS.md", BEGIN, END, lines)
 
 
 def plot(results, path: Path) -> None:

@@ -110,16 +110,7 @@ def _table(runs: list[EvalRun]) -> Table:
     t = Table(
         title=f"{head.dataset} · {head.protocol} · {head.n_users} test users · {head.n_items} items"
     )
-    cols = (
-        "recall@10",
-        "ndcg@10",
-        "mrr@10",
-        "recall@20",
-        "ndcg@20",
-        "coverage@10",
-        "novelty@10",
-        "diversity@10",
-    )
+    cols = report.TABLE_METRICS[:8]  # the terminal shows the first eight
     t.add_column("model")
     for c in cols:
         t.add_column(c, justify="right", no_wrap=True)
