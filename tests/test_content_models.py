@@ -130,3 +130,20 @@ def test_user_text_profile_reads_history() -> None:
     m = UserText(encoder="hashing").fit(train)
     assert m.user_vectors_.shape == (train.n_users, 64)
     assert not np.allclose(m.user_vectors_[0], m.user_vectors_[1])
+
+
+def test_hybrid_without_search_is_refit_on_all_training_for_cold_items() -> None:
+    ds = block_dataset(n_users=60, n_items=60)
+    split = cold_items(ds, seed=0)
+    r = run(
+        ds,
+        "hybrid",
+        split=split,
+        search=False,
+        params={"cf": "ease", "content_params": {"encoder": "hashing"}},
+    )
+    assert r.params["weight"] == Hybrid.config_class().weight
+    from llmrec.eval.tuning import tune
+
+    tuned = tune(Hybrid, split, {"content_params": {"encoder": "hashing"}}, search=False)
+    assert tuned.model.history_.nnz == split.train.matrix.nnz  # not valid_train's

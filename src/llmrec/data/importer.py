@@ -211,9 +211,7 @@ def import_dataset(
     """Validate every file, then save the dataset atomically; on any error nothing is written."""
     store.check_name(name)
     inter, ignored = _interactions(read_table(interactions), str(interactions))
-    report = ImportReport(dataset=None)  # type: ignore[arg-type]
-    if ignored:
-        report.ignored_columns[str(interactions)] = ignored
+    dropped = 0
     if items is not None:
         item_table = _items(read_table(items), str(items))
         unknown = (~inter[C.ITEM_ID].isin(item_table[C.ITEM_ID])).to_numpy()
@@ -229,7 +227,7 @@ def import_dataset(
                     column=C.ITEM_ID,
                 )
             inter = inter[~unknown].reset_index(drop=True)
-            report.dropped_unknown = int(unknown.sum())
+            dropped = int(unknown.sum())
             if inter.empty:
                 raise DataError(
                     "no interactions left after dropping unknown items", file=str(interactions)
@@ -240,5 +238,5 @@ def import_dataset(
     user_table = _users(read_table(users), str(users)) if users is not None else None
     ds = Dataset(name, inter, item_table, user_table, meta={"source": "import", "implicit": True})
     store.save(ds, root)
-    report.dataset = ds
-    return report
+    ignored_columns = {str(interactions): ignored} if ignored else {}
+    return ImportReport(ds, dropped, ignored_columns)

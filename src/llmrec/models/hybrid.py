@@ -94,7 +94,7 @@ class Hybrid(Recommender):
         on_trial: Callable[[Trial], None] | None = None,
     ) -> TuneResult:
         """Tune each component on validation, then the blend weight (no refit per weight)."""
-        from llmrec.eval.tuning import Trial, TuneResult, tune, valid_score
+        from llmrec.eval.tuning import Trial, tune, valid_score
         from llmrec.models import get_model_class
 
         base = cls.config_class(**fixed)
@@ -102,9 +102,8 @@ class Hybrid(Recommender):
             model = cls(base)
             t0 = time.perf_counter()
             model.fit(split.valid_train)
-            seconds = time.perf_counter() - t0
-            trial = Trial(base.model_dump(), valid_score(model, split), seconds)
-            return TuneResult(model, trial.params, trial.score, seconds, [trial])
+            trial = Trial(base.model_dump(), valid_score(model, split), time.perf_counter() - t0)
+            return cls._final(split, model, trial, [trial])
         seed = {"seed": base.seed}
         # components are tuned and kept fitted on valid_train: the weight search must not
         # score validation with models refit on data that holds the validation items
@@ -138,7 +137,12 @@ class Hybrid(Recommender):
                 if best is None or trial.score > best[0].score:
                     best = (trial, model)
         assert best is not None
-        trial, model = best
+        return cls._final(split, best[1], best[0], trials)
+
+    @classmethod
+    def _final(cls, split: Split, model: Hybrid, trial: Trial, trials: list[Trial]) -> TuneResult:
+        from llmrec.eval.tuning import Trial, TuneResult
+
         if split.valid_train is not split.train:  # cold-items: refit the chosen blend
             t0 = time.perf_counter()
             model = cls(**trial.params).fit(split.train)
