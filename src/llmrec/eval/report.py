@@ -26,7 +26,10 @@ TABLE_METRICS = (
     "arp@10",
     "gini@10",
 )
-CHART_METRICS = ("recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20", "coverage@10")
+CHART_PANELS = (
+    ("accuracy", ("recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20")),
+    ("beyond accuracy", ("coverage@10", "diversity@10", "gini@10")),
+)
 
 
 def paired_p(a: EvalRun, b: EvalRun, metric: str = "ndcg@10") -> float:
@@ -88,16 +91,21 @@ def chart(runs: Sequence[EvalRun], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+    fig, axes = plt.subplots(
+        1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [5, 3]}, squeeze=False
+    )
     width = 0.8 / len(runs)
-    x = np.arange(len(CHART_METRICS))
-    for j, r in enumerate(runs):
-        ax.bar(x + j * width, [r.metrics[m] for m in CHART_METRICS], width, label=r.model)
-    ax.set_xticks(x + width * (len(runs) - 1) / 2, CHART_METRICS)
-    ax.set_ylabel("value (higher is better)")
-    ax.set_title(f"{runs[0].dataset} — protocol {runs[0].protocol}")
-    ax.legend(ncols=min(len(runs), 6), fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
+    for ax, (title, metric_names) in zip(axes[0], CHART_PANELS, strict=True):
+        x = np.arange(len(metric_names))
+        for j, r in enumerate(runs):
+            vals = [r.metrics.get(m, np.nan) for m in metric_names]
+            ax.bar(x + j * width, vals, width, label=r.model)
+        ax.set_xticks(x + width * (len(runs) - 1) / 2, metric_names)
+        ax.set_title(title)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("higher is better (gini: lower is more even)")
+    axes[0][0].legend(ncols=min(len(runs), 5), fontsize=8)
+    fig.suptitle(f"{runs[0].dataset} — protocol {runs[0].protocol}")
     fig.tight_layout()
     _atomic(path, lambda p: fig.savefig(p, dpi=120, format="png"))
     plt.close(fig)
