@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -13,6 +14,14 @@ from llmrec.data import dataset as store
 from llmrec.testing import block_dataset
 
 runner = CliRunner()
+
+
+def _eval_json(out: Path, *args: str) -> Any:
+    """`llmrec eval ARGS --json OUT` in-process; the parsed document (one run, or a list)."""
+    res = runner.invoke(app, ["eval", *args, "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    return json.loads(out.read_text())
+
 
 # Peers' NDCG@10 on ml-100k loo (RESOURCES.md), same family.
 PEERS_NDCG10 = {"itemknn": 0.0351, "ease": 0.0376, "bpr": 0.0407, "als": 0.0413}
@@ -46,24 +55,8 @@ def test_import_then_eval_json(home: Path, tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert "blocks: imported (" in res.output
-    out = tmp_path / "r.json"
-    res = runner.invoke(
-        app,
-        [
-            "eval",
-            "--dataset",
-            "blocks",
-            "--model",
-            "itemknn",
-            "--no-tune",
-            "--param",
-            "k=5",
-            "--json",
-            str(out),
-        ],
-    )
-    assert res.exit_code == 0, res.output
-    doc = json.loads(out.read_text())
+    args = "--dataset blocks --model itemknn --no-tune --param k=5".split()
+    doc = _eval_json(tmp_path / "r.json", *args)
     assert {
         "dataset",
         "protocol",
@@ -137,25 +130,14 @@ def classic_runs(ml100k, real_settings, tmp_path_factory) -> dict[str, dict]:
     mp = pytest.MonkeyPatch()
     mp.setenv("LLMREC_HOME", str(real_settings.home))
     try:
-        res = runner.invoke(
-            app,
-            [
-                "eval",
-                "--dataset",
-                "ml-100k",
-                "--model",
-                ",".join(CLASSIC),
-                "--json",
-                str(out),
-                "--reports",
-                str(out.parent / "reports"),
-            ],
+        reports = str(out.parent / "reports")
+        docs = _eval_json(
+            out, "--dataset", "ml-100k", "--model", ",".join(CLASSIC), "--reports", reports
         )
     finally:
         mp.undo()
-    assert res.exit_code == 0, res.output
     assert (out.parent / "reports" / "ml-100k-loo.png").is_file()
-    return {d["model"]: d for d in json.loads(out.read_text())}
+    return {d["model"]: d for d in docs}
 
 
 @pytest.mark.realdata
@@ -191,33 +173,23 @@ def test_ml100k_text_models(
     """Issue #3's acceptance on real data with the bundled MiniLM: content and hybrid far
     above Pop and random on cold items; hybrid at or above the best classic model on loo."""
     monkeypatch.setenv("LLMREC_HOME", str(real_settings.home))
-    cold = tmp_path / "cold.json"
-    res = runner.invoke(
-        app,
-        [
-            "eval",
-            "--dataset",
-            "ml-100k",
-            "--model",
-            "random,pop,ease,content,hybrid",
-            "--protocol",
-            "cold-items",
-            "--json",
-            str(cold),
-            "--reports",
-            str(tmp_path),
-        ],
+    models = "random,pop,ease,content,hybrid"
+    cold = _eval_json(
+        tmp_path / "cold.json",
+        "--dataset",
+        "ml-100k",
+        "--model",
+        models,
+        "--protocol",
+        "cold-items",
+        "--reports",
+        str(tmp_path),
     )
-    assert res.exit_code == 0, res.output
-    c = {d["model"]: d["metrics"]["ndcg@10"] for d in json.loads(cold.read_text())}
+    c = {d["model"]: d["metrics"]["ndcg@10"] for d in cold}
     assert c["pop"] == c["ease"]  # CF cannot rank never-seen items: ties, random order
     assert c["content"] > 2 * c["pop"] and c["content"] > 1.5 * c["random"]
     assert c["hybrid"] > 2 * c["pop"]
-    loo_out = tmp_path / "loo.json"
-    res = runner.invoke(
-        app, ["eval", "--dataset", "ml-100k", "--model", "hybrid", "--json", str(loo_out)]
-    )
-    assert res.exit_code == 0, res.output
-    hybrid = json.loads(loo_out.read_text())["metrics"]["ndcg@10"]
+    loo = _eval_json(tmp_path / "loo.json", "--dataset", "ml-100k", "--model", "hybrid")
+    hybrid = loo["metrics"]["ndcg@10"]
     best_classic = max(r["metrics"]["ndcg@10"] for r in classic_runs.values())
     assert hybrid >= best_classic, (hybrid, best_classic)

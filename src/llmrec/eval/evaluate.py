@@ -57,7 +57,18 @@ def evaluate(
     catalogue_metrics: bool = True,
 ) -> StageResult:
     """Every metric of DESIGN.md for ``stage``; ``train`` gives popularity for novelty/ARP."""
-    s = scores(model, stage)
+    return evaluate_scores(scores(model, stage), stage, train, ks, item_vectors, catalogue_metrics)
+
+
+def evaluate_scores(
+    s: np.ndarray,
+    stage: Stage,
+    train: TrainData,
+    ks: tuple[int, ...] = KS,
+    item_vectors: np.ndarray | None = None,
+    catalogue_metrics: bool = True,
+) -> StageResult:
+    """``evaluate`` for a score matrix already computed (users of ``stage`` x its candidates)."""
     ranking = metrics.rank(s, stage.targets, stage.exclude, max(ks), stage.tie_order)
     per_user: dict[str, np.ndarray] = {}
     out: dict[str, float] = {}

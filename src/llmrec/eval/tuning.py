@@ -9,7 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmrec.eval.evaluate import evaluate
+import numpy as np
+
+from llmrec.eval.evaluate import evaluate_scores, scores
 from llmrec.eval.protocols import Split
 from llmrec.models.base import Recommender
 
@@ -43,7 +45,14 @@ def grid(space: dict[str, list[Any]], fixed: dict[str, Any]) -> list[dict[str, A
 
 def valid_score(model: Recommender, split: Split) -> float:
     """NDCG@10 on the validation stage (the only number tuning ever looks at)."""
-    res = evaluate(model, split.valid, split.valid_train, ks=(10,), catalogue_metrics=False)
+    return valid_score_of(scores(model, split.valid), split)
+
+
+def valid_score_of(score_matrix: np.ndarray, split: Split) -> float:
+    """``valid_score`` for scores already computed for the validation stage."""
+    res = evaluate_scores(
+        score_matrix, split.valid, split.valid_train, ks=(10,), catalogue_metrics=False
+    )
     return res.metrics[METRIC]
 
 

@@ -40,24 +40,26 @@ def _items_frame(train: TrainData) -> pd.DataFrame:
     return pd.DataFrame({C.ITEM_ID: train.items.ids, C.TITLE: train.items.ids})
 
 
+class TextModelConfig(RecommenderConfig):
+    encoder: str = Field("minilm", description="text encoder name (llmrec.encoders.ENCODERS)")
+
+
 class _TextModel(Recommender):
     """Shared by text models: item vectors for the whole catalogue, new items added live."""
 
+    config: TextModelConfig
     item_vectors_: np.ndarray
 
     def _embed_catalogue(self, train: TrainData) -> None:
         self.item_vectors_ = embed_items(
-            _items_frame(train),
-            self.config.encoder,
-            train.kg,
-            train.item_entity,  # type: ignore[attr-defined]
+            _items_frame(train), self.config.encoder, train.kg, train.item_entity
         )
 
     def add_items(self, items: pd.DataFrame) -> None:
         """Embed new or changed items (item_id, title, text fields) and make them
         recommendable at once, without retraining. Known ids get their vector replaced."""
         self._check_fitted()
-        vecs = embed_items(items, self.config.encoder)  # type: ignore[attr-defined]
+        vecs = embed_items(items, self.config.encoder)
         ids = items[C.ITEM_ID].astype(str).to_numpy()
         pos = self.items_.index(ids)
         known = pos >= 0
@@ -79,8 +81,7 @@ def _widen(m: sp.csr_matrix, n_rows: int, n_cols: int) -> sp.csr_matrix:
     return sp.csr_matrix((m.data, m.indices, m.indptr), shape=(n_rows, n_cols))
 
 
-class ContentConfig(RecommenderConfig):
-    encoder: str = Field("minilm", description="text encoder name (llmrec.encoders.ENCODERS)")
+class ContentConfig(TextModelConfig):
     half_life: float | None = Field(
         10.0, gt=0, description="history items weigh 0.5 ** (age / half_life); None: equal"
     )
@@ -102,8 +103,7 @@ class Content(_TextModel):
     def _fit(self, train: TrainData) -> None:
         self._embed_catalogue(train)
         log = train.log
-        value = log[C.VALUE].to_numpy(dtype=float) if C.VALUE in log else np.nan
-        event = log[C.EVENT].to_numpy() if C.EVENT in log else "view"
+        value, event = log[C.VALUE].to_numpy(dtype=float), log[C.EVENT].to_numpy()
         bad = (event == "dislike") | ((event == "rate") & (value <= self.config.dislike_below))
         rows = log.loc[bad, ["user_idx", "item_idx"]].drop_duplicates()
         self.dislikes_ = sp.csr_matrix(
@@ -142,8 +142,7 @@ class Content(_TextModel):
         )
 
 
-class UserTextConfig(RecommenderConfig):
-    encoder: str = Field("minilm", description="text encoder name")
+class UserTextConfig(TextModelConfig):
     history_items: int = Field(10, ge=0, description="recent items in the profile text")
 
 

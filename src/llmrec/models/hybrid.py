@@ -31,6 +31,18 @@ class HybridConfig(RecommenderConfig):
     weight: float = Field(0.3, ge=0, le=1, description="share of the content scores")
 
 
+def _blend(z_cf: np.ndarray | None, z_content: np.ndarray | None, weight: float) -> np.ndarray:
+    """(1 - weight) * z_cf + weight * z_content; a part with zero weight may be None."""
+    if weight <= 0:
+        assert z_cf is not None
+        return z_cf
+    if weight >= 1:
+        assert z_content is not None
+        return z_content
+    assert z_cf is not None and z_content is not None
+    return (1 - weight) * z_cf + weight * z_content
+
+
 def _z(part: Recommender, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
     """Scores standardised per user with the mean and sd over the whole catalogue, so a
     score does not depend on which other candidates are scored with it."""
@@ -63,12 +75,9 @@ class Hybrid(Recommender):
 
     def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         w = self.config.weight
-        out = np.zeros((len(user_idx), len(item_idx)))
-        if w < 1:
-            out += (1 - w) * _z(self.cf_, user_idx, item_idx)
-        if w > 0:
-            out += w * _z(self.content_, user_idx, item_idx)
-        return out
+        z_cf = _z(self.cf_, user_idx, item_idx) if w < 1 else None
+        z_content = _z(self.content_, user_idx, item_idx) if w > 0 else None
+        return _blend(z_cf, z_content, w)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {
@@ -93,8 +102,9 @@ class Hybrid(Recommender):
         search: bool = True,
         on_trial: Callable[[Trial], None] | None = None,
     ) -> TuneResult:
-        """Tune each component on validation, then the blend weight (no refit per weight)."""
-        from llmrec.eval.tuning import Trial, tune, valid_score
+        """Tune each component on validation, then the blend weight: each part scores the
+        validation users once; every weight only re-blends and re-ranks those scores."""
+        from llmrec.eval.tuning import Trial, tune, valid_score, valid_score_of
         from llmrec.models import get_model_class
 
         base = cls.config_class(**fixed)
@@ -109,12 +119,17 @@ class Hybrid(Recommender):
         # score validation with models refit on data that holds the validation items
         fold = dataclasses.replace(split, train=split.valid_train)
         ct = tune(Content, fold, {**seed, **base.content_params}, on_trial=on_trial)
+        users = split.valid.user_idx
+        items = split.valid.candidates
+        items = np.arange(split.valid_train.n_items) if items is None else items
+        z_content = _z(ct.model, users, items)
         cf_names = [base.cf] if "cf" in fixed else cls.search_space["cf"]
         trials, best = list(ct.trials), None
         for cf_name in cf_names:
             cf_params = base.cf_params if cf_name == base.cf else {}
             cf = tune(get_model_class(cf_name), fold, {**seed, **cf_params}, on_trial=on_trial)
             trials += cf.trials
+            z_cf = _z(cf.model, users, items)
             for weight in cls.search_space["weight"]:
                 config = base.model_copy(
                     update={
@@ -128,9 +143,8 @@ class Hybrid(Recommender):
                 model.users_, model.items_ = cf.model.users_, cf.model.items_
                 model.history_, model.recency_ = cf.model.history_, cf.model.recency_
                 model.cf_, model.content_ = cf.model, ct.model
-                trial = Trial(
-                    config.model_dump(), valid_score(model, split), cf.fit_seconds + ct.fit_seconds
-                )
+                score = valid_score_of(_blend(z_cf, z_content, weight), split)
+                trial = Trial(config.model_dump(), score, cf.fit_seconds + ct.fit_seconds)
                 trials.append(trial)
                 if on_trial:
                     on_trial(trial)
