@@ -193,3 +193,32 @@ def test_ml100k_text_models(
     hybrid = loo["metrics"]["ndcg@10"]
     best_classic = max(r["metrics"]["ndcg@10"] for r in classic_runs.values())
     assert hybrid >= best_classic, (hybrid, best_classic)
+
+
+def test_train_saves_a_servable_model_with_stage_times(home: Path, tmp_path: Path) -> None:
+    from llmrec.models import Recommender
+
+    store.save(block_dataset(), home / "datasets")
+    retrievers = json.dumps({"ease": {"reg": 100.0}, "itemknn": {}, "pop": {}})
+    args = ["train", "--dataset", "blocks", "--out", str(tmp_path / "m")]
+    args += ["--param", f"retrievers={retrievers}", "--param", "min_data_in_leaf=5"]
+    args += ["--param", "n_candidates=10"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "retriever ease" in res.output and "ranker" in res.output
+    info = json.loads((tmp_path / "m" / "training.json").read_text())
+    assert info["model"] == "ranker" and info["n_events"] == len(block_dataset().interactions)
+    assert set(info["stage_seconds"]) >= {"prepare data", "retriever ease", "ranker"}
+    model = Recommender.load(tmp_path / "m")
+    # deployed on every event: the recommendations exclude the user's whole history
+    items, _ = model.recommend(["u0"], k=5)
+    seen = set(block_dataset().interactions.query("user_id == 'u0'")["item_id"])
+    assert len(items[0]) == 5 and not seen & set(items[0])
+
+
+def test_train_any_single_model(home: Path, tmp_path: Path) -> None:
+    store.save(block_dataset(), home / "datasets")
+    args = ["train", "--dataset", "blocks", "--model", "ease", "--out", str(tmp_path / "e")]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "e" / "training.json").read_text())["params"]["reg"] > 0

@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.console import Console
 
-from llmrec.cli import data, evaluate
+from llmrec.cli import data, evaluate, train
 from llmrec.errors import LlmrecError
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.command("eval")(evaluate.eval_command)
+app.command("train")(train.train_command)
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL = 1

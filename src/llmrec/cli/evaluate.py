@@ -18,7 +18,7 @@ from llmrec.eval import report
 from llmrec.eval.protocols import PROTOCOLS, make_split
 from llmrec.eval.runner import EvalRun, run
 from llmrec.eval.tuning import grid
-from llmrec.models import MODELS, get_model_class
+from llmrec.models import MODELS, PIPELINES, get_model_class
 
 out = Console(width=None if Console().is_terminal else 130)
 err = Console(stderr=True)
@@ -41,7 +41,11 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
 def eval_command(
     dataset: Annotated[str, typer.Option(help="dataset name (see `llmrec data list`)")],
     model: Annotated[
-        str, typer.Option(help=f"{', '.join(MODELS)}, a comma-separated list, or all")
+        str,
+        typer.Option(
+            help=f"{', '.join([*MODELS, *PIPELINES])}, a comma-separated list, or all "
+            "(every single model; pipelines by name)"
+        ),
     ],
     protocol: Annotated[str, typer.Option(help=" | ".join(PROTOCOLS))] = "loo",
     json_out: Annotated[Path | None, typer.Option("--json", help="write the results here")] = None,

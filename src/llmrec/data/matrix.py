@@ -68,8 +68,12 @@ class TrainData:
 
     def subset(self, keep_rows: np.ndarray) -> TrainData:
         """Same indices, fewer interactions (used to carve a validation fold out of training)."""
+        return self.with_log(self.log[keep_rows])
+
+    def with_log(self, log: pd.DataFrame) -> TrainData:
+        """Same indices and side tables over another event log (e.g. training + validation)."""
         return TrainData.build(
-            self.log[keep_rows],
+            log,
             self.users,
             self.items,
             self.item_table,

@@ -39,6 +39,9 @@ class Split:
 
     Tuning fits on ``valid_train`` and scores ``valid``; the final model is the tuned one when
     ``valid_train is train`` (loo: no refit on train+validation) and else is refit on ``train``.
+    ``test_history`` is what is known when the test item is ranked (loo: training plus the
+    validation events): models ``observe`` it before the test stage, without refitting,
+    as a live service would (sequence models then see the validation item as the latest).
     """
 
     protocol: str
@@ -46,6 +49,7 @@ class Split:
     valid_train: TrainData
     valid: Stage
     test: Stage
+    test_history: TrainData
 
 
 def _indexed_log(ds: Dataset, users: IdMap, items: IdMap) -> pd.DataFrame:
@@ -81,6 +85,8 @@ def _train(ds: Dataset, log: pd.DataFrame, users: IdMap, items: IdMap) -> TrainD
         items,
         aligned_table(ds.items, C.ITEM_ID, items),
         aligned_table(ds.users, C.USER_ID, users),
+        ds.kg,
+        ds.item_entity,
     )
 
 
@@ -105,6 +111,7 @@ def loo(ds: Dataset, min_interactions: int = 3) -> Split:
     second = np.r_[last[1:], False]
     test, valid = log[last], log[second]
     train = _train(ds, log[~(last | second)], users, items)
+    known = train.with_log(log[~last])
     vu, tu = valid["user_idx"].to_numpy(), test["user_idx"].to_numpy()
     vi, ti = valid["item_idx"].to_numpy(), test["item_idx"].to_numpy()
     return Split(
@@ -113,6 +120,7 @@ def loo(ds: Dataset, min_interactions: int = 3) -> Split:
         train,
         Stage(vu, vi[:, None], _exclusion(train, vu, None)),
         Stage(tu, ti[:, None], _exclusion(train, tu, vi)),
+        known,
     )
 
 
@@ -160,6 +168,7 @@ def cold_items(ds: Dataset, seed: int = 0, fraction: float = 0.1) -> Split:
         valid_train,
         _cold_stage(train.log, valid_cold, seed + 1),
         _cold_stage(log, test_cold, seed + 2),
+        train,
     )
 
 
@@ -174,6 +183,9 @@ def cold_users(ds: Dataset, seed: int = 0, fraction: float = 0.1, keep: int = 5)
     is_cold = log["user_idx"].isin(cold).to_numpy()
     from_end = log.groupby("user_idx").cumcount(ascending=False).to_numpy()
     train = base.train.subset(~is_cold | (from_end < keep))
+    seen = base.test_history.log  # training + validation: each user's last row is validation
+    u = seen["user_idx"].to_numpy()
+    known = train.with_log(pd.concat([train.log, seen[np.r_[u[1:] != u[:-1], True]]]))
     rows_v = np.flatnonzero(np.isin(base.valid.user_idx, cold))
     rows_t = np.flatnonzero(np.isin(base.test.user_idx, cold))
     # the test ranking excludes the (shortened) training history plus the validation item
@@ -194,7 +206,32 @@ def cold_users(ds: Dataset, seed: int = 0, fraction: float = 0.1, keep: int = 5)
             test.targets[rows_t],
             _exclusion(train, t_users, np.array([v_of[u] for u in t_users])),
         ),
+        known,
     )
+
+
+def full_train(ds: Dataset) -> TrainData:
+    """Every interaction of ``ds`` as training data (what ``llmrec train`` fits on)."""
+    users = IdMap.from_values(ds.interactions[C.USER_ID].astype(str))
+    items = catalogue(ds)
+    return _train(ds, _indexed_log(ds, users, items), users, items)
+
+
+def holdout(data: TrainData, min_interactions: int = 3) -> Split:
+    """Tuning without a test: each user's latest event (users with ``min_interactions``+)
+    is the validation item, the rest is training; ``test`` repeats validation and
+    ``test_history`` is all of ``data``, which the tuned model observes when deployed."""
+    u = data.log["user_idx"].to_numpy()
+    last = np.r_[u[1:] != u[:-1], True]
+    counts = np.bincount(u, minlength=data.n_users)
+    label = last & (counts[u] >= min_interactions)
+    if not label.any():
+        raise DataError(f"no user has {min_interactions} or more interactions to hold out")
+    inner = data.subset(~label)
+    users = u[label]
+    items = data.log["item_idx"].to_numpy()[label]
+    stage = Stage(users, items[:, None], inner.matrix[users].astype(bool).tocsr())
+    return Split("holdout", inner, inner, stage, stage, data)
 
 
 def make_split(ds: Dataset, protocol: str, seed: int = 0) -> Split:

@@ -70,6 +70,7 @@ def run(
     tuned = tune(cls, split, fixed, search=search, on_trial=on_trial)
     tune_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
+    tuned.model.observe(split.test_history)
     result = evaluate(
         tuned.model, split.test, split.train, item_vectors=genre_vectors(split.train.item_table)
     )

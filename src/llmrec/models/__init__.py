@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from llmrec.errors import ConfigError
 from llmrec.models.base import Recommendations, Recommender, RecommenderConfig
 from llmrec.models.content import Content, UserText
@@ -10,17 +12,28 @@ from llmrec.models.hybrid import Hybrid
 from llmrec.models.knn import ItemKNN, UserKNN
 from llmrec.models.mf import ALS, BPR
 from llmrec.models.pop import Pop, Random
+from llmrec.models.sasrec import SASRec
 
 MODELS: dict[str, type[Recommender]] = {
-    m.name: m for m in (Random, Pop, ItemKNN, UserKNN, EASE, ALS, BPR, Content, UserText, Hybrid)
+    m.name: m
+    for m in (Random, Pop, ItemKNN, UserKNN, EASE, ALS, BPR, SASRec, Content, UserText, Hybrid)
 }
 
 
+# Pipelines built from the models above live in their own packages and import ``models``:
+# resolved lazily, so importing either package first works.
+PIPELINES: dict[str, str] = {"ranker": "llmrec.ranking.ranker:Ranker"}
+
+
 def get_model_class(name: str) -> type[Recommender]:
+    if name in PIPELINES:
+        module, attr = PIPELINES[name].split(":")
+        return getattr(importlib.import_module(module), attr)
     try:
         return MODELS[name]
     except KeyError:
-        raise ConfigError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}") from None
+        known = ", ".join([*MODELS, *PIPELINES])
+        raise ConfigError(f"unknown model {name!r}: choose one of {known}") from None
 
 
 __all__ = [
@@ -28,11 +41,13 @@ __all__ = [
     "BPR",
     "EASE",
     "MODELS",
+    "PIPELINES",
     "ItemKNN",
     "Pop",
     "Random",
     "Recommendations",
     "Recommender",
+    "SASRec",
     "RecommenderConfig",
     "UserKNN",
     "get_model_class",

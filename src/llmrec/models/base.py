@@ -74,6 +74,17 @@ class Recommender(ABC):
         self.history_, self.recency_ = train.matrix, train.recency
         yield from self._fit_epochs(train)
 
+    def observe(self, data: TrainData) -> Self:
+        """Take ``data`` as what is now known of the users (e.g. training plus validation
+        events when the test item is ranked), without refitting: history-based models score
+        from it at once; models with learned user factors only exclude it."""
+        self._check_fitted()
+        if data.n_users != len(self.users_) or data.n_items != len(self.items_):
+            raise LlmrecError("observe() needs the users and items the model was fitted on")
+        self.history_, self.recency_ = data.matrix, data.recency
+        self._observe(data)
+        return self
+
     def score(self, user_idx: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
         """Dense scores (len(user_idx), n candidates); higher is better. All items when None."""
         self._check_fitted()
@@ -193,6 +204,10 @@ class Recommender(ABC):
 
     def _fit(self, train: TrainData) -> None:
         raise NotImplementedError
+
+    def _observe(self, data: TrainData) -> None:
+        """Hook: refresh per-user state derived from the event log (history is already set)."""
+        return None
 
     @abstractmethod
     def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray: ...

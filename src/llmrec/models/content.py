@@ -102,13 +102,16 @@ class Content(_TextModel):
 
     def _fit(self, train: TrainData) -> None:
         self._embed_catalogue(train)
-        log = train.log
+        self._observe(train)
+
+    def _observe(self, data: TrainData) -> None:
+        log = data.log
         value, event = log[C.VALUE].to_numpy(dtype=float), log[C.EVENT].to_numpy()
         bad = (event == "dislike") | ((event == "rate") & (value <= self.config.dislike_below))
         rows = log.loc[bad, ["user_idx", "item_idx"]].drop_duplicates()
         self.dislikes_ = sp.csr_matrix(
             (np.ones(len(rows), np.float32), (rows["user_idx"], rows["item_idx"])),
-            shape=train.matrix.shape,
+            shape=data.matrix.shape,
         )
 
     def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
@@ -157,12 +160,15 @@ class UserText(_TextModel):
 
     def _fit(self, train: TrainData) -> None:
         self._embed_catalogue(train)
-        titles = _items_frame(train)[C.TITLE].astype(str).to_numpy()
+        self._observe(train)
+
+    def _observe(self, data: TrainData) -> None:
+        titles = _items_frame(data)[C.TITLE].astype(str).to_numpy()
         texts = user_texts(
-            train.log,
-            train.n_users,
+            data.log,
+            data.n_users,
             titles,
-            train.user_table,
+            data.user_table,
             TextConfig(history_items=self.config.history_items),
         )
         self.user_vectors_ = encode(get_encoder(self.config.encoder), texts, _cache())

@@ -73,6 +73,10 @@ class Hybrid(Recommender):
         cf, content = self._parts()
         self.cf_, self.content_ = cf.fit(train), content.fit(train)
 
+    def _observe(self, data: TrainData) -> None:
+        self.cf_.observe(data)
+        self.content_.observe(data)
+
     def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         w = self.config.weight
         z_cf = _z(self.cf_, user_idx, item_idx) if w < 1 else None

@@ -1,0 +1,97 @@
+"""``llmrec train``: fit a model on every event of a dataset and save it for serving."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from llmrec.cli.evaluate import parse_params
+from llmrec.config import get_settings
+from llmrec.data import dataset as store
+from llmrec.eval.protocols import full_train, holdout
+from llmrec.eval.tuning import Trial, tune
+from llmrec.models import MODELS, PIPELINES, get_model_class
+
+out = Console(width=None if Console().is_terminal else 130)
+err = Console(stderr=True)
+
+DEFAULT_PIPELINE = "ranker"  # the best on ml-100k loo (BENCHMARKS.md)
+
+
+def train_command(
+    dataset: Annotated[str, typer.Option(help="dataset name (see `llmrec data list`)")],
+    model: Annotated[
+        str,
+        typer.Option(help=f"default (= {DEFAULT_PIPELINE}), {', '.join([*MODELS, *PIPELINES])}"),
+    ] = "default",
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="model folder (default: $LLMREC_HOME/models/…)")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option(help="fix a hyper-parameter: key=value (repeatable)")
+    ] = None,
+    tune_params: Annotated[
+        bool, typer.Option("--tune/--no-tune", help="search hyper-parameters on validation")
+    ] = True,
+    seed: Annotated[int | None, typer.Option(help="seed (default: $LLMREC_SEED)")] = None,
+) -> None:
+    """Tune on each user's latest event, then deploy on all events (nothing is held back).
+
+    The saved folder loads with ``Recommender.load`` and is what ``llmrec serve`` serves.
+    """
+    s = get_settings()
+    name = DEFAULT_PIPELINE if model == "default" else model
+    cls = get_model_class(name)
+    seed = s.seed if seed is None else seed
+    params = {"seed": seed, **parse_params(param or [])}
+    ds = store.load(s.datasets_dir, dataset)
+    target = out_dir or s.home / "models" / f"{dataset}-{name}"
+    stages: dict[str, float] = {}
+    t_all = time.perf_counter()
+    with err.status(f"{name}: preparing {dataset}") as status:
+        t0 = time.perf_counter()
+        data = full_train(ds)
+        split = holdout(data)
+        stages["prepare data"] = time.perf_counter() - t0
+
+        def progress(trial: Trial) -> None:
+            status.update(f"{name}: tuning on validation, last trial {trial.score:.4f}")
+
+        result = tune(cls, split, params, search=tune_params, on_trial=progress)
+        stages.update(getattr(result.model, "stage_seconds_", {}) or {"fit": result.fit_seconds})
+        status.update(f"{name}: observing all {len(data.log):,} events, saving")
+        t0 = time.perf_counter()
+        result.model.observe(data)
+        result.model.save(target)
+        stages["observe all events + save"] = time.perf_counter() - t0
+    total = time.perf_counter() - t_all
+    info = {
+        "dataset": dataset,
+        "model": name,
+        "params": result.params,
+        "valid_ndcg@10": result.valid_score,
+        "stage_seconds": stages,
+        "total_seconds": total,
+        "n_users": data.n_users,
+        "n_items": data.n_items,
+        "n_events": len(data.log),
+    }
+    tmp = target / f".training.json.{os.getpid()}"
+    tmp.write_text(json.dumps(info, indent=2, default=str))
+    os.replace(tmp, target / "training.json")
+    table = Table(
+        title=f"{name} on {dataset}: {total:.0f} s, validation NDCG@10 {result.valid_score:.4f}"
+    )
+    table.add_column("stage")
+    table.add_column("seconds", justify="right")
+    for stage, sec in stages.items():
+        table.add_row(stage, f"{sec:.1f}")
+    out.print(table)
+    out.print(f"saved: {target}", highlight=False)

@@ -1,0 +1,239 @@
+"""``sasrec``: a causal self-attention model over each user's item sequence (Kang & McAuley
+2018), trained with a full softmax over the catalogue (cross-entropy at every position).
+
+Item representation = learned id embedding + a linear projection of the item's text vector
+(``text_init``), so an item never seen in training still has a representation: its id part is
+zeroed after training, and its text decides. Torch is imported lazily (an optional extra).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import Field
+
+from llmrec.config import get_settings
+from llmrec.data.matrix import TrainData
+from llmrec.errors import ConfigError
+from llmrec.models.base import Recommender, RecommenderConfig
+
+if TYPE_CHECKING:
+    import torch
+
+
+class SASRecConfig(RecommenderConfig):
+    embedding_size: int = Field(64, ge=8)
+    layers: int = Field(2, ge=1)
+    heads: int = Field(2, ge=1)
+    max_len: int = Field(200, ge=2, description="latest items of a user's sequence used")
+    dropout: float = Field(0.2, ge=0, lt=1)
+    learning_rate: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(64, ge=1)
+    epochs: int = Field(200, ge=1, description="most epochs; tuning stops early on validation")
+    text_init: bool = Field(True, description="add a projection of item text vectors")
+    encoder: str = Field("minilm", description="text encoder for text_init")
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - depends on the install
+        raise ConfigError(
+            "sasrec needs torch: pip install 'llmrec[embed]' (CPU build pinned)"
+        ) from None
+    return torch
+
+
+def _network(c: SASRecConfig, n_items: int, text_dim: int) -> torch.nn.Module:
+    torch = _import_torch()
+    nn = torch.nn
+
+    class Block(nn.Module):
+        """Pre-norm transformer block; ``allowed`` (B, 1, L, L) True = may attend. No dropout
+        on attention weights: sampling that (B, heads, L, L) mask cost a fifth of training."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            d = c.embedding_size
+            self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
+            self.ff = nn.Sequential(
+                nn.Linear(d, d), nn.GELU(), nn.Dropout(c.dropout), nn.Linear(d, d)
+            )
+            self.drop = nn.Dropout(c.dropout)
+
+        def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+            b, n, d = x.shape
+            q, k, v = (
+                t.view(b, n, c.heads, d // c.heads).transpose(1, 2)
+                for t in self.qkv(self.ln1(x)).chunk(3, dim=-1)
+            )
+            a = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+            x = x + self.drop(self.out(a.transpose(1, 2).reshape(b, n, d)))
+            return x + self.drop(self.ff(self.ln2(x)))
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            d = c.embedding_size
+            self.item = nn.Embedding(n_items + 1, d, padding_idx=0)  # 0 = padding
+            nn.init.normal_(self.item.weight, std=0.02)
+            with torch.no_grad():
+                self.item.weight[0].zero_()
+            self.text = nn.Linear(text_dim, d, bias=False) if text_dim else None
+            self.register_buffer("text_vectors", torch.zeros(n_items + 1, max(text_dim, 1)))
+            self.pos = nn.Embedding(c.max_len, d)
+            nn.init.normal_(self.pos.weight, std=0.02)
+            self.blocks = nn.ModuleList(Block() for _ in range(c.layers))
+            self.ln = nn.LayerNorm(d)
+            self.drop = nn.Dropout(c.dropout)
+
+        def items(self) -> torch.Tensor:
+            """(n_items + 1, d) item representations; row 0 (padding) is zero."""
+            e = self.item.weight
+            if self.text is not None:
+                t = self.text(self.text_vectors)
+                e = e + torch.cat([torch.zeros_like(t[:1]), t[1:]])
+            return e
+
+        def forward(self, seq: torch.Tensor) -> torch.Tensor:
+            """(B, L) item ids, left-padded with 0 -> (B, L, d) hidden states."""
+            b, n = seq.shape
+            x = self.items()[seq] * (c.embedding_size**0.5) + self.pos.weight[-n:]
+            x = self.drop(x) * (seq > 0).unsqueeze(-1)
+            # a position sees itself and the real (non-padding) items before it
+            causal = torch.ones(n, n, dtype=torch.bool).tril()
+            allowed = causal & (seq > 0).unsqueeze(1) | torch.eye(n, dtype=torch.bool)
+            allowed = allowed.unsqueeze(1)
+            for block in self.blocks:
+                x = block(x, allowed) * (seq > 0).unsqueeze(-1)
+            return self.ln(x)
+
+    return Net()
+
+
+class SASRec(Recommender):
+    """Next-item transformer; the user's latest ``max_len`` items are its input."""
+
+    name = "sasrec"
+    config_class = SASRecConfig
+    search_space: dict[str, list[Any]] = {}  # fixed literature defaults; epochs by validation
+    iterative = True
+    eval_every = 5
+    patience = 2  # ml-100k validation peaked by epoch 15 and fell after (lr 2e-3)
+    config: SASRecConfig
+
+    # --- data ------------------------------------------------------------------------------
+    def _observe(self, data: TrainData) -> None:
+        """Per-user item sequences (1-based ids, oldest first) from the event log."""
+        log = data.log  # sorted by user, timestamp, item
+        counts = np.bincount(log["user_idx"].to_numpy(), minlength=data.n_users)
+        self.seq_indptr_ = np.r_[0, np.cumsum(counts)].astype(np.int64)
+        self.seq_items_ = log["item_idx"].to_numpy().astype(np.int64) + 1
+
+    def _sequences(self, user_idx: np.ndarray, length: int) -> np.ndarray:
+        """The latest ``length`` items of each user, left-padded with 0."""
+        out = np.zeros((len(user_idx), length), dtype=np.int64)
+        for row, u in enumerate(user_idx):
+            s = self.seq_items_[self.seq_indptr_[u] : self.seq_indptr_[u + 1]][-length:]
+            if len(s):
+                out[row, -len(s) :] = s
+        return out
+
+    def _text_vectors(self, train: TrainData) -> np.ndarray:
+        from llmrec.models.content import _items_frame, embed_items
+
+        return embed_items(_items_frame(train), self.config.encoder, train.kg, train.item_entity)
+
+    # --- training --------------------------------------------------------------------------
+    def _fit_epochs(self, train: TrainData) -> Iterator[int]:
+        torch = _import_torch()
+        c = self.config
+        torch.manual_seed(c.seed)
+        torch.set_num_threads(get_settings().threads)
+        rng = np.random.default_rng(c.seed)
+        self._observe(train)
+        vectors = self._text_vectors(train) if c.text_init else np.zeros((train.n_items, 0))
+        self.net_ = _network(c, train.n_items, vectors.shape[1])
+        if c.text_init:
+            self.net_.text_vectors[1:] = torch.from_numpy(vectors.astype(np.float32))
+        self.trained_items_ = np.zeros(train.n_items, dtype=bool)
+        self.trained_items_[np.unique(train.log["item_idx"].to_numpy())] = True
+        opt = torch.optim.Adam(
+            self.net_.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay
+        )
+        users = np.flatnonzero(np.diff(self.seq_indptr_) >= 2)
+        for epoch in range(1, c.epochs + 1):
+            self.net_.train()
+            for batch in self._batches(users, rng):
+                seq = torch.from_numpy(batch)
+                inputs, targets = seq[:, :-1], seq[:, 1:]
+                real = (inputs > 0) & (targets > 0)
+                logits = self.net_(inputs)[real] @ self.net_.items()[1:].T
+                loss = torch.nn.functional.cross_entropy(logits, targets[real] - 1)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            self.net_.eval()
+            yield epoch
+
+    def _batches(self, users: np.ndarray, rng: np.random.Generator) -> Iterator[np.ndarray]:
+        """One epoch of left-padded windows, batched by length (little padding), batches in
+        random order. Each user gives ``max_len + 1`` consecutive items ending at a random
+        point at least one full window in: long histories contribute all their parts."""
+        n = self.config.max_len + 1
+        windows = []
+        for u in users:
+            s = self.seq_items_[self.seq_indptr_[u] : self.seq_indptr_[u + 1]]
+            end = int(rng.integers(min(len(s), n), len(s) + 1))
+            windows.append(s[max(0, end - n) : end])
+        lengths = np.array([len(w) for w in windows])
+        order = np.lexsort((rng.random(len(windows)), lengths))
+        size = self.config.batch_size
+        for lo in rng.permutation(np.arange(0, len(order), size)):
+            rows = order[lo : lo + size]
+            out = np.zeros((len(rows), lengths[rows].max()), dtype=np.int64)
+            for r, i in enumerate(rows):
+                out[r, -lengths[i] :] = windows[i]
+            yield out
+
+    # --- scoring ---------------------------------------------------------------------------
+    def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        torch = _import_torch()
+        seq = torch.from_numpy(self._sequences(user_idx, self.config.max_len))
+        with torch.no_grad():
+            items = self.net_.items()[1:]
+            if not self.trained_items_.all():  # untrained id vectors are noise: text only
+                untrained = torch.from_numpy(~self.trained_items_)
+                items = items - self.net_.item.weight[1:] * untrained.unsqueeze(1)
+            out = np.zeros((len(user_idx), len(item_idx)), dtype=np.float32)
+            for lo in range(0, len(user_idx), 256):
+                h = self.net_(seq[lo : lo + 256])[:, -1]
+                out[lo : lo + 256] = (h @ items[torch.from_numpy(item_idx)].T).numpy()
+        # a user with no history gets the same (input-free) scores as any other such user
+        return out
+
+    # --- state -----------------------------------------------------------------------------
+    def _state(self) -> dict[str, np.ndarray]:
+        weights = {f"net.{k}": v.detach().numpy().copy() for k, v in self.net_.state_dict().items()}
+        return {
+            **weights,
+            "trained_items": self.trained_items_.copy(),
+            "seq_indptr": self.seq_indptr_,
+            "seq_items": self.seq_items_,
+        }
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        torch = _import_torch()
+        weights = {
+            k[4:]: torch.from_numpy(np.array(v)) for k, v in state.items() if k[:4] == "net."
+        }
+        text_dim = weights["text.weight"].shape[1] if "text.weight" in weights else 0
+        self.net_ = _network(self.config, len(self.items_), text_dim)
+        self.net_.load_state_dict(weights)
+        self.net_.eval()
+        self.trained_items_ = state["trained_items"].astype(bool)
+        self.seq_indptr_, self.seq_items_ = state["seq_indptr"], state["seq_items"]

@@ -1,0 +1,3 @@
+"""Two-stage recommendation: candidates from several retrievers, then a learned ranker."""
+
+from __future__ import annotations

@@ -1,0 +1,220 @@
+"""Stage two's inputs: one feature row per (user, candidate).
+
+Groups (each can be switched off for ablations):
+- ``retrievers``: every retriever's score, rank and per-user z-score; popularity; history size;
+  text similarity of the candidate to the user's latest item.
+- ``kg``: knowledge-graph propagation (similarity to the recent history through shared KG
+  entities, mean and max) and genre overlap with the recent history.
+- ``context``: request hour and weekday, item age at request time, the item's popularity in
+  the 30 days before the request, days since anyone last saw it, the user's activity in the
+  last day, and for each context field in the events (device, location, scenario) the share
+  of the item's events made in the request's value.
+
+Only events strictly before the request time count for time features, so nothing a user did
+later (or that other users did later) leaks into them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from llmrec.data import columns as C
+from llmrec.data.matrix import TrainData
+
+GROUPS = ("retrievers", "kg", "context")
+DAY = 86_400
+RECENT = 5  # history items that make "recent"
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a ranking request knows besides the history: time and context, per user."""
+
+    time: np.ndarray  # unix seconds
+    context: dict[str, np.ndarray] = field(default_factory=dict)  # column -> value per user
+
+    @classmethod
+    def latest(cls, events: EventIndex, user_idx: np.ndarray) -> Request:
+        """Offline evaluation: each user's latest known event stands for the request."""
+        last = events.user_indptr[user_idx + 1] - 1
+        has = last >= events.user_indptr[user_idx]
+        t = np.where(has, events.ts[np.maximum(last, 0)], events.now)
+        ctx = {
+            col: np.where(has, vals[np.maximum(last, 0)], "")
+            for col, vals in events.context.items()
+        }
+        return cls(t.astype(np.int64), ctx)
+
+
+@dataclass(frozen=True)
+class EventIndex:
+    """The known event log arranged for fast per-user and per-item lookups."""
+
+    user_indptr: np.ndarray
+    items: np.ndarray  # per user, oldest first
+    ts: np.ndarray
+    item_indptr: np.ndarray
+    item_ts: np.ndarray  # per item, sorted
+    context: dict[str, np.ndarray]  # column -> value per event (user order)
+    item_context: dict[str, tuple[pd.Index, sp.csr_matrix]]  # column -> (values, item counts)
+    now: int
+
+    @classmethod
+    def build(cls, data: TrainData) -> EventIndex:
+        log = data.log  # sorted by user, timestamp, item
+        u, i = log["user_idx"].to_numpy(), log["item_idx"].to_numpy()
+        ts = log[C.TIMESTAMP].to_numpy(dtype=np.int64)
+        by_item = np.lexsort((ts, i))
+        ctx, item_ctx = {}, {}
+        for col in C.CONTEXT_COLUMNS:
+            if col in log and log[col].notna().any():
+                vals = log[col].fillna("").astype(str).to_numpy()
+                index = pd.Index(np.unique(vals))
+                counts = sp.csr_matrix(
+                    (np.ones(len(vals), np.float32), (i, index.get_indexer(vals))),
+                    shape=(data.n_items, len(index)),
+                )
+                ctx[col], item_ctx[col] = vals, (index, counts)
+        return cls(
+            user_indptr=_indptr(u, data.n_users),
+            items=i,
+            ts=ts,
+            item_indptr=_indptr(i[by_item], data.n_items),
+            item_ts=ts[by_item],
+            context=ctx,
+            item_context=item_ctx,
+            now=int(ts.max()) if len(ts) else 0,
+        )
+
+    def recent(self, user_idx: np.ndarray, n: int) -> np.ndarray:
+        """(users, n) latest item indices, newest last, left-padded with -1."""
+        out = np.full((len(user_idx), n), -1, dtype=np.int64)
+        for row, u in enumerate(user_idx):
+            s = self.items[self.user_indptr[u] : self.user_indptr[u + 1]][-n:]
+            out[row, n - len(s) :] = s
+        return out
+
+    def item_events_between(self, items: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Events of each item with lo <= timestamp < hi (arrays of the same shape)."""
+        return np.searchsorted(self.item_key, _key(items, hi)) - np.searchsorted(
+            self.item_key, _key(items, lo)
+        )
+
+    def last_seen_before(self, items: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Timestamp of each item's latest event before ``t`` (NaN when none)."""
+        pos = np.searchsorted(self.item_key, _key(items, t)) - 1
+        ok = pos >= self.item_indptr[items]
+        return np.where(ok, self.item_ts[np.maximum(pos, 0)], np.nan)
+
+    @property
+    def item_key(self) -> np.ndarray:
+        """(item, timestamp) as one sortable int64 per event, in item order."""
+        if "_key" not in self.__dict__:
+            items = np.repeat(np.arange(len(self.item_indptr) - 1), np.diff(self.item_indptr))
+            object.__setattr__(self, "_key", _key(items, self.item_ts))
+        return self.__dict__["_key"]
+
+
+def _key(items: np.ndarray, t: np.ndarray) -> np.ndarray:
+    # timestamps fit in 34 bits around 0 (+-272 years of seconds from 1970)
+    return (np.asarray(items, np.int64) << 35) + (np.asarray(t).astype(np.int64) + (1 << 34))
+
+
+def _indptr(sorted_keys: np.ndarray, n: int) -> np.ndarray:
+    return np.r_[0, np.cumsum(np.bincount(sorted_keys, minlength=n))].astype(np.int64)
+
+
+@dataclass(frozen=True)
+class ItemSide:
+    """Per-item facts fixed at fit time."""
+
+    year: np.ndarray  # release year, NaN when unknown
+    genres: np.ndarray  # (items, genres) multi-hot, rows unit-normalised
+    kg: sp.csr_matrix  # item-item KG similarity
+    text: np.ndarray | None  # unit text vectors (items, d)
+    popularity: np.ndarray  # training users per item
+
+
+def build_features(
+    user_idx: np.ndarray,
+    cand: np.ndarray,
+    retriever_scores: dict[str, np.ndarray],
+    retriever_ranks: dict[str, np.ndarray],
+    side: ItemSide,
+    events: EventIndex,
+    request: Request,
+    groups: tuple[str, ...] = GROUPS,
+) -> tuple[np.ndarray, list[str]]:
+    """(rows, features) for the (user, candidate) pairs of ``cand`` (users x N, -1 = none),
+    rows in row-major order of the valid entries; and the feature names."""
+    rows, cols = np.nonzero(cand >= 0)
+    items = cand[rows, cols]
+    feats: dict[str, np.ndarray] = {}
+    recent = events.recent(user_idx, RECENT)[rows]  # (pairs, RECENT)
+    has_recent = recent >= 0
+    hist_len = np.diff(events.user_indptr)[user_idx][rows]
+
+    for name, s in retriever_scores.items():
+        full = np.nan_to_num(s.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        mu, sd = full.mean(axis=1), full.std(axis=1) + 1e-12
+        feats[f"{name}_score"] = full[rows, items]
+        feats[f"{name}_z"] = (full[rows, items] - mu[rows]) / sd[rows]
+        feats[f"{name}_rank"] = np.log1p(retriever_ranks[name][rows, items])
+    feats["item_pop"] = np.log1p(side.popularity[items])
+    feats["history_len"] = np.log1p(hist_len)
+    if side.text is not None:
+        last = recent[:, -1]
+        sim = np.einsum("ij,ij->i", side.text[items], side.text[np.maximum(last, 0)])
+        feats["text_sim_last"] = np.where(last >= 0, sim, 0.0)
+
+    if "kg" in groups:
+        kg_sim = _pair_values(side.kg, recent, items)  # (pairs, RECENT)
+        n_recent = np.maximum(has_recent.sum(axis=1), 1)
+        feats["kg_mean_recent"] = kg_sim.sum(axis=1) / n_recent
+        feats["kg_max_recent"] = kg_sim.max(axis=1)
+        g = side.genres
+        overlap = np.einsum("pd,prd->pr", g[items], g[np.maximum(recent, 0)]) * has_recent
+        feats["genre_overlap_recent"] = overlap.sum(axis=1) / n_recent
+
+    if "context" in groups:
+        t = request.time[rows].astype(np.float64)
+        when = pd.to_datetime(request.time, unit="s", utc=True)
+        feats["hour"] = when.hour.to_numpy()[rows].astype(np.float64)
+        feats["weekday"] = when.day_of_week.to_numpy()[rows].astype(np.float64)
+        year_now = when.year.to_numpy()[rows].astype(np.float64)
+        feats["item_age_years"] = year_now - side.year[items]
+        feats["item_pop_30d"] = np.log1p(events.item_events_between(items, t - 30 * DAY, t))
+        last_seen = events.last_seen_before(items, t)
+        feats["item_days_since_seen"] = np.log1p((t - last_seen) / DAY)
+        user_ts = [events.ts[events.user_indptr[u] : events.user_indptr[u + 1]] for u in user_idx]
+        day = np.array(
+            [
+                np.sum((ts >= tt - DAY) & (ts < tt))
+                for ts, tt in zip(user_ts, request.time, strict=True)
+            ]
+        )
+        feats["user_events_1d"] = np.log1p(day[rows])
+        for col, (index, counts) in events.item_context.items():
+            value = request.context.get(col)
+            if value is None:
+                continue
+            j = index.get_indexer(value[rows].astype(str))
+            per_item = np.asarray(counts.sum(axis=1)).ravel()[items]
+            hits = np.where(j >= 0, np.asarray(counts[items, np.maximum(j, 0)]).ravel(), 0.0)
+            feats[f"item_share_{col}"] = (hits + 1.0) / (per_item + len(index))
+    names = list(feats)
+    return np.column_stack([feats[n] for n in names]).astype(np.float32), names
+
+
+def _pair_values(m: sp.csr_matrix, recent: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """m[recent[p, r], items[p]] for every pair p and recent slot r (0 where recent is -1)."""
+    out = np.zeros(recent.shape, dtype=np.float64)
+    for r in range(recent.shape[1]):
+        ok = recent[:, r] >= 0
+        if ok.any():
+            out[ok, r] = np.asarray(m[recent[ok, r], items[ok]]).ravel()
+    return out

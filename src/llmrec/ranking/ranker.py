@@ -1,0 +1,359 @@
+"""``ranker``: two-stage recommendation. Retrievers (sequence model, EASE, item KNN, content,
+popularity) each rank the catalogue; their lists merge into N candidates; a LightGBM
+LambdaRank model orders the candidates from retriever, knowledge-graph and context features.
+
+Training: the retrievers are tuned and fitted on the training events; the ranker learns from
+the validation item (one held-out latest event per user), with the number of boosting rounds
+chosen by cross-validation over users. ``fit(train)`` without a split holds out each user's
+latest event itself. The test item is never seen by either stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field
+
+from llmrec.config import get_settings
+from llmrec.data import columns as C
+from llmrec.data.matrix import TrainData
+from llmrec.errors import ConfigError, LlmrecError
+from llmrec.models.base import Recommender, RecommenderConfig
+from llmrec.ranking.candidates import merge, quantise, ranks_of
+from llmrec.ranking.features import GROUPS, EventIndex, ItemSide, Request, build_features
+from llmrec.ranking.kg import item_entity_matrix, kg_item_similarity
+
+if TYPE_CHECKING:
+    import lightgbm
+
+    from llmrec.eval.protocols import Split, Stage
+    from llmrec.eval.tuning import Trial, TuneResult
+
+DEFAULT_RETRIEVERS: dict[str, dict[str, Any]] = {
+    "sasrec": {},
+    "ease": {},
+    "itemknn": {},
+    "content": {},
+    "pop": {},
+}
+_ROUNDS = (25, 50, 100, 150, 200, 300, 400)  # boosting rounds compared by cross-validation
+
+
+class RankerConfig(RecommenderConfig):
+    retrievers: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_RETRIEVERS.items()},
+        description="retriever name -> its parameters ({} = tune on validation)",
+    )
+    n_candidates: int = Field(100, ge=10, description="candidates the ranker orders")
+    groups: list[str] = Field(default_factory=lambda: list(GROUPS), description="features")
+    num_leaves: int = Field(15, ge=2)
+    learning_rate: float = Field(0.05, gt=0)
+    min_data_in_leaf: int = Field(100, ge=1)
+    rounds: int | None = Field(None, ge=1, description="boosting rounds; None: by CV")
+    folds: int = Field(5, ge=2, description="cross-validation folds (over users) for rounds")
+
+
+class Ranker(Recommender):
+    name = "ranker"
+    config_class = RankerConfig
+    config: RankerConfig
+
+    # --- training ------------------------------------------------------------------------
+    def _fit(self, train: TrainData) -> None:
+        """Without a split: each user's latest event (users with 3+) is the ranker's label."""
+        from llmrec.eval.protocols import holdout
+
+        self._fit_split(holdout(train), search=True)
+        self.observe(train)
+
+    @classmethod
+    def tune_on(
+        cls,
+        split: Split,
+        fixed: dict[str, Any],
+        search: bool = True,
+        on_trial: Callable[[Trial], None] | None = None,
+    ) -> TuneResult:
+        """Retrievers tuned on validation, the ranker trained on it (rounds by CV)."""
+        from llmrec.eval.tuning import Trial, TuneResult
+
+        model = cls(**fixed)
+        t0 = time.perf_counter()
+        model._fit_split(split, search=search, on_trial=on_trial)
+        seconds = time.perf_counter() - t0
+        if split.valid_train is not split.train:  # cold-items: refit retrievers on train
+            model.observe_refit(split.train)
+        trial = Trial(model.config.model_dump(), model.valid_score_, seconds)
+        if on_trial:
+            on_trial(trial)
+        return TuneResult(model, trial.params, trial.score, seconds, [*model.trials_, trial])
+
+    def _fit_split(
+        self, split: Split, search: bool, on_trial: Callable[[Trial], None] | None = None
+    ) -> None:
+        from llmrec.eval.tuning import tune
+        from llmrec.models import get_model_class
+
+        c = self.config
+        bad = set(c.groups) - set(GROUPS)
+        if bad:
+            raise ConfigError(f"ranker: unknown feature groups {sorted(bad)}: use {GROUPS}")
+        if not c.retrievers:
+            raise ConfigError("ranker: needs at least one retriever")
+        train = split.valid_train
+        fold = dataclasses.replace(split, train=train)  # retrievers stay fitted on it
+        self.users_, self.items_ = train.users, train.items
+        self.history_, self.recency_ = train.matrix, train.recency
+        self.retrievers_: dict[str, Recommender] = {}
+        self.trials_: list[Trial] = []
+        self.stage_seconds_: dict[str, float] = {}
+        params: dict[str, dict[str, Any]] = {}
+        for name, p in sorted(c.retrievers.items()):  # sorted: the feature order is fixed
+            t0 = time.perf_counter()
+            cls = get_model_class(name)
+            res = tune(cls, fold, {"seed": c.seed, **p}, search=search and not p, on_trial=on_trial)
+            self.retrievers_[name] = res.model
+            params[name] = {k: v for k, v in res.params.items() if k != "seed"}
+            self.trials_ += res.trials
+            self.stage_seconds_[f"retriever {name}"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        self._fit_side(train)
+        self.events_ = EventIndex.build(train)
+        x, names, qid, label, cand = self._features(split.valid)
+        self.feature_names_ = names
+        rounds, self.valid_score_ = self._choose_rounds(x, qid, label, cand, split.valid)
+        self.booster_ = self._train_booster(x, qid, label, rounds)
+        self.config = c.model_copy(update={"retrievers": params, "rounds": rounds})
+        self.stage_seconds_["ranker"] = time.perf_counter() - t0
+
+    def observe_refit(self, train: TrainData) -> None:
+        """Refit the retrievers with their chosen parameters on ``train`` (same indices)."""
+        for name, model in self.retrievers_.items():
+            self.retrievers_[name] = type(model)(model.config).fit(train)
+        self.observe(train)
+
+    def _fit_side(self, train: TrainData) -> None:
+        from llmrec.eval.evaluate import genre_vectors
+
+        table = train.item_table
+        year = np.full(train.n_items, np.nan)
+        if table is not None and C.YEAR in table:
+            year = table[C.YEAR].to_numpy(dtype=float)
+        g = genre_vectors(table)
+        g = np.zeros((train.n_items, 1), np.float32) if g is None else g
+        g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
+        kg = kg_item_similarity(item_entity_matrix(train.kg, train.item_entity, train.items))
+        text = None
+        content = self.retrievers_.get("content")
+        if content is not None:
+            text = content.item_vectors_  # type: ignore[attr-defined]
+        pop = np.asarray(train.matrix.sum(axis=0)).ravel().astype(np.float32)
+        self.side_ = ItemSide(year, g.astype(np.float32), kg, text, pop)
+
+    # --- features --------------------------------------------------------------------------
+    def candidates(
+        self, user_idx: np.ndarray, request: Request | None = None
+    ) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, np.ndarray]]:
+        """(candidates users x N, features rows x F, feature names, retriever ranks)."""
+        excluded = self.history_[user_idx].toarray().astype(bool)
+        scores = {n: quantise(m.score(user_idx)) for n, m in self.retrievers_.items()}
+        ranks = {n: ranks_of(s, excluded) for n, s in scores.items()}
+        cand = merge(list(ranks.values()), excluded, self.config.n_candidates)
+        request = request or Request.latest(self.events_, user_idx)
+        groups = tuple(self.config.groups)
+        x, names = build_features(
+            user_idx, cand, scores, ranks, self.side_, self.events_, request, groups
+        )
+        return cand, x, names, ranks
+
+    def _features(
+        self, stage: Stage
+    ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]:
+        cand, x, names, _ = self.candidates(stage.user_idx)
+        rows, cols = np.nonzero(cand >= 0)
+        target = stage.targets[:, 0]
+        label = (cand[rows, cols] == target[rows]).astype(np.float32)
+        return x, names, rows, label, cand
+
+    # --- the learned ranker ---------------------------------------------------------------
+    def _params(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "objective": "lambdarank",
+            "lambdarank_truncation_level": 20,
+            "num_leaves": c.num_leaves,
+            "learning_rate": c.learning_rate,
+            "min_data_in_leaf": c.min_data_in_leaf,
+            "feature_fraction": 0.9,
+            "bagging_fraction": 0.8,
+            "bagging_freq": 1,
+            "lambda_l2": 1.0,
+            "num_threads": get_settings().threads,
+            "seed": c.seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbosity": -1,
+        }
+
+    def _train_booster(
+        self, x: np.ndarray, qid: np.ndarray, label: np.ndarray, rounds: int
+    ) -> lightgbm.Booster:
+        import lightgbm as lgb
+
+        keep = _queries_with_positive(qid, label)
+        data = lgb.Dataset(x[keep], label[keep], group=_group_sizes(qid[keep]))
+        return lgb.train(self._params(), data, num_boost_round=rounds)
+
+    def _choose_rounds(
+        self, x: np.ndarray, qid: np.ndarray, label: np.ndarray, cand: np.ndarray, stage: Stage
+    ) -> tuple[int, float]:
+        """Rounds with the best out-of-fold NDCG@10 over the validation users (a user whose
+        item is not among the candidates counts 0); returns (rounds, that NDCG)."""
+        c = self.config
+        rounds = [c.rounds] if c.rounds else list(_ROUNDS)
+        n_users = cand.shape[0]
+        fold_of = np.random.default_rng(c.seed).permutation(n_users) % c.folds
+        oof = {r: np.zeros(len(label)) for r in rounds}
+        for f in range(c.folds):
+            test_rows = fold_of[qid] == f
+            booster = self._train_booster(
+                x[~test_rows], qid[~test_rows], label[~test_rows], max(rounds)
+            )
+            for r in rounds:
+                oof[r][test_rows] = booster.predict(x[test_rows], num_iteration=r)
+        ndcg = {r: _ndcg10(oof[r], qid, label, n_users) for r in rounds}
+        best = max(rounds, key=lambda r: (ndcg[r], -r))
+        return best, ndcg[best]
+
+    # --- scoring ---------------------------------------------------------------------------
+    def rank(
+        self, user_idx: np.ndarray, request: Request | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(candidates users x N, ranker scores users x N (NaN for padding), the retriever
+        that ranks each candidate best, as an index into ``retrievers_``)."""
+        cand, x, names, ranks = self.candidates(user_idx, request)
+        if names != self.feature_names_:
+            raise LlmrecError(
+                f"ranker: features {names} differ from the trained {self.feature_names_}"
+            )
+        rows, cols = np.nonzero(cand >= 0)
+        pred = np.full(cand.shape, np.nan)
+        pred[rows, cols] = self.booster_.predict(x) if len(x) else []
+        stacked = np.stack(
+            [r[np.arange(len(user_idx))[:, None], np.maximum(cand, 0)] for r in ranks.values()]
+        )
+        return cand, pred, stacked.argmin(axis=0)
+
+    def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        cand, pred, _ = self.rank(user_idx)
+        # non-candidates rank after every candidate, in catalogue order
+        out = np.full((len(user_idx), len(self.items_)), -1e9, dtype=np.float64)
+        rows, cols = np.nonzero(cand >= 0)
+        out[rows, cand[rows, cols]] = pred[rows, cols]
+        return out[:, item_idx]
+
+    def _observe(self, data: TrainData) -> None:
+        for model in self.retrievers_.values():
+            model.observe(data)
+        self.events_ = EventIndex.build(data)
+
+    # --- state -----------------------------------------------------------------------------
+    def _state(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for name, model in self.retrievers_.items():
+            out.update({f"r.{name}.{k}": v for k, v in model._state().items()})
+        s, e = self.side_, self.events_
+        out.update(
+            {
+                "side.year": s.year,
+                "side.genres": s.genres,
+                "side.kg_indptr": s.kg.indptr,
+                "side.kg_indices": s.kg.indices,
+                "side.kg_data": s.kg.data,
+                "side.popularity": s.popularity,
+                "booster": np.frombuffer(self.booster_.model_to_string().encode(), np.uint8),
+                "feature_names": np.array(self.feature_names_),
+                "log.user": np.repeat(np.arange(len(e.user_indptr) - 1), np.diff(e.user_indptr)),
+                "log.item": e.items,
+                "log.ts": e.ts,
+                **{f"log.ctx.{k}": v for k, v in e.context.items()},
+            }
+        )
+        if s.text is not None:
+            out["side.text"] = s.text
+        return out
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        import lightgbm as lgb
+        import pandas as pd
+
+        from llmrec.models import get_model_class
+
+        self.retrievers_ = {}
+        for name, params in sorted(self.config.retrievers.items()):
+            model = get_model_class(name)(**{"seed": self.config.seed, **params})
+            model.users_, model.items_ = self.users_, self.items_
+            model.history_, model.recency_ = self.history_, self.recency_
+            prefix = f"r.{name}."
+            model._load_state(
+                {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            )
+            self.retrievers_[name] = model
+        n = len(self.items_)
+        kg = sp.csr_matrix(
+            (state["side.kg_data"], state["side.kg_indices"], state["side.kg_indptr"]), shape=(n, n)
+        )
+        self.side_ = ItemSide(
+            state["side.year"],
+            state["side.genres"],
+            kg,
+            state.get("side.text"),
+            state["side.popularity"],
+        )
+        self.booster_ = lgb.Booster(model_str=state["booster"].tobytes().decode())
+        self.feature_names_ = [str(x) for x in state["feature_names"]]
+        log = pd.DataFrame(
+            {
+                "user_idx": state["log.user"],
+                "item_idx": state["log.item"],
+                C.TIMESTAMP: state["log.ts"],
+                **{k[8:]: v for k, v in state.items() if k.startswith("log.ctx.")},
+            }
+        )
+        data = TrainData(self.users_, self.items_, self.history_, self.recency_, log)
+        self.events_ = EventIndex.build(data)
+        if len(self.events_.ts) != len(log):
+            raise LlmrecError("ranker: saved event log is inconsistent")
+
+
+def _group_sizes(qid: np.ndarray) -> np.ndarray:
+    """Sizes of consecutive runs of equal query ids (rows are grouped by user)."""
+    change = np.flatnonzero(np.r_[True, qid[1:] != qid[:-1], True])
+    return np.diff(change)
+
+
+def _queries_with_positive(qid: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """Rows of queries with a positive: the others carry no ranking signal."""
+    pos = np.zeros(qid.max() + 1 if len(qid) else 0, dtype=bool)
+    pos[qid[label > 0]] = True
+    return pos[qid]
+
+
+def _ndcg10(pred: np.ndarray, qid: np.ndarray, label: np.ndarray, n_users: int) -> float:
+    """Mean over ``n_users`` of 1/log2(1 + rank) of the positive when in the top 10."""
+    total = 0.0
+    for q in np.unique(qid[label > 0]):
+        rows = qid == q
+        p, y = pred[rows], label[rows]
+        target = p[y > 0][0]
+        # ties: the candidates listed before the target win (merge order is stable)
+        first = np.flatnonzero(y > 0)[0]
+        rank = 1 + np.sum(p > target) + np.sum(p[:first] == target)
+        if rank <= 10:
+            total += 1.0 / np.log2(1 + rank)
+    return total / max(n_users, 1)

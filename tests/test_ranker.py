@@ -1,0 +1,179 @@
+"""Two-stage ranker: candidate merge, features (KG, time, context), no leakage, contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from llmrec.data import columns as C
+from llmrec.data.dataset import Dataset
+from llmrec.data.ids import IdMap
+from llmrec.data.matrix import TrainData
+from llmrec.errors import ConfigError
+from llmrec.eval.protocols import loo
+from llmrec.eval.runner import run
+from llmrec.models import get_model_class
+from llmrec.ranking.candidates import merge, ranks_of
+from llmrec.ranking.features import EventIndex, Request
+from llmrec.ranking.kg import item_entity_matrix, kg_item_similarity
+from llmrec.ranking.ranker import Ranker
+from llmrec.testing import RecommenderContract, block_dataset
+
+FAST: dict[str, Any] = {
+    "retrievers": {
+        "sasrec": {"encoder": "hashing", "epochs": 5, "embedding_size": 16, "max_len": 12},
+        "ease": {"reg": 100.0},
+        "content": {"encoder": "hashing"},
+        "pop": {},
+    },
+    "n_candidates": 10,
+    "min_data_in_leaf": 5,
+    "rounds": 50,
+}
+
+
+class TestRanker(RecommenderContract):
+    model_class = Ranker
+    params = FAST
+
+
+def test_ranks_of_by_hand() -> None:
+    s = np.array([[0.1, 0.9, 0.5, 0.9]])
+    excluded = np.array([[False, False, True, False]])
+    np.testing.assert_array_equal(ranks_of(s, excluded), [[3, 1, 4, 2]])  # tie: lower index
+
+
+def test_merge_takes_each_retrievers_best_first() -> None:
+    a = np.array([[1, 2, 3, 4, 5]])  # retriever A: item 0 best
+    b = np.array([[5, 4, 3, 2, 1]])  # retriever B: item 4 best
+    excluded = np.array([[False, False, False, False, False]])
+    assert set(merge([a, b], excluded, 2)[0]) == {0, 4}
+    excluded[0, 0] = True
+    got = merge([a, b], excluded, 5)[0]
+    assert 0 not in got and got[-1] == -1  # history never a candidate; padded
+
+
+def test_kg_similarity_links_items_through_shared_entities() -> None:
+    items = IdMap(np.array(["1", "2", "3"]))
+    link = pd.DataFrame({C.ITEM_ID: ["1", "2", "3"], C.ENTITY: ["f1", "f2", "f3"]})
+    kg = pd.DataFrame(
+        {
+            C.HEAD: ["f1", "f2", "d9", "f3"],
+            C.RELATION: ["film.film.directed_by", "film.film.directed_by", "x.film", "y"],
+            C.TAIL: ["d1", "d1", "f3", "g7"],
+        }
+    )
+    a = item_entity_matrix(kg, link, items)
+    assert a.shape == (3, 3)  # entities d1, d9 (via the reverse triple), g7
+    sim = kg_item_similarity(a).toarray()
+    assert sim[0, 1] > 0 and sim[1, 0] > 0
+    assert sim[0, 2] == 0 and sim[2, 2] == 0
+
+
+def _data(rows: list[tuple[int, int, int]], n_users: int, n_items: int, **ctx: list) -> TrainData:
+    log = pd.DataFrame(rows, columns=["user_idx", "item_idx", C.TIMESTAMP])
+    log[C.EVENT], log[C.VALUE] = "view", np.nan
+    for k, v in ctx.items():
+        log[k] = v
+    users = IdMap(np.array([f"u{i}" for i in range(n_users)]))
+    items = IdMap(np.array([str(i) for i in range(n_items)]))
+    return TrainData.build(log, users, items)
+
+
+def test_time_lookups_use_only_events_before_the_request() -> None:
+    day = 86_400
+    ev = EventIndex.build(_data([(0, 0, 1 * day), (1, 0, 5 * day), (1, 1, 9 * day)], 2, 2))
+    items = np.array([0, 0, 1])
+    t = np.array([5 * day, 5 * day + 1, 9 * day])
+    np.testing.assert_array_equal(ev.item_events_between(items, t - 30 * day, t), [1, 2, 0])
+    np.testing.assert_array_equal(ev.last_seen_before(items, t)[:2], [1 * day, 5 * day])
+    assert np.isnan(ev.last_seen_before(items, t)[2])
+    req = Request.latest(ev, np.array([0, 1]))
+    np.testing.assert_array_equal(req.time, [1 * day, 9 * day])
+
+
+def test_context_share_feature_follows_the_request_device() -> None:
+    from llmrec.ranking.features import ItemSide, build_features
+
+    rows = [(0, 0, 1), (0, 1, 2), (1, 0, 3), (1, 1, 4)]
+    data = _data(rows, 2, 2, device=["tv", "phone", "tv", "phone"])
+    ev = EventIndex.build(data)
+    side = ItemSide(
+        np.full(2, np.nan), np.zeros((2, 1), np.float32), data.matrix * 0, None, np.ones(2)
+    )
+    cand = np.array([[0, 1]])
+    s = {"pop": np.zeros((1, 2))}
+    r = {"pop": np.ones((1, 2), dtype=np.int64)}
+    for device, better in (("tv", 0), ("phone", 1)):
+        req = Request(np.array([10]), {"device": np.array([device])})
+        x, names = build_features(np.array([0]), cand, s, r, side, ev, req)
+        share = x[:, names.index("item_share_device")]
+        assert share[better] > share[1 - better]
+
+
+def _with_changed_test_items(ds: Dataset, seed: int) -> Dataset:
+    """Each user's last interaction (the loo test item) replaced by another random item."""
+    inter = ds.interactions.copy()
+    inter["_t"] = inter[C.ITEM_ID].astype(int)
+    inter = inter.sort_values([C.USER_ID, C.TIMESTAMP, "_t"])
+    last = ~inter[C.USER_ID].duplicated(keep="last")
+    rng = np.random.default_rng(seed)
+    n_items = len(ds.items)
+    inter.loc[last, C.ITEM_ID] = [str(rng.integers(n_items)) for _ in range(int(last.sum()))]
+    return Dataset(ds.name, inter.drop(columns="_t").reset_index(drop=True), ds.items)
+
+
+def test_no_leakage_test_items_do_not_reach_training_or_features() -> None:
+    """Change every user's test item: the trained ranker (retrievers, booster, validation
+    score and validation features) must be identical. Any leak of the test item (or later
+    events) into training or features would make them differ."""
+    base = block_dataset(n_users=40, n_items=20)
+    fitted = []
+    for seed in (1, 2):
+        split = loo(_with_changed_test_items(base, seed))
+        res = Ranker.tune_on(split, {**FAST, "seed": 0})
+        model = res.model
+        assert isinstance(model, Ranker)
+        feats = model._features(split.valid)[0]
+        fitted.append((model, res.valid_score, feats, split))
+    (m1, v1, f1, s1), (m2, v2, f2, s2) = fitted
+    assert not np.array_equal(s1.test.targets, s2.test.targets)  # the test items did change
+    assert v1 == v2
+    np.testing.assert_array_equal(f1, f2)
+    assert m1.booster_.model_to_string() == m2.booster_.model_to_string()
+    for name in m1.retrievers_:
+        for k, v in m1.retrievers_[name]._state().items():
+            np.testing.assert_array_equal(v, m2.retrievers_[name]._state()[k], err_msg=k)
+
+
+def test_ranker_learns_to_ignore_a_useless_retriever() -> None:
+    ds = block_dataset(n_users=60, n_items=30)
+    params = {"retrievers": {"random": {}, "itemknn": {}}, "n_candidates": 15}
+    ranker = run(ds, "ranker", params={**params, "min_data_in_leaf": 5})
+    knn = run(ds, "itemknn")
+    rnd = run(ds, "random")
+    assert ranker.metrics["ndcg@10"] >= knn.metrics["ndcg@10"] - 0.05
+    assert ranker.metrics["ndcg@10"] > rnd.metrics["ndcg@10"] + 0.1
+
+
+def test_feature_groups_switch_features_off() -> None:
+    train = loo(block_dataset()).train
+    m = Ranker(**{**FAST, "groups": ["retrievers"]}).fit(train)
+    assert not any(n.startswith(("kg_", "genre", "hour", "item_pop_30d")) for n in m.feature_names_)
+    with pytest.raises(ConfigError, match="feature groups"):
+        Ranker(**{**FAST, "groups": ["nope"]}).fit(train)
+
+
+def test_ranker_is_registered() -> None:
+    assert get_model_class("ranker") is Ranker
+
+
+def test_quantise_makes_float_noise_ties_exact() -> None:
+    from llmrec.ranking.candidates import quantise
+
+    s = np.array([[0.5, 0.5 + 6e-8, 0.25], [100.0, 99.99999, 3.0]])
+    q = quantise(s)
+    assert q[0, 0] == q[0, 1] and q[1, 0] == q[1, 1] and q[0, 2] == 0.25
