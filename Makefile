@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data demo test lint format bench bench-text clean
+.PHONY: install data demo test lint format bench bench-text bench-ranking clean
 
 install: $(STAMP)
 
@@ -19,7 +19,8 @@ data: $(STAMP)
 	$(BIN)/llmrec data fetch obd
 
 demo: data
-	$(BIN)/llmrec eval --dataset ml-100k --model all
+	$(BIN)/llmrec eval --dataset ml-100k --model all,ranker
+	$(BIN)/llmrec train --dataset ml-100k
 
 test: data
 	$(BIN)/python -m pytest
@@ -37,6 +38,9 @@ bench: data
 
 bench-text: data
 	$(BIN)/python benchmarks/bench_text.py
+
+bench-ranking: data
+	$(BIN)/python benchmarks/bench_ranking.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

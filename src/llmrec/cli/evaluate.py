@@ -43,8 +43,8 @@ def eval_command(
     model: Annotated[
         str,
         typer.Option(
-            help=f"{', '.join([*MODELS, *PIPELINES])}, a comma-separated list, or all "
-            "(every single model; pipelines by name)"
+            help=f"{', '.join([*MODELS, *PIPELINES])}, or a comma-separated list; all = "
+            "every single model (pipelines by name: all,ranker)"
         ),
     ],
     protocol: Annotated[str, typer.Option(help=" | ".join(PROTOCOLS))] = "loo",
@@ -60,7 +60,8 @@ def eval_command(
 ) -> None:
     """Evaluate models: hyper-parameters chosen on the validation item, test item used once."""
     s = get_settings()
-    names = list(MODELS) if model == "all" else [m.strip() for m in model.split(",") if m.strip()]
+    names = [m.strip() for m in model.split(",") if m.strip()]
+    names = list(dict.fromkeys(n for m in names for n in (MODELS if m == "all" else [m])))
     for n in names:
         get_model_class(n)  # fail fast on a typo, before any work
     if protocol not in PROTOCOLS:

@@ -27,6 +27,7 @@ from llmrec.models.base import Recommender, RecommenderConfig
 from llmrec.ranking.candidates import merge, quantise, ranks_of
 from llmrec.ranking.features import GROUPS, EventIndex, ItemSide, Request, build_features
 from llmrec.ranking.kg import item_entity_matrix, kg_item_similarity
+from llmrec.ranking.listwise import Listwise, fit_listwise
 
 if TYPE_CHECKING:
     import lightgbm
@@ -41,7 +42,9 @@ DEFAULT_RETRIEVERS: dict[str, dict[str, Any]] = {
     "content": {},
     "pop": {},
 }
-_ROUNDS = (25, 50, 100, 150, 200, 300, 400)  # boosting rounds compared by cross-validation
+# compared by cross-validation over users: 0 rounds = the listwise linear model alone
+_ROUNDS = (0, 25, 50, 100, 200, 300)
+_L2 = (0.01, 0.1, 1.0)
 
 
 class RankerConfig(RecommenderConfig):
@@ -54,7 +57,8 @@ class RankerConfig(RecommenderConfig):
     num_leaves: int = Field(15, ge=2)
     learning_rate: float = Field(0.05, gt=0)
     min_data_in_leaf: int = Field(100, ge=1)
-    rounds: int | None = Field(None, ge=1, description="boosting rounds; None: by CV")
+    rounds: int | None = Field(None, ge=0, description="boosting rounds; None: by CV")
+    l2: float | None = Field(None, gt=0, description="listwise model's L2; None: by CV")
     folds: int = Field(5, ge=2, description="cross-validation folds (over users) for rounds")
 
 
@@ -100,36 +104,51 @@ class Ranker(Recommender):
         from llmrec.models import get_model_class
 
         c = self.config
-        bad = set(c.groups) - set(GROUPS)
-        if bad:
-            raise ConfigError(f"ranker: unknown feature groups {sorted(bad)}: use {GROUPS}")
         if not c.retrievers:
             raise ConfigError("ranker: needs at least one retriever")
-        train = split.valid_train
-        fold = dataclasses.replace(split, train=train)  # retrievers stay fitted on it
-        self.users_, self.items_ = train.users, train.items
-        self.history_, self.recency_ = train.matrix, train.recency
-        self.retrievers_: dict[str, Recommender] = {}
-        self.trials_: list[Trial] = []
-        self.stage_seconds_: dict[str, float] = {}
-        params: dict[str, dict[str, Any]] = {}
-        for name, p in sorted(c.retrievers.items()):  # sorted: the feature order is fixed
+        fold = dataclasses.replace(split, train=split.valid_train)  # retrievers stay on it
+        retrievers: dict[str, Recommender] = {}
+        trials: list[Trial] = []
+        seconds: dict[str, float] = {}
+        for name, p in sorted(c.retrievers.items()):
             t0 = time.perf_counter()
             cls = get_model_class(name)
             res = tune(cls, fold, {"seed": c.seed, **p}, search=search and not p, on_trial=on_trial)
-            self.retrievers_[name] = res.model
-            params[name] = {k: v for k, v in res.params.items() if k != "seed"}
-            self.trials_ += res.trials
-            self.stage_seconds_[f"retriever {name}"] = time.perf_counter() - t0
+            retrievers[name] = res.model
+            trials += res.trials
+            seconds[f"retriever {name}"] = time.perf_counter() - t0
+        self.fit_ranker(split, retrievers)
+        self.trials_ = trials
+        self.stage_seconds_ = {**seconds, **self.stage_seconds_}
+
+    def fit_ranker(self, split: Split, retrievers: dict[str, Recommender]) -> Ranker:
+        """Stage two only: learn to rank the candidates of ``retrievers`` (fitted on
+        ``split.valid_train``, kept as they are) from the validation items."""
+        c = self.config
+        bad = set(c.groups) - set(GROUPS)
+        if bad:
+            raise ConfigError(f"ranker: unknown feature groups {sorted(bad)}: use {GROUPS}")
         t0 = time.perf_counter()
+        train = split.valid_train
+        self.users_, self.items_ = train.users, train.items
+        self.history_, self.recency_ = train.matrix, train.recency
+        # sorted by name: the feature order is fixed
+        self.retrievers_ = {n: retrievers[n] for n in sorted(retrievers)}
+        self.trials_ = []
         self._fit_side(train)
         self.events_ = EventIndex.build(train)
         x, names, qid, label, cand = self._features(split.valid)
         self.feature_names_ = names
-        rounds, self.valid_score_ = self._choose_rounds(x, qid, label, cand, split.valid)
-        self.booster_ = self._train_booster(x, qid, label, rounds)
-        self.config = c.model_copy(update={"retrievers": params, "rounds": rounds})
-        self.stage_seconds_["ranker"] = time.perf_counter() - t0
+        l2, rounds, self.valid_score_ = self._choose(x, qid, label, cand.shape[0])
+        self.linear_ = fit_listwise(x, qid, label, l2)
+        self.booster_ = self._train_booster(x, qid, label, rounds, self.linear_)
+        params = {
+            n: {k: v for k, v in m.config.model_dump().items() if k != "seed"}
+            for n, m in self.retrievers_.items()
+        }
+        self.config = c.model_copy(update={"retrievers": params, "rounds": rounds, "l2": l2})
+        self.stage_seconds_ = {"ranker": time.perf_counter() - t0}
+        return self
 
     def observe_refit(self, train: TrainData) -> None:
         """Refit the retrievers with their chosen parameters on ``train`` (same indices)."""
@@ -201,34 +220,49 @@ class Ranker(Recommender):
         }
 
     def _train_booster(
-        self, x: np.ndarray, qid: np.ndarray, label: np.ndarray, rounds: int
-    ) -> lightgbm.Booster:
+        self, x: np.ndarray, qid: np.ndarray, label: np.ndarray, rounds: int, base: Listwise
+    ) -> lightgbm.Booster | None:
+        """Trees boosted from the listwise model's scores (its corrections only)."""
         import lightgbm as lgb
 
+        if rounds == 0:
+            return None
         keep = _queries_with_positive(qid, label)
-        data = lgb.Dataset(x[keep], label[keep], group=_group_sizes(qid[keep]))
+        data = lgb.Dataset(
+            x[keep], label[keep], group=_group_sizes(qid[keep]), init_score=base.predict(x[keep])
+        )
         return lgb.train(self._params(), data, num_boost_round=rounds)
 
-    def _choose_rounds(
-        self, x: np.ndarray, qid: np.ndarray, label: np.ndarray, cand: np.ndarray, stage: Stage
-    ) -> tuple[int, float]:
-        """Rounds with the best out-of-fold NDCG@10 over the validation users (a user whose
-        item is not among the candidates counts 0); returns (rounds, that NDCG)."""
+    def _choose(
+        self, x: np.ndarray, qid: np.ndarray, label: np.ndarray, n_users: int
+    ) -> tuple[float, int, float]:
+        """(l2, rounds, out-of-fold NDCG@10) chosen by cross-validation over the validation
+        users: first the listwise model's L2, then the trees on top of it. A user whose item
+        is not among the candidates counts 0."""
         c = self.config
-        rounds = [c.rounds] if c.rounds else list(_ROUNDS)
-        n_users = cand.shape[0]
         fold_of = np.random.default_rng(c.seed).permutation(n_users) % c.folds
+        folds = [fold_of[qid] == f for f in range(c.folds)]
+
+        def oof_linear(l2: float) -> np.ndarray:
+            out = np.zeros(len(label))
+            for held in folds:
+                out[held] = fit_listwise(x[~held], qid[~held], label[~held], l2).predict(x[held])
+            return out
+
+        l2s = [c.l2] if c.l2 else list(_L2)
+        lin = {l2: _ndcg10(oof_linear(l2), qid, label, n_users) for l2 in l2s}
+        l2 = max(l2s, key=lambda v: (lin[v], v))
+        rounds = [c.rounds] if c.rounds is not None else list(_ROUNDS)
         oof = {r: np.zeros(len(label)) for r in rounds}
-        for f in range(c.folds):
-            test_rows = fold_of[qid] == f
-            booster = self._train_booster(
-                x[~test_rows], qid[~test_rows], label[~test_rows], max(rounds)
-            )
+        for held in folds:
+            base = fit_listwise(x[~held], qid[~held], label[~held], l2)
+            booster = self._train_booster(x[~held], qid[~held], label[~held], max(rounds), base)
             for r in rounds:
-                oof[r][test_rows] = booster.predict(x[test_rows], num_iteration=r)
+                extra = booster.predict(x[held], num_iteration=r) if booster and r else 0.0
+                oof[r][held] = base.predict(x[held]) + extra
         ndcg = {r: _ndcg10(oof[r], qid, label, n_users) for r in rounds}
         best = max(rounds, key=lambda r: (ndcg[r], -r))
-        return best, ndcg[best]
+        return l2, best, ndcg[best]
 
     # --- scoring ---------------------------------------------------------------------------
     def rank(
@@ -243,7 +277,9 @@ class Ranker(Recommender):
             )
         rows, cols = np.nonzero(cand >= 0)
         pred = np.full(cand.shape, np.nan)
-        pred[rows, cols] = self.booster_.predict(x) if len(x) else []
+        if len(x):
+            extra = self.booster_.predict(x) if self.booster_ is not None else 0.0
+            pred[rows, cols] = self.linear_.predict(x) + extra
         stacked = np.stack(
             [r[np.arange(len(user_idx))[:, None], np.maximum(cand, 0)] for r in ranks.values()]
         )
@@ -276,7 +312,12 @@ class Ranker(Recommender):
                 "side.kg_indices": s.kg.indices,
                 "side.kg_data": s.kg.data,
                 "side.popularity": s.popularity,
-                "booster": np.frombuffer(self.booster_.model_to_string().encode(), np.uint8),
+                "booster": np.frombuffer(
+                    self.booster_.model_to_string().encode() if self.booster_ else b"", np.uint8
+                ),
+                "linear.mean": self.linear_.mean,
+                "linear.scale": self.linear_.scale,
+                "linear.weights": self.linear_.weights,
                 "feature_names": np.array(self.feature_names_),
                 "log.user": np.repeat(np.arange(len(e.user_indptr) - 1), np.diff(e.user_indptr)),
                 "log.item": e.items,
@@ -315,7 +356,11 @@ class Ranker(Recommender):
             state.get("side.text"),
             state["side.popularity"],
         )
-        self.booster_ = lgb.Booster(model_str=state["booster"].tobytes().decode())
+        text = state["booster"].tobytes().decode()
+        self.booster_ = lgb.Booster(model_str=text) if text else None
+        self.linear_ = Listwise(
+            state["linear.mean"], state["linear.scale"], state["linear.weights"]
+        )
         self.feature_names_ = [str(x) for x in state["feature_names"]]
         log = pd.DataFrame(
             {
