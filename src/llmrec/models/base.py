@@ -219,6 +219,14 @@ class Recommender(ABC):
     @abstractmethod
     def _load_state(self, state: dict[str, np.ndarray]) -> None: ...
 
+    def _adopt(self, part: Recommender, state: dict[str, np.ndarray], prefix: str) -> Recommender:
+        """Load a component of a composite model: this model's users, items and history,
+        and the ``prefix``-ed slice of ``state``."""
+        part.users_, part.items_ = self.users_, self.items_
+        part.history_, part.recency_ = self.history_, self.recency_
+        part._load_state({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+        return part
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "history_"):
             raise LlmrecError(f"{self.name} is not fitted: call fit() first")

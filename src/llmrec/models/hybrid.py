@@ -90,13 +90,9 @@ class Hybrid(Recommender):
         }
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
-        self.cf_, self.content_ = self._parts()
-        for part, prefix in ((self.cf_, "cf."), (self.content_, "content.")):
-            part.users_, part.items_ = self.users_, self.items_
-            part.history_, part.recency_ = self.history_, self.recency_
-            part._load_state(
-                {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-            )
+        cf, content = self._parts()
+        self.cf_ = self._adopt(cf, state, "cf.")
+        self.content_ = self._adopt(content, state, "content.")  # type: ignore[assignment]
 
     @classmethod
     def tune_on(

@@ -338,12 +338,7 @@ class Ranker(Recommender):
         self.retrievers_ = {}
         for name, params in sorted(self.config.retrievers.items()):
             model = get_model_class(name)(**{"seed": self.config.seed, **params})
-            model.users_, model.items_ = self.users_, self.items_
-            model.history_, model.recency_ = self.history_, self.recency_
-            prefix = f"r.{name}."
-            model._load_state(
-                {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-            )
+            model = self._adopt(model, state, f"r.{name}.")
             self.retrievers_[name] = model
         n = len(self.items_)
         kg = sp.csr_matrix(
