@@ -196,3 +196,15 @@ def test_listwise_model_puts_weight_on_the_informative_feature() -> None:
     assert m.weights[0] > 1.0 and abs(m.weights[1]) < 0.3 * m.weights[0]
     s = m.predict(x).reshape(n_q, per)
     assert np.mean(s.argmax(axis=1) == best) > 0.6
+
+
+def test_two_retrievers_of_one_family_by_suffix(tmp_path) -> None:
+    from llmrec.models import Recommender
+
+    train = loo(block_dataset()).train
+    retrievers = {"ease": {"reg": 100.0}, "ease#strong": {"reg": 1000.0}}
+    m = Ranker(retrievers=retrievers, n_candidates=10, rounds=0).fit(train)
+    assert {"ease_score", "ease#strong_score"} <= set(m.feature_names_)
+    m.save(tmp_path / "m")
+    users = np.arange(train.n_users)
+    np.testing.assert_array_equal(Recommender.load(tmp_path / "m").score(users), m.score(users))

@@ -50,7 +50,8 @@ _L2 = (0.01, 0.1, 1.0)
 class RankerConfig(RecommenderConfig):
     retrievers: dict[str, dict[str, Any]] = Field(
         default_factory=lambda: {k: dict(v) for k, v in DEFAULT_RETRIEVERS.items()},
-        description="retriever name -> its parameters ({} = tune on validation)",
+        description="retriever name -> its parameters ({} = tune on validation); "
+        "name#suffix adds another of the same family, e.g. sasrec#plain",
     )
     n_candidates: int = Field(100, ge=10, description="candidates the ranker orders")
     groups: list[str] = Field(default_factory=lambda: list(GROUPS), description="features")
@@ -112,7 +113,7 @@ class Ranker(Recommender):
         seconds: dict[str, float] = {}
         for name, p in sorted(c.retrievers.items()):
             t0 = time.perf_counter()
-            cls = get_model_class(name)
+            cls = get_model_class(_family(name))
             res = tune(cls, fold, {"seed": c.seed, **p}, search=search and not p, on_trial=on_trial)
             retrievers[name] = res.model
             trials += res.trials
@@ -337,7 +338,7 @@ class Ranker(Recommender):
 
         self.retrievers_ = {}
         for name, params in sorted(self.config.retrievers.items()):
-            model = get_model_class(name)(**{"seed": self.config.seed, **params})
+            model = get_model_class(_family(name))(**{"seed": self.config.seed, **params})
             model = self._adopt(model, state, f"r.{name}.")
             self.retrievers_[name] = model
         n = len(self.items_)
@@ -369,6 +370,11 @@ class Ranker(Recommender):
         self.events_ = EventIndex.build(data)
         if len(self.events_.ts) != len(log):
             raise LlmrecError("ranker: saved event log is inconsistent")
+
+
+def _family(retriever: str) -> str:
+    """``sasrec#plain`` -> ``sasrec``: a suffix names a second retriever of one family."""
+    return retriever.split("#", 1)[0]
 
 
 def _group_sizes(qid: np.ndarray) -> np.ndarray:
