@@ -115,9 +115,10 @@ def write_markdown(results, stage_times, args) -> None:
         f"--seeds {' '.join(map(str, seeds))}`). Machine: {platform.machine()}, 2 cores, "
         f"Python {platform.python_version()}, `LLMREC_THREADS={get_settings().threads}`, CPU only.",
         "",
-        "Every retriever is tuned on the validation item per seed; the ranker (LightGBM "
-        "LambdaRank over 100 merged candidates) learns from the validation items, its boosting "
-        "rounds chosen by 5-fold cross-validation over users. At test time every model "
+        "Every retriever is tuned on the validation item per seed; the ranker (a listwise "
+        "linear model with LightGBM LambdaRank trees boosted from it, over 100 merged "
+        "candidates) learns from the validation items, its L2 and number of trees (0 allowed) "
+        "chosen by 5-fold cross-validation over users. At test time every model "
         "observes the validation events (no refit) and the test item is ranked once. "
         f"Mean ± standard deviation over seeds {', '.join(map(str, seeds))}.",
         "",
