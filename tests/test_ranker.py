@@ -213,7 +213,7 @@ def test_two_retrievers_of_one_family_by_suffix(tmp_path) -> None:
 def test_ranker_on_cold_items_refits_its_retrievers_on_all_training() -> None:
     """cold-items tunes on an inner fold, then refits the chosen retrievers on the training
     part; the content retriever ranks never-seen items far above random."""
-    ds = block_dataset(n_users=60, n_items=40)
+    ds = block_dataset(n_users=60, n_items=120)
     r = run(ds, "ranker", protocol="cold-items", params=FAST)
     rnd = run(ds, "random", protocol="cold-items")
     assert r.metrics["ndcg@10"] > rnd.metrics["ndcg@10"] + 0.2

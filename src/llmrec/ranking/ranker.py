@@ -196,8 +196,13 @@ class Ranker(Recommender):
     ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]:
         cand, x, names, _ = self.candidates(stage.user_idx)
         rows, cols = np.nonzero(cand >= 0)
-        target = stage.targets[:, 0]
-        label = (cand[rows, cols] == target[rows]).astype(np.float32)
+        t_rows, t_cols = np.nonzero(stage.targets >= 0)
+        targets = stage.targets[t_rows, t_cols]  # candidate positions when the stage has them
+        items = targets if stage.candidates is None else stage.candidates[targets]
+        is_target = sp.csr_matrix(
+            (np.ones(len(items), bool), (t_rows, items)), shape=(len(cand), len(self.items_))
+        )
+        label = np.asarray(is_target[rows, cand[rows, cols]]).ravel().astype(np.float32)
         return x, names, rows, label, cand
 
     # --- the learned ranker ---------------------------------------------------------------
@@ -271,6 +276,13 @@ class Ranker(Recommender):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(candidates users x N, ranker scores users x N (NaN for padding), the retriever
         that ranks each candidate best, as an index into ``retrievers_``)."""
+        cand, pred, best, _ = self._rank(user_idx, request)
+        return cand, pred, best
+
+    def _rank(
+        self, user_idx: np.ndarray, request: Request | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``rank`` plus every item's best rank in any retriever (users x items)."""
         cand, x, names, ranks = self.candidates(user_idx, request)
         if names != self.feature_names_:
             raise LlmrecError(
@@ -281,15 +293,14 @@ class Ranker(Recommender):
         if len(x):
             extra = self.booster_.predict(x) if self.booster_ is not None else 0.0
             pred[rows, cols] = self.linear_.predict(x) + extra
-        stacked = np.stack(
-            [r[np.arange(len(user_idx))[:, None], np.maximum(cand, 0)] for r in ranks.values()]
-        )
-        return cand, pred, stacked.argmin(axis=0)
+        all_ranks = np.stack(list(ranks.values()))  # (retrievers, users, items)
+        at_cand = np.take_along_axis(all_ranks, np.maximum(cand, 0)[None], axis=2)
+        return cand, pred, at_cand.argmin(axis=0), all_ranks.min(axis=0)
 
     def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
-        cand, pred, _ = self.rank(user_idx)
-        # non-candidates rank after every candidate, in catalogue order
-        out = np.full((len(user_idx), len(self.items_)), -1e9, dtype=np.float64)
+        cand, pred, _, best_rank = self._rank(user_idx)
+        # the other items rank after every candidate, by their best rank in any retriever
+        out = -1e6 - best_rank.astype(np.float64)
         rows, cols = np.nonzero(cand >= 0)
         out[rows, cand[rows, cols]] = pred[rows, cols]
         return out[:, item_idx]
@@ -391,14 +402,14 @@ def _queries_with_positive(qid: np.ndarray, label: np.ndarray) -> np.ndarray:
 
 
 def _ndcg10(pred: np.ndarray, qid: np.ndarray, label: np.ndarray, n_users: int) -> float:
-    """Mean over ``n_users`` of 1/log2(1 + rank) of the positive when in the top 10."""
+    """Mean over ``n_users`` of 1/log2(1 + rank) of the best-ranked positive in the top 10."""
     total = 0.0
     for q in np.unique(qid[label > 0]):
         rows = qid == q
         p, y = pred[rows], label[rows]
-        target = p[y > 0][0]
-        # ties: the candidates listed before the target win (merge order is stable)
-        first = np.flatnonzero(y > 0)[0]
+        first = np.flatnonzero(y > 0)[np.argmax(p[y > 0])]  # the best-ranked positive
+        target = p[first]
+        # ties: the candidates listed before it win (merge order is stable)
         rank = 1 + np.sum(p > target) + np.sum(p[:first] == target)
         if rank <= 10:
             total += 1.0 / np.log2(1 + rank)
