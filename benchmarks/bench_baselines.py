@@ -100,6 +100,18 @@ def main() -> None:
     plot(runs, ROOT / "benchmarks" / "baselines-ml100k.png")
 
 
+def _ablation_rows(without, runs, extra=lambda w: "") -> list[str]:
+    """Rows "| model | NDCG@10 without | with | Recall@10 without | with |" (+ extra cell)."""
+    out = []
+    for name, r in without.items():
+        w = runs[name][0]
+        out.append(
+            f"| {name} | {r.metrics['ndcg@10']:.4f} | {w.metrics['ndcg@10']:.4f} | "
+            f"{r.metrics['recall@10']:.4f} | {w.metrics['recall@10']:.4f} |" + extra(w)
+        )
+    return out
+
+
 def write_markdown(runs, speed, rank_s, split_time, t_all, args, ablation, blind) -> None:
     seeds = args.seeds
     lines = [
@@ -166,13 +178,7 @@ def write_markdown(runs, speed, rank_s, split_time, t_all, args, ablation, blind
         "chosen half_life |",
         "|---|---|---|---|---|---|",
     ]
-    for name, r in ablation.items():
-        w = runs[name][0]
-        lines.append(
-            f"| {name} | {r.metrics['ndcg@10']:.4f} | {w.metrics['ndcg@10']:.4f} | "
-            f"{r.metrics['recall@10']:.4f} | {w.metrics['recall@10']:.4f} | "
-            f"{w.params.get('half_life')} |"
-        )
+    lines += _ablation_rows(ablation, runs, lambda w: f" {w.params.get('half_life')} |")
     lines += [
         "",
         f"### Ablation: observing the validation events before the test ranking, seed {seeds[0]}",
@@ -185,12 +191,7 @@ def write_markdown(runs, speed, rank_s, split_time, t_all, args, ablation, blind
         "Recall@10 observed |",
         "|---|---|---|---|---|",
     ]
-    for name, r in blind.items():
-        w = runs[name][0]
-        lines.append(
-            f"| {name} | {r.metrics['ndcg@10']:.4f} | {w.metrics['ndcg@10']:.4f} | "
-            f"{r.metrics['recall@10']:.4f} | {w.metrics['recall@10']:.4f} |"
-        )
+    lines += _ablation_rows(blind, runs)
     lines += [
         "",
         f"- Ranking all 1,682 items for 943 users with exclusion and tie rule "
