@@ -217,3 +217,28 @@ def test_ranker_on_cold_items_refits_its_retrievers_on_all_training() -> None:
     r = run(ds, "ranker", protocol="cold-items", params=FAST)
     rnd = run(ds, "random", protocol="cold-items")
     assert r.metrics["ndcg@10"] > rnd.metrics["ndcg@10"] + 0.2
+
+
+def test_recommend_reads_the_request_context() -> None:
+    """A device-aware ranker reads the device of the request (its learned weight may go
+    either way; the feature values themselves are tested above)."""
+    from llmrec.errors import LlmrecError
+
+    ds = block_dataset(n_users=40, n_items=20)
+    inter = ds.interactions.copy()
+    inter[C.DEVICE] = np.where(inter[C.ITEM_ID].astype(int) < 10, "tv", "phone")
+    ds = Dataset(ds.name, inter, ds.items)
+    train = loo(ds).train
+    m = Ranker(**{**FAST, "rounds": 0}).fit(train)
+    assert "item_share_device" in m.feature_names_
+    uid = train.users.ids[0]
+    assert m.linear_.weights[m.feature_names_.index("item_share_device")] != 0
+    tv = m.recommend([uid], k=5, context={"device": "tv"})
+    phone = m.recommend([uid], k=5, context={"device": "phone"})
+    assert not np.allclose(tv.scores[0], phone.scores[0])
+    at = m.recommend([uid], k=3, context={"timestamp": "1700000000"})
+    assert len(at.item_ids[0]) == 3
+    with pytest.raises(LlmrecError, match="unknown"):
+        m.recommend([uid], k=3, context={"weather": "rain"})
+    with pytest.raises(LlmrecError, match="timestamp"):
+        m.recommend([uid], k=3, context={"timestamp": "soon"})

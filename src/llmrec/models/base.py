@@ -101,14 +101,19 @@ class Recommender(ABC):
         exclude_seen: bool = True,
         context: dict[str, str] | None = None,
     ) -> Recommendations:
-        """Top-``k`` item ids per user; seen items are dropped; ties go to the lower id."""
+        """Top-``k`` item ids per user; seen items are dropped; ties go to the lower id.
+
+        ``context`` describes the request (``timestamp`` in unix seconds, ``device``,
+        ``location``, ``scenario``); models that use context (``ranker``) read it, the others
+        ignore it.
+        """
         self._check_fitted()
         user_ids = [str(u) for u in user_ids]
         idx = self.users_.index(user_ids)
         if (idx < 0).any():
             missing = [u for u, i in zip(user_ids, idx, strict=True) if i < 0][:5]
             raise LlmrecError(f"unknown user ids: {', '.join(missing)}")
-        scores = self.score(idx).astype(np.float64)
+        scores = self._score_in_context(idx, context).astype(np.float64)
         scores[np.isnan(scores)] = -np.inf
         if exclude_seen:
             seen = self.history_[idx].toarray().astype(bool)
@@ -204,6 +209,10 @@ class Recommender(ABC):
 
     def _fit(self, train: TrainData) -> None:
         raise NotImplementedError
+
+    def _score_in_context(self, user_idx: np.ndarray, context: dict[str, str] | None) -> np.ndarray:
+        """Hook: scores for a request with context; context-free models ignore it."""
+        return self.score(user_idx)
 
     def _observe(self, data: TrainData) -> None:
         """Hook: refresh per-user state derived from the event log (history is already set)."""

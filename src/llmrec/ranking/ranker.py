@@ -297,8 +297,35 @@ class Ranker(Recommender):
         at_cand = np.take_along_axis(all_ranks, np.maximum(cand, 0)[None], axis=2)
         return cand, pred, at_cand.argmin(axis=0), all_ranks.min(axis=0)
 
-    def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
-        cand, pred, _, best_rank = self._rank(user_idx)
+    def _score_in_context(self, user_idx: np.ndarray, context: dict[str, str] | None) -> np.ndarray:
+        if not context:
+            return self.score(user_idx)
+        request = Request.latest(self.events_, user_idx)
+        time_ = request.time
+        if C.TIMESTAMP in context:
+            try:
+                time_ = np.full(len(user_idx), int(context[C.TIMESTAMP]), dtype=np.int64)
+            except (TypeError, ValueError):
+                got = context[C.TIMESTAMP]
+                raise LlmrecError(
+                    f"context field 'timestamp': expected unix seconds, got {got!r}"
+                ) from None
+        fields = {k: np.full(len(user_idx), str(v)) for k, v in context.items() if k != C.TIMESTAMP}
+        unknown = set(fields) - set(C.CONTEXT_COLUMNS)
+        if unknown:
+            raise LlmrecError(
+                f"context fields {sorted(unknown)} unknown: use timestamp, "
+                + ", ".join(C.CONTEXT_COLUMNS)
+            )
+        self._check_fitted()
+        # fields the request leaves out keep the user's latest known value
+        request = Request(time_, {**request.context, **fields})
+        return self._score(user_idx, np.arange(len(self.items_)), request)
+
+    def _score(
+        self, user_idx: np.ndarray, item_idx: np.ndarray, request: Request | None = None
+    ) -> np.ndarray:
+        cand, pred, _, best_rank = self._rank(user_idx, request)
         # the other items rank after every candidate, by their best rank in any retriever
         out = -1e6 - best_rank.astype(np.float64)
         rows, cols = np.nonzero(cand >= 0)
