@@ -83,9 +83,8 @@ def eval_command(
     ) as progress:
         for n in names:
             cls = get_model_class(n)
-            composite = hasattr(cls, "tune_on")  # tunes its parts: total unknown up front
             total = len(grid(cls.search_space, {**params, "seed": seed})) if tune else 1
-            total = None if composite and tune else total
+            total = None if cls.composite and tune else total  # unknown up front
             task = progress.add_task(f"{n}: tuning on validation", total=total)
             runs.append(
                 run(

@@ -71,6 +71,11 @@ def _indexed_log(ds: Dataset, users: IdMap, items: IdMap) -> pd.DataFrame:
     return log.iloc[order].reset_index(drop=True)
 
 
+def _last_per_user(user_idx: np.ndarray) -> np.ndarray:
+    """Mask of each user's last row in a log sorted by user."""
+    return np.r_[user_idx[1:] != user_idx[:-1], True]
+
+
 def catalogue(ds: Dataset) -> IdMap:
     """Every item of the items table and of the interactions, in protocol order."""
     return IdMap.from_values(
@@ -106,8 +111,7 @@ def loo(ds: Dataset, min_interactions: int = 3) -> Split:
     users = IdMap.from_values(kept)
     items = catalogue(ds)
     log = _indexed_log(ds, users, items)
-    u = log["user_idx"].to_numpy()
-    last = np.r_[u[1:] != u[:-1], True]  # last row of each user (log is sorted by user)
+    last = _last_per_user(log["user_idx"].to_numpy())
     second = np.r_[last[1:], False]
     test, valid = log[last], log[second]
     train = _train(ds, log[~(last | second)], users, items)
@@ -184,8 +188,9 @@ def cold_users(ds: Dataset, seed: int = 0, fraction: float = 0.1, keep: int = 5)
     from_end = log.groupby("user_idx").cumcount(ascending=False).to_numpy()
     train = base.train.subset(~is_cold | (from_end < keep))
     seen = base.test_history.log  # training + validation: each user's last row is validation
-    u = seen["user_idx"].to_numpy()
-    known = train.with_log(pd.concat([train.log, seen[np.r_[u[1:] != u[:-1], True]]]))
+    known = train.with_log(
+        pd.concat([train.log, seen[_last_per_user(seen["user_idx"].to_numpy())]])
+    )
     rows_v = np.flatnonzero(np.isin(base.valid.user_idx, cold))
     rows_t = np.flatnonzero(np.isin(base.test.user_idx, cold))
     # the test ranking excludes the (shortened) training history plus the validation item
@@ -222,7 +227,7 @@ def holdout(data: TrainData, min_interactions: int = 3) -> Split:
     is the validation item, the rest is training; ``test`` repeats validation and
     ``test_history`` is all of ``data``, which the tuned model observes when deployed."""
     u = data.log["user_idx"].to_numpy()
-    last = np.r_[u[1:] != u[:-1], True]
+    last = _last_per_user(u)
     counts = np.bincount(u, minlength=data.n_users)
     label = last & (counts[u] >= min_interactions)
     if not label.any():

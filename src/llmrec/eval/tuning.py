@@ -93,9 +93,8 @@ def tune(
 ) -> TuneResult:
     """Fit every configuration of the search space on ``split.valid_train``; pick by NDCG@10."""
     fixed = dict(fixed or {})
-    custom = getattr(model_cls, "tune_on", None)
-    if custom is not None:  # composite models tune their parts themselves
-        return custom(split, fixed, search=search, on_trial=on_trial)
+    if model_cls.composite:  # they tune their parts themselves
+        return model_cls.tune_on(split, fixed, search=search, on_trial=on_trial)
     configs = grid(model_cls.search_space, fixed) if search else [fixed]
     trials: list[Trial] = []
     best: tuple[float, Recommender, dict[str, Any], float] | None = None

@@ -7,9 +7,9 @@ import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,6 +18,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from llmrec.data.ids import IdMap
 from llmrec.data.matrix import TrainData
 from llmrec.errors import ConfigError, LlmrecError
+
+if TYPE_CHECKING:  # eval imports models
+    from llmrec.eval.protocols import Split
+    from llmrec.eval.tuning import Trial, TuneResult
 
 FORMAT_VERSION = 1
 
@@ -47,6 +51,8 @@ class Recommender(ABC):
     iterative: ClassVar[bool] = False
     eval_every: ClassVar[int] = 10  # epochs between validation checks (iterative models)
     patience: ClassVar[int] = 5  # checks without improvement before stopping
+    # Composite models (built from other models) tune their parts themselves: ``tune_on``.
+    composite: ClassVar[bool] = False
 
     def __init__(self, config: RecommenderConfig | None = None, **params: Any) -> None:
         if config is not None and params:
@@ -70,9 +76,13 @@ class Recommender(ABC):
         """Fit, yielding the number of epochs done after each epoch (iterative models)."""
         if train.n_users == 0 or train.n_items == 0:
             raise LlmrecError("cannot fit on an empty training set")
+        self._bind(train)
+        yield from self._fit_epochs(train)
+
+    def _bind(self, train: TrainData) -> None:
+        """Take ``train``'s users, items and history as the fitted ones."""
         self.users_, self.items_ = train.users, train.items
         self.history_, self.recency_ = train.matrix, train.recency
-        yield from self._fit_epochs(train)
 
     def observe(self, data: TrainData) -> Self:
         """Take ``data`` as what is now known of the users (e.g. training plus validation
@@ -200,6 +210,17 @@ class Recommender(ABC):
         h = self.recency_[user_idx].copy()
         h.data = np.power(0.5, (h.data - 1.0) / half_life).astype(np.float32)
         return h
+
+    @classmethod
+    def tune_on(
+        cls,
+        split: Split,
+        fixed: dict[str, Any],
+        search: bool = True,
+        on_trial: Callable[[Trial], None] | None = None,
+    ) -> TuneResult:
+        """Composite models only: tune on ``split`` (``eval.tuning.tune`` calls this)."""
+        raise NotImplementedError(f"{cls.name} is not a composite model")
 
     # --- hooks ------------------------------------------------------------------------------
     def _fit_epochs(self, train: TrainData) -> Iterator[int]:

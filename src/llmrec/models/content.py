@@ -34,6 +34,11 @@ def embed_items(
     return encode(get_encoder(encoder), texts, _cache(), fallbacks=fallbacks)
 
 
+def embed_catalogue(train: TrainData, encoder: str) -> np.ndarray:
+    """Unit text vectors of every item of ``train``, in item index order (cached on disk)."""
+    return embed_items(_items_frame(train), encoder, train.kg, train.item_entity)
+
+
 def _items_frame(train: TrainData) -> pd.DataFrame:
     if train.item_table is not None:
         return train.item_table
@@ -51,9 +56,7 @@ class _TextModel(Recommender):
     item_vectors_: np.ndarray
 
     def _embed_catalogue(self, train: TrainData) -> None:
-        self.item_vectors_ = embed_items(
-            _items_frame(train), self.config.encoder, train.kg, train.item_entity
-        )
+        self.item_vectors_ = embed_catalogue(train, self.config.encoder)
 
     def add_items(self, items: pd.DataFrame) -> None:
         """Embed new or changed items (item_id, title, text fields) and make them

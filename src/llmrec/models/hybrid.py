@@ -62,6 +62,7 @@ class Hybrid(Recommender):
         "weight": [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0],
     }
     config: HybridConfig
+    composite = True
 
     def _parts(self) -> tuple[Recommender, Content]:
         from llmrec.models import get_model_class

@@ -18,6 +18,7 @@ from llmrec.config import get_settings
 from llmrec.data.matrix import TrainData
 from llmrec.errors import ConfigError
 from llmrec.models.base import Recommender, RecommenderConfig
+from llmrec.models.content import embed_catalogue
 
 if TYPE_CHECKING:
     import torch
@@ -143,11 +144,6 @@ class SASRec(Recommender):
                 out[row, -len(s) :] = s
         return out
 
-    def _text_vectors(self, train: TrainData) -> np.ndarray:
-        from llmrec.models.content import _items_frame, embed_items
-
-        return embed_items(_items_frame(train), self.config.encoder, train.kg, train.item_entity)
-
     # --- training --------------------------------------------------------------------------
     def _fit_epochs(self, train: TrainData) -> Iterator[int]:
         torch = _import_torch()
@@ -156,7 +152,7 @@ class SASRec(Recommender):
         torch.set_num_threads(get_settings().threads)
         rng = np.random.default_rng(c.seed)
         self._observe(train)
-        vectors = self._text_vectors(train) if c.text_init else np.zeros((train.n_items, 0))
+        vectors = embed_catalogue(train, c.encoder) if c.text_init else np.zeros((train.n_items, 0))
         self.net_ = _network(c, train.n_items, vectors.shape[1])
         if c.text_init:
             self.net_.text_vectors[1:] = torch.from_numpy(vectors.astype(np.float32))

@@ -24,6 +24,7 @@ import scipy.sparse as sp
 
 from llmrec.data import columns as C
 from llmrec.data.matrix import TrainData
+from llmrec.errors import LlmrecError
 
 GROUPS = ("retrievers", "kg", "context")
 DAY = 86_400
@@ -49,6 +50,33 @@ class Request:
         }
         return cls(t.astype(np.int64), ctx)
 
+    @classmethod
+    def from_context(
+        cls, events: EventIndex, user_idx: np.ndarray, context: dict[str, str]
+    ) -> Request:
+        """A live request: ``timestamp`` (unix seconds) and context fields (device,
+        location, scenario) apply to every user; what it leaves out keeps each user's
+        latest known value. Unknown fields and a bad timestamp are clear errors."""
+        unknown = set(context) - {C.TIMESTAMP, *C.CONTEXT_COLUMNS}
+        if unknown:
+            raise LlmrecError(
+                f"context fields {sorted(unknown)} unknown: use "
+                + ", ".join([C.TIMESTAMP, *C.CONTEXT_COLUMNS])
+            )
+        latest = cls.latest(events, user_idx)
+        n = len(user_idx)
+        time = latest.time
+        if C.TIMESTAMP in context:
+            try:
+                time = np.full(n, int(context[C.TIMESTAMP]), dtype=np.int64)
+            except (TypeError, ValueError):
+                got = context[C.TIMESTAMP]
+                raise LlmrecError(
+                    f"context field 'timestamp': expected unix seconds, got {got!r}"
+                ) from None
+        given = {k: np.full(n, str(v)) for k, v in context.items() if k != C.TIMESTAMP}
+        return cls(time, {**latest.context, **given})
+
 
 @dataclass(frozen=True)
 class EventIndex:
@@ -59,6 +87,7 @@ class EventIndex:
     ts: np.ndarray
     item_indptr: np.ndarray
     item_ts: np.ndarray  # per item, sorted
+    item_key: np.ndarray  # (item, timestamp) as one sortable int64 per event, item order
     context: dict[str, np.ndarray]  # column -> value per event (user order)
     item_context: dict[str, tuple[pd.Index, sp.csr_matrix]]  # column -> (values, item counts)
     now: int
@@ -69,6 +98,7 @@ class EventIndex:
         u, i = log["user_idx"].to_numpy(), log["item_idx"].to_numpy()
         ts = log[C.TIMESTAMP].to_numpy(dtype=np.int64)
         by_item = np.lexsort((ts, i))
+        item_ts = ts[by_item]
         ctx, item_ctx = {}, {}
         for col in C.CONTEXT_COLUMNS:
             if col in log and log[col].notna().any():
@@ -84,7 +114,8 @@ class EventIndex:
             items=i,
             ts=ts,
             item_indptr=_indptr(i[by_item], data.n_items),
-            item_ts=ts[by_item],
+            item_ts=item_ts,
+            item_key=_key(i[by_item], item_ts),
             context=ctx,
             item_context=item_ctx,
             now=int(ts.max()) if len(ts) else 0,
@@ -109,14 +140,6 @@ class EventIndex:
         pos = np.searchsorted(self.item_key, _key(items, t)) - 1
         ok = pos >= self.item_indptr[items]
         return np.where(ok, self.item_ts[np.maximum(pos, 0)], np.nan)
-
-    @property
-    def item_key(self) -> np.ndarray:
-        """(item, timestamp) as one sortable int64 per event, in item order."""
-        if "_key" not in self.__dict__:
-            items = np.repeat(np.arange(len(self.item_indptr) - 1), np.diff(self.item_indptr))
-            object.__setattr__(self, "_key", _key(items, self.item_ts))
-        return self.__dict__["_key"]
 
 
 def _key(items: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -34,27 +34,38 @@ def fit_listwise(x: np.ndarray, qid: np.ndarray, label: np.ndarray, l2: float) -
     mean = vals.sum(axis=0) / n
     var = (np.where(finite, x - mean, 0.0) ** 2).sum(axis=0) / n
     scale = np.where(var > 0, np.sqrt(var), 1.0)  # a constant or missing feature stays 0
-    has_pos = np.zeros(int(qid.max()) + 1 if len(qid) else 0, dtype=bool)
-    has_pos[qid[label > 0]] = True
-    keep = has_pos[qid]
+    keep = queries_with_positive(qid, label)
     xs = _standardise(x[keep], mean, scale)
     q, y = qid[keep], label[keep] > 0
     if not y.any():
         return Listwise(mean, scale, np.zeros(x.shape[1]))
-    starts = np.flatnonzero(np.r_[True, q[1:] != q[:-1]])
+    sizes = group_sizes(q)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
     n_q = len(starts)
     x_pos = xs[y].sum(axis=0)
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
         s = xs @ w
         m = np.maximum.reduceat(s, starts)
-        e = np.exp(s - np.repeat(m, np.diff(np.r_[starts, len(s)])))
+        e = np.exp(s - np.repeat(m, sizes))
         z = np.add.reduceat(e, starts)
         lse = np.log(z) + m
-        p = e / np.repeat(z, np.diff(np.r_[starts, len(s)]))
+        p = e / np.repeat(z, sizes)
         value = (lse.sum() - s[y].sum()) / n_q + 0.5 * l2 * w @ w
         grad = (p @ xs - x_pos) / n_q + l2 * w
         return float(value), grad
 
     res = minimize(loss, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B")
     return Listwise(mean, scale, res.x)
+
+
+def group_sizes(qid: np.ndarray) -> np.ndarray:
+    """Sizes of consecutive runs of equal query ids (rows are grouped by query)."""
+    return np.diff(np.flatnonzero(np.r_[True, qid[1:] != qid[:-1], True]))
+
+
+def queries_with_positive(qid: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """Rows of queries with a positive: the others carry no ranking signal."""
+    pos = np.zeros(int(qid.max()) + 1 if len(qid) else 0, dtype=bool)
+    pos[qid[label > 0]] = True
+    return pos[qid]

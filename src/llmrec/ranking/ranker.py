@@ -23,11 +23,12 @@ from llmrec.config import get_settings
 from llmrec.data import columns as C
 from llmrec.data.matrix import TrainData
 from llmrec.errors import ConfigError, LlmrecError
+from llmrec.eval import metrics
 from llmrec.models.base import Recommender, RecommenderConfig
 from llmrec.ranking.candidates import merge, quantise, ranks_of
 from llmrec.ranking.features import GROUPS, EventIndex, ItemSide, Request, build_features
 from llmrec.ranking.kg import item_entity_matrix, kg_item_similarity
-from llmrec.ranking.listwise import Listwise, fit_listwise
+from llmrec.ranking.listwise import Listwise, fit_listwise, group_sizes, queries_with_positive
 
 if TYPE_CHECKING:
     import lightgbm
@@ -67,6 +68,7 @@ class Ranker(Recommender):
     name = "ranker"
     config_class = RankerConfig
     config: RankerConfig
+    composite = True
 
     # --- training ------------------------------------------------------------------------
     def _fit(self, train: TrainData) -> None:
@@ -131,8 +133,7 @@ class Ranker(Recommender):
             raise ConfigError(f"ranker: unknown feature groups {sorted(bad)}: use {GROUPS}")
         t0 = time.perf_counter()
         train = split.valid_train
-        self.users_, self.items_ = train.users, train.items
-        self.history_, self.recency_ = train.matrix, train.recency
+        self._bind(train)
         # sorted by name: the feature order is fixed
         self.retrievers_ = {n: retrievers[n] for n in sorted(retrievers)}
         self.trials_ = []
@@ -140,7 +141,7 @@ class Ranker(Recommender):
         self.events_ = EventIndex.build(train)
         x, names, qid, label, cand = self._features(split.valid)
         self.feature_names_ = names
-        l2, rounds, self.valid_score_ = self._choose(x, qid, label, cand.shape[0])
+        l2, rounds, self.valid_score_ = self._choose(x, qid, label, cand)
         self.linear_ = fit_listwise(x, qid, label, l2)
         self.booster_ = self._train_booster(x, qid, label, rounds, self.linear_)
         params = {
@@ -233,40 +234,41 @@ class Ranker(Recommender):
 
         if rounds == 0:
             return None
-        keep = _queries_with_positive(qid, label)
+        keep = queries_with_positive(qid, label)
         data = lgb.Dataset(
-            x[keep], label[keep], group=_group_sizes(qid[keep]), init_score=base.predict(x[keep])
+            x[keep], label[keep], group=group_sizes(qid[keep]), init_score=base.predict(x[keep])
         )
         return lgb.train(self._params(), data, num_boost_round=rounds)
 
     def _choose(
-        self, x: np.ndarray, qid: np.ndarray, label: np.ndarray, n_users: int
+        self, x: np.ndarray, qid: np.ndarray, label: np.ndarray, cand: np.ndarray
     ) -> tuple[float, int, float]:
         """(l2, rounds, out-of-fold NDCG@10) chosen by cross-validation over the validation
-        users: first the listwise model's L2, then the trees on top of it. A user whose item
-        is not among the candidates counts 0."""
+        users: first the listwise model's L2, then the trees on top of it."""
         c = self.config
-        fold_of = np.random.default_rng(c.seed).permutation(n_users) % c.folds
+        fold_of = np.random.default_rng(c.seed).permutation(len(cand)) % c.folds
         folds = [fold_of[qid] == f for f in range(c.folds)]
-
-        def oof_linear(l2: float) -> np.ndarray:
-            out = np.zeros(len(label))
-            for held in folds:
-                out[held] = fit_listwise(x[~held], qid[~held], label[~held], l2).predict(x[held])
-            return out
-
         l2s = [c.l2] if c.l2 else list(_L2)
-        lin = {l2: _ndcg10(oof_linear(l2), qid, label, n_users) for l2 in l2s}
+        # per L2: the fold models and their out-of-fold scores
+        linear = {
+            l2: [fit_listwise(x[~held], qid[~held], label[~held], l2) for held in folds]
+            for l2 in l2s
+        }
+        oof_lin = {l2: np.zeros(len(label)) for l2 in l2s}
+        for l2, models in linear.items():
+            for held, m in zip(folds, models, strict=True):
+                oof_lin[l2][held] = m.predict(x[held])
+        lin = {l2: _ndcg10(oof_lin[l2], cand, label) for l2 in l2s}
         l2 = max(l2s, key=lambda v: (lin[v], v))
         rounds = [c.rounds] if c.rounds is not None else list(_ROUNDS)
-        oof = {r: np.zeros(len(label)) for r in rounds}
-        for held in folds:
-            base = fit_listwise(x[~held], qid[~held], label[~held], l2)
-            booster = self._train_booster(x[~held], qid[~held], label[~held], max(rounds), base)
-            for r in rounds:
-                extra = booster.predict(x[held], num_iteration=r) if booster and r else 0.0
-                oof[r][held] = base.predict(x[held]) + extra
-        ndcg = {r: _ndcg10(oof[r], qid, label, n_users) for r in rounds}
+        oof = {r: oof_lin[l2].copy() for r in rounds}
+        if max(rounds) > 0:
+            for held, base in zip(folds, linear[l2], strict=True):
+                booster = self._train_booster(x[~held], qid[~held], label[~held], max(rounds), base)
+                for r in rounds:
+                    if booster is not None and r > 0:
+                        oof[r][held] += booster.predict(x[held], num_iteration=r)
+        ndcg = {r: _ndcg10(oof[r], cand, label) for r in rounds}
         best = max(rounds, key=lambda r: (ndcg[r], -r))
         return l2, best, ndcg[best]
 
@@ -300,26 +302,7 @@ class Ranker(Recommender):
     def _score_in_context(self, user_idx: np.ndarray, context: dict[str, str] | None) -> np.ndarray:
         if not context:
             return self.score(user_idx)
-        request = Request.latest(self.events_, user_idx)
-        time_ = request.time
-        if C.TIMESTAMP in context:
-            try:
-                time_ = np.full(len(user_idx), int(context[C.TIMESTAMP]), dtype=np.int64)
-            except (TypeError, ValueError):
-                got = context[C.TIMESTAMP]
-                raise LlmrecError(
-                    f"context field 'timestamp': expected unix seconds, got {got!r}"
-                ) from None
-        fields = {k: np.full(len(user_idx), str(v)) for k, v in context.items() if k != C.TIMESTAMP}
-        unknown = set(fields) - set(C.CONTEXT_COLUMNS)
-        if unknown:
-            raise LlmrecError(
-                f"context fields {sorted(unknown)} unknown: use timestamp, "
-                + ", ".join(C.CONTEXT_COLUMNS)
-            )
-        self._check_fitted()
-        # fields the request leaves out keep the user's latest known value
-        request = Request(time_, {**request.context, **fields})
+        request = Request.from_context(self.events_, user_idx, context)
         return self._score(user_idx, np.arange(len(self.items_)), request)
 
     def _score(
@@ -415,29 +398,17 @@ def _family(retriever: str) -> str:
     return retriever.split("#", 1)[0]
 
 
-def _group_sizes(qid: np.ndarray) -> np.ndarray:
-    """Sizes of consecutive runs of equal query ids (rows are grouped by user)."""
-    change = np.flatnonzero(np.r_[True, qid[1:] != qid[:-1], True])
-    return np.diff(change)
-
-
-def _queries_with_positive(qid: np.ndarray, label: np.ndarray) -> np.ndarray:
-    """Rows of queries with a positive: the others carry no ranking signal."""
-    pos = np.zeros(qid.max() + 1 if len(qid) else 0, dtype=bool)
-    pos[qid[label > 0]] = True
-    return pos[qid]
-
-
-def _ndcg10(pred: np.ndarray, qid: np.ndarray, label: np.ndarray, n_users: int) -> float:
-    """Mean over ``n_users`` of 1/log2(1 + rank) of the best-ranked positive in the top 10."""
-    total = 0.0
-    for q in np.unique(qid[label > 0]):
-        rows = qid == q
-        p, y = pred[rows], label[rows]
-        first = np.flatnonzero(y > 0)[np.argmax(p[y > 0])]  # the best-ranked positive
-        target = p[first]
-        # ties: the candidates listed before it win (merge order is stable)
-        rank = 1 + np.sum(p > target) + np.sum(p[:first] == target)
-        if rank <= 10:
-            total += 1.0 / np.log2(1 + rank)
-    return total / max(n_users, 1)
+def _ndcg10(pred: np.ndarray, cand: np.ndarray, label: np.ndarray) -> float:
+    """Mean NDCG@10 over every row (user) of ``cand`` when its candidates are ordered by
+    ``pred`` (given for the valid entries of ``cand``, row-major) and ``label`` marks the
+    held-out items; a user whose item is not among the candidates counts 0. Ties go to the
+    earlier candidate (merge order), as in ``eval.metrics.rank``."""
+    rows, cols = np.nonzero(cand >= 0)
+    scores = np.full(cand.shape, -np.inf)
+    scores[rows, cols] = pred
+    t_rows, t_cols = rows[label > 0], cols[label > 0]
+    slot = np.arange(len(t_rows)) - np.searchsorted(t_rows, t_rows)  # k-th target of its row
+    targets = np.full((len(cand), int(slot.max()) + 1 if len(slot) else 1), -1, np.int64)
+    targets[t_rows, slot] = t_cols
+    ranking = metrics.rank(scores, targets, cand < 0, 10)
+    return float(metrics.accuracy(ranking, 10)["ndcg@10"].mean()) if len(cand) else 0.0
