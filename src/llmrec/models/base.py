@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Self
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from llmrec.data import columns as C
 from llmrec.data.ids import IdMap
 from llmrec.data.matrix import TrainData
 from llmrec.errors import ConfigError, LlmrecError
@@ -86,13 +88,45 @@ class Recommender(ABC):
 
     def observe(self, data: TrainData) -> Self:
         """Take ``data`` as what is now known of the users (e.g. training plus validation
-        events when the test item is ranked), without refitting: history-based models score
-        from it at once; models with learned user factors only exclude it."""
+        events when the test item is ranked, or live events in the service), without
+        refitting: history-based models score from it at once; models with learned user
+        factors only exclude it. ``data`` may list new users after the known ones (they get
+        a neutral state where a model has per-user parameters); its items must be the
+        model's own (grow them with ``add_items``)."""
         self._check_fitted()
-        if data.n_users != len(self.users_) or data.n_items != len(self.items_):
-            raise LlmrecError("observe() needs the users and items the model was fitted on")
+        n_old = len(self.users_)
+        if data.n_items != len(self.items_) or data.n_users < n_old:
+            raise LlmrecError("observe() needs the model's items and at least its users")
+        grown = data.n_users > n_old
+        if grown and not np.array_equal(data.users.ids[:n_old], self.users_.ids):
+            raise LlmrecError("observe(): new users must come after the known ones")
+        self.users_ = data.users
         self.history_, self.recency_ = data.matrix, data.recency
+        if grown:
+            self._add_users(n_old)
         self._observe(data)
+        return self
+
+    def add_items(self, items: pd.DataFrame) -> Self:
+        """Make new or changed items (``item_id`` plus title/genres/description... columns)
+        scorable at once, without refitting: text-aware models embed them, the others give
+        a new item a neutral (zero) state. Known ids get their text updated."""
+        self._check_fitted()
+        if C.ITEM_ID not in items:
+            raise LlmrecError("add_items(): the table needs an 'item_id' column")
+        items = items.assign(**{C.ITEM_ID: items[C.ITEM_ID].astype(str)})
+        ids = items[C.ITEM_ID].to_numpy()
+        if len(set(ids)) != len(ids):
+            raise LlmrecError("add_items(): item ids repeat")
+        pos = self.items_.index(ids)
+        new = ids[pos < 0]
+        grown = IdMap(np.concatenate([self.items_.ids, new])) if len(new) else self.items_
+        index = grown.index(ids)
+        self._add_items(items, index, len(grown))  # grows model state; may refuse
+        if len(new):
+            self.items_ = grown
+            shape = (len(self.users_), len(grown))
+            self.history_, self.recency_ = widen(self.history_, shape), widen(self.recency_, shape)
         return self
 
     def score(self, user_idx: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
@@ -239,6 +273,17 @@ class Recommender(ABC):
         """Hook: refresh per-user state derived from the event log (history is already set)."""
         return None
 
+    def _add_users(self, n_old: int) -> None:
+        """Hook: give users ``n_old..`` (appended by ``observe``) per-user state; their
+        history is already set. History-based models have none to add."""
+        return None
+
+    def _add_items(self, items: pd.DataFrame, index: np.ndarray, n_items: int) -> None:
+        """Hook: grow per-item state to ``n_items`` and set it for ``items`` (row r is item
+        ``index[r]``; indices at or past the current count are new). Called before the
+        model's ``items_`` grows, so it can refuse."""
+        raise LlmrecError(f"{self.name} cannot add items without refitting")
+
     @abstractmethod
     def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray: ...
 
@@ -260,6 +305,21 @@ class Recommender(ABC):
     def _check_fitted(self) -> None:
         if not hasattr(self, "history_"):
             raise LlmrecError(f"{self.name} is not fitted: call fit() first")
+
+
+def widen(m: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
+    """``m`` with zero rows/columns appended up to ``shape``."""
+    m = m.tocsr()
+    n_rows = shape[0]
+    indptr = np.r_[m.indptr, np.full(n_rows - m.shape[0], m.indptr[-1])]
+    return sp.csr_matrix((m.data, m.indices, indptr), shape=shape)
+
+
+def pad_rows(a: np.ndarray, n: int) -> np.ndarray:
+    """``a`` with zero rows appended up to ``n`` rows."""
+    if len(a) >= n:
+        return a
+    return np.concatenate([a, np.zeros((n - len(a), *a.shape[1:]), a.dtype)])
 
 
 def _pydantic_msg(e: ValidationError) -> str:

@@ -10,10 +10,9 @@ from pydantic import Field
 
 from llmrec.config import get_settings
 from llmrec.data import columns as C
-from llmrec.data.ids import IdMap
 from llmrec.data.matrix import TrainData
 from llmrec.encoders import VectorCache, encode, get_encoder
-from llmrec.models.base import Recommender, RecommenderConfig
+from llmrec.models.base import Recommender, RecommenderConfig, pad_rows, widen
 from llmrec.text import TextConfig, item_texts, user_texts
 
 
@@ -58,30 +57,16 @@ class _TextModel(Recommender):
     def _embed_catalogue(self, train: TrainData) -> None:
         self.item_vectors_ = embed_catalogue(train, self.config.encoder)
 
-    def add_items(self, items: pd.DataFrame) -> None:
-        """Embed new or changed items (item_id, title, text fields) and make them
-        recommendable at once, without retraining. Known ids get their vector replaced."""
-        self._check_fitted()
+    def _add_items(self, items: pd.DataFrame, index: np.ndarray, n_items: int) -> None:
+        """New items are embedded from their text; changed ones get their vector replaced."""
         vecs = embed_items(items, self.config.encoder)
-        ids = items[C.ITEM_ID].astype(str).to_numpy()
-        pos = self.items_.index(ids)
-        known = pos >= 0
-        self.item_vectors_[pos[known]] = vecs[known]
-        new_ids = ids[~known]
-        if len(new_ids):
-            self.items_ = IdMap(np.concatenate([self.items_.ids, new_ids]))
-            self.item_vectors_ = np.vstack([self.item_vectors_, vecs[~known]])
-            n_users, n_items = len(self.users_), len(self.items_)
-            self.history_ = _widen(self.history_, n_users, n_items)
-            self.recency_ = _widen(self.recency_, n_users, n_items)
-            self._widen_state(n_items)
+        out = pad_rows(self.item_vectors_, n_items)
+        out[index] = vecs
+        self.item_vectors_ = out
+        self._widen_state(n_items)
 
     def _widen_state(self, n_items: int) -> None:
         """Hook: grow per-item state other than vectors."""
-
-
-def _widen(m: sp.csr_matrix, n_rows: int, n_cols: int) -> sp.csr_matrix:
-    return sp.csr_matrix((m.data, m.indices, m.indptr), shape=(n_rows, n_cols))
 
 
 class ContentConfig(TextModelConfig):
@@ -129,7 +114,7 @@ class Content(_TextModel):
         return self.user_vectors(user_idx) @ self.item_vectors_[item_idx].T
 
     def _widen_state(self, n_items: int) -> None:
-        self.dislikes_ = _widen(self.dislikes_, len(self.users_), n_items)
+        self.dislikes_ = widen(self.dislikes_, (self.dislikes_.shape[0], n_items))
 
     def _state(self) -> dict[str, np.ndarray]:
         d = self.dislikes_

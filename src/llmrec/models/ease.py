@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from pydantic import Field
 from scipy import linalg
 
@@ -35,14 +36,20 @@ class EASE(Recommender):
         p = linalg.inv(gram, overwrite_a=True, check_finite=False)
         b = p / (-np.diag(p))
         b[np.diag_indices_from(b)] = 0.0
-        self.weights_ = b.astype(np.float32)
+        self.weights_ = np.ascontiguousarray(b, dtype=np.float32)  # sparse @ F-order copies
 
     def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         h = self.weighted_history(user_idx, self.config.half_life)
-        return np.asarray(h @ self.weights_[:, item_idx])
+        return np.asarray(h @ self.weights_)[:, item_idx]  # slicing weights first copies them
+
+    def _add_items(self, items: pd.DataFrame, index: np.ndarray, n_items: int) -> None:
+        w = self.weights_
+        if n_items > len(w):  # new items neither predict nor are predicted
+            self.weights_ = np.zeros((n_items, n_items), w.dtype)
+            self.weights_[: len(w), : len(w)] = w
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"weights": self.weights_}
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
-        self.weights_ = state["weights"]
+        self.weights_ = np.ascontiguousarray(state["weights"])

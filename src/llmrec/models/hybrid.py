@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 from pydantic import Field
 
 from llmrec.data.matrix import TrainData
@@ -77,6 +78,10 @@ class Hybrid(Recommender):
     def _observe(self, data: TrainData) -> None:
         self.cf_.observe(data)
         self.content_.observe(data)
+
+    def _add_items(self, items: pd.DataFrame, index: np.ndarray, n_items: int) -> None:
+        self.cf_.add_items(items)
+        self.content_.add_items(items)
 
     def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         w = self.config.weight

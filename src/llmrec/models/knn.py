@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from pydantic import Field
 
 from llmrec.data.matrix import TrainData
-from llmrec.models.base import Recommender, RecommenderConfig
+from llmrec.models.base import Recommender, RecommenderConfig, widen
 
 _BLOCK = 2048  # columns of the similarity computed at once
 
@@ -65,7 +66,10 @@ class ItemKNN(Recommender):
 
     def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         h = self.weighted_history(user_idx, self.config.half_life)
-        return (h @ self.sim_[item_idx].T).toarray()
+        return (h @ self.sim_.T).toarray()[:, item_idx]  # slicing sim first copies it
+
+    def _add_items(self, items: pd.DataFrame, index: np.ndarray, n_items: int) -> None:
+        self.sim_ = widen(self.sim_, (n_items, n_items))  # no neighbours until refit
 
     def _state(self) -> dict[str, np.ndarray]:
         return _csr_state(self.sim_)
@@ -108,6 +112,13 @@ class UserKNN(Recommender):
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"norms": self.norms_}
+
+    def _add_users(self, n_old: int) -> None:
+        new = np.asarray(self.history_[n_old:].sum(axis=1)).ravel()
+        self.norms_ = np.r_[self.norms_, np.sqrt(new)].astype(np.float32)
+
+    def _add_items(self, items: pd.DataFrame, index: np.ndarray, n_items: int) -> None:
+        return None  # neighbours' histories score new items once someone has seen them
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         self.norms_ = state["norms"]

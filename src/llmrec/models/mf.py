@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+import pandas as pd
 from implicit.cpu.als import AlternatingLeastSquares
 from implicit.cpu.bpr import BayesianPersonalizedRanking
 from pydantic import Field
@@ -15,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from llmrec.config import get_settings
 from llmrec.data.matrix import TrainData
-from llmrec.models.base import Recommender, RecommenderConfig
+from llmrec.models.base import Recommender, RecommenderConfig, pad_rows
 
 
 class _Factors(Recommender):
@@ -23,6 +24,13 @@ class _Factors(Recommender):
 
     def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         return self.user_factors_[user_idx] @ self.item_factors_[item_idx].T
+
+    def _add_users(self, n_old: int) -> None:
+        # no fold-in yet: a new user scores 0 everywhere (ties go to the lower id)
+        self.user_factors_ = pad_rows(self.user_factors_, len(self.users_))
+
+    def _add_items(self, items: pd.DataFrame, index: np.ndarray, n_items: int) -> None:
+        self.item_factors_ = pad_rows(self.item_factors_, n_items)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from llmrec.data.matrix import TrainData
-from llmrec.models.base import Recommender
+from llmrec.models.base import Recommender, pad_rows
 
 
 class Pop(Recommender):
@@ -18,6 +19,9 @@ class Pop(Recommender):
 
     def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.counts_[item_idx], (len(user_idx), len(item_idx)))
+
+    def _add_items(self, items: pd.DataFrame, index: np.ndarray, n_items: int) -> None:
+        self.counts_ = pad_rows(self.counts_, n_items)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"counts": self.counts_}
@@ -40,6 +44,9 @@ class Random(Recommender):
         for row, u in enumerate(user_idx):
             out[row] = np.random.default_rng([int(self.seed_[0]), int(u)]).random(len(self.items_))
         return out[:, item_idx]
+
+    def _add_items(self, items: pd.DataFrame, index: np.ndarray, n_items: int) -> None:
+        return None
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"seed": self.seed_}

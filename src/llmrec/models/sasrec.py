@@ -12,13 +12,14 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 from pydantic import Field
 
 from llmrec.config import get_settings
 from llmrec.data.matrix import TrainData
 from llmrec.errors import ConfigError
 from llmrec.models.base import Recommender, RecommenderConfig
-from llmrec.models.content import embed_catalogue
+from llmrec.models.content import embed_catalogue, embed_items
 
 if TYPE_CHECKING:
     import torch
@@ -100,10 +101,17 @@ def _network(c: SASRecConfig, n_items: int, text_dim: int) -> torch.nn.Module:
                 e = e + torch.cat([torch.zeros_like(t[:1]), t[1:]])
             return e
 
+        def embed(self, seq: torch.Tensor) -> torch.Tensor:
+            """``items()[seq]`` computed for those rows only."""
+            e = self.item(seq)
+            if self.text is not None:
+                e = e + self.text(self.text_vectors[seq]) * (seq > 0).unsqueeze(-1)
+            return e
+
         def forward(self, seq: torch.Tensor) -> torch.Tensor:
             """(B, L) item ids, left-padded with 0 -> (B, L, d) hidden states."""
             b, n = seq.shape
-            x = self.items()[seq] * (c.embedding_size**0.5) + self.pos.weight[-n:]
+            x = self.embed(seq) * (c.embedding_size**0.5) + self.pos.weight[-n:]
             x = self.drop(x) * (seq > 0).unsqueeze(-1)
             # a position sees itself and the real (non-padding) items before it
             causal = torch.ones(n, n, dtype=torch.bool).tril()
@@ -136,7 +144,10 @@ class SASRec(Recommender):
         self.seq_items_ = log["item_idx"].to_numpy().astype(np.int64) + 1
 
     def _sequences(self, user_idx: np.ndarray, length: int) -> np.ndarray:
-        """The latest ``length`` items of each user, left-padded with 0."""
+        """The latest ``length`` items of each user, left-padded with 0 (to no more than the
+        longest of them: positions count from the right, so dropping padding changes nothing)."""
+        sizes = np.diff(self.seq_indptr_)[user_idx] if len(user_idx) else np.zeros(1, np.int64)
+        length = int(min(length, max(int(sizes.max()), 1)))
         out = np.zeros((len(user_idx), length), dtype=np.int64)
         for row, u in enumerate(user_idx):
             s = self.seq_items_[self.seq_indptr_[u] : self.seq_indptr_[u + 1]][-length:]
@@ -174,6 +185,7 @@ class SASRec(Recommender):
                 loss.backward()
                 opt.step()
             self.net_.eval()
+            self.item_cache_ = None
             yield epoch
 
     def _batches(self, users: np.ndarray, rng: np.random.Generator) -> Iterator[np.ndarray]:
@@ -201,16 +213,44 @@ class SASRec(Recommender):
         torch = _import_torch()
         seq = torch.from_numpy(self._sequences(user_idx, self.config.max_len))
         with torch.no_grad():
-            items = self.net_.items()[1:]
-            if not self.trained_items_.all():  # untrained id vectors are noise: text only
-                untrained = torch.from_numpy(~self.trained_items_)
-                items = items - self.net_.item.weight[1:] * untrained.unsqueeze(1)
+            items = self._item_matrix()
             out = np.zeros((len(user_idx), len(item_idx)), dtype=np.float32)
             for lo in range(0, len(user_idx), 256):
                 h = self.net_(seq[lo : lo + 256])[:, -1]
                 out[lo : lo + 256] = (h @ items[torch.from_numpy(item_idx)].T).numpy()
         # a user with no history gets the same (input-free) scores as any other such user
         return out
+
+    def _item_matrix(self) -> torch.Tensor:
+        """(n_items, d) output item vectors, cached until the weights or items change."""
+        if getattr(self, "item_cache_", None) is None:
+            torch = _import_torch()
+            items = self.net_.items()[1:]
+            if not self.trained_items_.all():  # untrained id vectors are noise: text only
+                untrained = torch.from_numpy(~self.trained_items_)
+                items = items - self.net_.item.weight[1:] * untrained.unsqueeze(1)
+            self.item_cache_ = items.detach()
+        return self.item_cache_
+
+    def _add_items(self, items: pd.DataFrame, index: np.ndarray, n_items: int) -> None:
+        """New items get a text-only vector (no trained id part); changed ones new text."""
+        torch = _import_torch()
+        net = self.net_
+        n_old = net.item.num_embeddings - 1
+        if n_items > n_old:
+            grown = _network(self.config, n_items, net.text.in_features if net.text else 0)
+            state = net.state_dict()
+            for key in ("item.weight", "text_vectors"):
+                state[key] = torch.cat([state[key], grown.state_dict()[key][n_old + 1 :] * 0])
+            grown.load_state_dict(state)
+            grown.eval()
+            self.net_ = grown
+            self.trained_items_ = np.r_[self.trained_items_, np.zeros(n_items - n_old, bool)]
+        if self.net_.text is not None:
+            vecs = embed_items(items, self.config.encoder).astype(np.float32)
+            with torch.no_grad():
+                self.net_.text_vectors[torch.from_numpy(index + 1)] = torch.from_numpy(vecs)
+        self.item_cache_ = None
 
     # --- state -----------------------------------------------------------------------------
     def _state(self) -> dict[str, np.ndarray]:
@@ -231,5 +271,6 @@ class SASRec(Recommender):
         self.net_ = _network(self.config, len(self.items_), text_dim)
         self.net_.load_state_dict(weights)
         self.net_.eval()
+        self.item_cache_ = None
         self.trained_items_ = state["trained_items"].astype(bool)
         self.seq_indptr_, self.seq_items_ = state["seq_indptr"], state["seq_items"]

@@ -16,6 +16,7 @@ later (or that other users did later) leaks into them.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -119,6 +120,20 @@ class EventIndex:
             context=ctx,
             item_context=item_ctx,
             now=int(ts.max()) if len(ts) else 0,
+        )
+
+    def with_items(self, n_items: int) -> EventIndex:
+        """The same events over a catalogue grown to ``n_items`` (new items have none)."""
+        extra = n_items - (len(self.item_indptr) - 1)
+        if extra <= 0:
+            return self
+        return dataclasses.replace(
+            self,
+            item_indptr=np.r_[self.item_indptr, np.full(extra, self.item_indptr[-1])],
+            item_context={
+                col: (index, sp.vstack([counts, sp.csr_matrix((extra, len(index)))]).tocsr())
+                for col, (index, counts) in self.item_context.items()
+            },
         )
 
     def recent(self, user_idx: np.ndarray, n: int) -> np.ndarray:

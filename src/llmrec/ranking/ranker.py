@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from pydantic import Field
 
@@ -24,7 +25,7 @@ from llmrec.data import columns as C
 from llmrec.data.matrix import TrainData
 from llmrec.errors import ConfigError, LlmrecError
 from llmrec.eval import metrics
-from llmrec.models.base import Recommender, RecommenderConfig
+from llmrec.models.base import Recommender, RecommenderConfig, pad_rows, widen
 from llmrec.ranking.candidates import merge, quantise, ranks_of
 from llmrec.ranking.features import GROUPS, EventIndex, ItemSide, Request, build_features
 from llmrec.ranking.kg import item_entity_matrix, kg_item_similarity
@@ -320,6 +321,26 @@ class Ranker(Recommender):
             model.observe(data)
         self.events_ = EventIndex.build(data)
 
+    def _add_items(self, items: pd.DataFrame, index: np.ndarray, n_items: int) -> None:
+        """Every retriever takes the items (text-aware ones embed them); the item side
+        grows with what the table says (release year, text vector) and no events yet."""
+        for model in self.retrievers_.values():
+            model.add_items(items)
+        s = self.side_
+        year = np.r_[s.year, np.full(n_items - len(s.year), np.nan)]
+        if C.YEAR in items:
+            year[index] = pd.to_numeric(items[C.YEAR], errors="coerce").to_numpy(dtype=float)
+        content = self.retrievers_.get("content")
+        text = content.item_vectors_ if content is not None else None  # type: ignore[attr-defined]
+        self.side_ = ItemSide(
+            year,
+            pad_rows(s.genres, n_items),
+            widen(s.kg, (n_items, n_items)),
+            text,
+            pad_rows(s.popularity, n_items),
+        )
+        self.events_ = self.events_.with_items(n_items)
+
     # --- state -----------------------------------------------------------------------------
     def _state(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -353,7 +374,6 @@ class Ranker(Recommender):
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         import lightgbm as lgb
-        import pandas as pd
 
         from llmrec.models import get_model_class
 

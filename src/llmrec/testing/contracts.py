@@ -6,8 +6,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from llmrec.data import columns as C
+from llmrec.data.ids import IdMap
 from llmrec.data.matrix import TrainData
 from llmrec.errors import LlmrecError
 from llmrec.eval.protocols import loo
@@ -92,3 +95,35 @@ class RecommenderContract:
         a = self.model_class(**self.params).fit(train).score(np.arange(train.n_users))
         b = self.model_class(**self.params).fit(train).score(np.arange(train.n_users))
         np.testing.assert_array_equal(a, b)
+
+    def test_live_new_user_and_new_item(self, train: TrainData, tmp_path: Path) -> None:
+        """What the service does between refits: a user it never saw arrives with events
+        (``observe``), a new item arrives with text (``add_items``); both work at once."""
+        m = self.model_class(**self.params).fit(train)
+        n = train.n_users
+        users = IdMap(np.r_[train.users.ids, ["newcomer"]])
+        seen = train.items.index(["0", "2"])  # two Drama items
+        extra = pd.DataFrame(
+            {"user_idx": [n, n], "item_idx": seen, C.TIMESTAMP: [10**6, 10**6 + 1]}
+        ).assign(**{C.EVENT: "view", C.VALUE: np.nan})
+        log = pd.concat([train.log, extra], ignore_index=True)
+        m.observe(TrainData.build(log, users, train.items, train.item_table))
+        top, _ = m.recommend(["newcomer"], k=3)
+        assert len(top[0]) == 3 and not {"0", "2"} & set(top[0])
+
+        new = pd.DataFrame(
+            {C.ITEM_ID: ["new-item"], C.TITLE: ["Drama item new"], C.GENRES: [["Drama"]]}
+        )
+        m.add_items(new)
+        m.add_items(new)  # the same id again updates, never duplicates
+        assert len(m.items_) == train.n_items + 1
+        full = m.score(np.arange(n + 1))
+        assert full.shape == (n + 1, train.n_items + 1) and np.isfinite(full).all()
+        everything, _ = m.recommend(["newcomer"], k=train.n_items + 1)
+        assert "new-item" in everything[0]
+        with pytest.raises(LlmrecError, match="observe"):
+            m.observe(train)  # fewer items than the model now has
+
+        m.save(tmp_path / "grown")
+        again = Recommender.load(tmp_path / "grown")
+        np.testing.assert_allclose(again.score(np.arange(n + 1)), full, rtol=1e-5, atol=1e-6)
