@@ -18,6 +18,7 @@ from llmrec.data import dataset as store
 from llmrec.eval.protocols import full_train, holdout
 from llmrec.eval.tuning import Trial, tune
 from llmrec.models import MODELS, PIPELINES, get_model_class
+from llmrec.service.live import write_serving_files
 
 out = Console(width=None if Console().is_terminal else 130)
 err = Console(stderr=True)
@@ -41,6 +42,12 @@ def train_command(
         bool, typer.Option("--tune/--no-tune", help="search hyper-parameters on validation")
     ] = True,
     seed: Annotated[int | None, typer.Option(help="seed (default: $LLMREC_SEED)")] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="events store to add (default: $LLMREC_HOME/llmrec.db when it exists)"
+        ),
+    ] = None,
 ) -> None:
     """Tune on each user's latest event, then deploy on all events (nothing is held back).
 
@@ -52,6 +59,11 @@ def train_command(
     seed = s.seed if seed is None else seed
     params = {"seed": seed, **parse_params(param or [])}
     ds = store.load(s.datasets_dir, dataset)
+    store_seq, db_path = 0, s.home / "llmrec.db"
+    if db or db_path.is_file():
+        from llmrec.service.store import Store, default_url, with_store
+
+        ds, store_seq = with_store(ds, Store(db or default_url(s.home)))
     target = out_dir or s.home / "models" / f"{dataset}-{name}"
     stages: dict[str, float] = {}
     t_all = time.perf_counter()
@@ -69,23 +81,26 @@ def train_command(
         status.update(f"{name}: observing all {len(data.log):,} events, saving")
         t0 = time.perf_counter()
         result.model.observe(data)
-        result.model.save(target)
+
+        def serving_files(folder: Path) -> None:
+            write_serving_files(folder, data)
+            _write_json(folder / "training.json", {**info, "total_seconds": None})
+
+        info = {
+            "dataset": dataset,
+            "model": name,
+            "params": result.params,
+            "valid_ndcg@10": result.valid_score,
+            "stage_seconds": stages,  # filled in as stages end
+            "n_users": data.n_users,
+            "n_items": data.n_items,
+            "n_events": len(data.log),
+            "store_seq": store_seq,  # the service replays stored events after this one
+        }
+        result.model.save(target, extra=serving_files)
         stages["observe all events + save"] = time.perf_counter() - t0
     total = time.perf_counter() - t_all
-    info = {
-        "dataset": dataset,
-        "model": name,
-        "params": result.params,
-        "valid_ndcg@10": result.valid_score,
-        "stage_seconds": stages,
-        "total_seconds": total,
-        "n_users": data.n_users,
-        "n_items": data.n_items,
-        "n_events": len(data.log),
-    }
-    tmp = target / f".training.json.{os.getpid()}"
-    tmp.write_text(json.dumps(info, indent=2, default=str))
-    os.replace(tmp, target / "training.json")
+    _write_json(target / "training.json", {**info, "total_seconds": total})
     table = Table(
         title=f"{name} on {dataset}: {total:.0f} s, validation NDCG@10 {result.valid_score:.4f}"
     )
@@ -95,3 +110,9 @@ def train_command(
         table.add_row(stage, f"{sec:.1f}")
     out.print(table)
     out.print(f"saved: {target}", highlight=False)
+
+
+def _write_json(path: Path, info: dict[str, object]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(info, indent=2, default=str))
+    os.replace(tmp, path)

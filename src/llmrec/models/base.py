@@ -170,8 +170,9 @@ class Recommender(ABC):
             out_scores.append(row[o])
         return Recommendations(out_ids, out_scores)
 
-    def save(self, path: str | Path) -> None:
-        """A directory: ``manifest.json`` (readable) + ``arrays.npz`` (no pickle); atomic."""
+    def save(self, path: str | Path, extra: Callable[[Path], None] | None = None) -> None:
+        """A directory: ``manifest.json`` (readable) + ``arrays.npz`` (no pickle); atomic.
+        ``extra(folder)`` may add files to the folder before it replaces ``path``."""
         self._check_fitted()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,6 +196,8 @@ class Recommender(ABC):
                 "n_items": len(self.items_),
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+            if extra is not None:
+                extra(tmp)
             if path.exists():
                 old = path.with_name(f".{path.name}.old")
                 shutil.rmtree(old, ignore_errors=True)

@@ -186,9 +186,11 @@ def build_features(
     events: EventIndex,
     request: Request,
     groups: tuple[str, ...] = GROUPS,
+    share_columns: tuple[str, ...] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """(rows, features) for the (user, candidate) pairs of ``cand`` (users x N, -1 = none),
-    rows in row-major order of the valid entries; and the feature names."""
+    rows in row-major order of the valid entries; and the feature names. ``share_columns``
+    limits the per-context-field share features (a trained ranker: the ones it knows)."""
     rows, cols = np.nonzero(cand >= 0)
     items = cand[rows, cols]
     feats: dict[str, np.ndarray] = {}
@@ -238,7 +240,7 @@ def build_features(
         feats["user_events_1d"] = np.log1p(day[rows])
         for col, (index, counts) in events.item_context.items():
             value = request.context.get(col)
-            if value is None:
+            if value is None or share_columns is not None and col not in share_columns:
                 continue
             j = index.get_indexer(value[rows].astype(str))
             per_item = np.asarray(counts.sum(axis=1)).ravel()[items]

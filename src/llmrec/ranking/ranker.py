@@ -140,6 +140,7 @@ class Ranker(Recommender):
         self.trials_ = []
         self._fit_side(train)
         self.events_ = EventIndex.build(train)
+        self.__dict__.pop("feature_names_", None)  # a refit learns its features afresh
         x, names, qid, label, cand = self._features(split.valid)
         self.feature_names_ = names
         l2, rounds, self.valid_score_ = self._choose(x, qid, label, cand)
@@ -188,8 +189,11 @@ class Ranker(Recommender):
         cand = merge(list(ranks.values()), excluded, self.config.n_candidates)
         request = request or Request.latest(self.events_, user_idx)
         groups = tuple(self.config.groups)
+        shares = None  # while fitting: every context field the events carry
+        if hasattr(self, "feature_names_"):  # fitted: the ones it was trained with
+            shares = tuple(n[11:] for n in self.feature_names_ if n.startswith("item_share_"))
         x, names = build_features(
-            user_idx, cand, scores, ranks, self.side_, self.events_, request, groups
+            user_idx, cand, scores, ranks, self.side_, self.events_, request, groups, shares
         )
         return cand, x, names, ranks
 

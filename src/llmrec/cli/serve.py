@@ -1,0 +1,104 @@
+"""``llmrec serve`` and ``llmrec keys``: the HTTP service and its API keys."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from llmrec.config import get_settings
+from llmrec.service.keys import DEFAULT_RATE, ROLES, create_key
+from llmrec.service.store import Store, default_url
+
+out = Console(width=None if Console().is_terminal else 130)
+err = Console(stderr=True)
+keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
+
+DbOption = Annotated[
+    str | None, typer.Option("--db", help="events store URL (default: SQLite in $LLMREC_HOME)")
+]
+
+
+def open_store(db: str | None) -> Store:
+    return Store(db or default_url(get_settings().home))
+
+
+def serve_command(
+    model: Annotated[
+        Path | None,
+        typer.Option(help="model folder from `llmrec train` (default: ml-100k-ranker)"),
+    ] = None,
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    cache_size: Annotated[
+        int, typer.Option(help="recommendation lists kept per model state (0: no cache)")
+    ] = 50_000,
+    refresh_every: Annotated[
+        float, typer.Option(help="seconds before other users' events reach item statistics")
+    ] = 1.0,
+) -> None:
+    """Serve recommendations over HTTP (OpenAPI at /docs); events take effect at once."""
+    import uvicorn
+
+    from llmrec.service.app import Service, create_app
+
+    s = get_settings()
+    folder = model or s.home / "models" / "ml-100k-ranker"
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    with err.status(f"loading {folder}"):
+        service = Service(
+            open_store(db), folder, cache_size=max(cache_size, 0), refresh_every=refresh_every
+        )
+    st = service.live.stats()
+    err.print(
+        f"serving {st['model_version']} ({st['users']:,} users, {st['items']:,} items) "
+        f"at http://{host}:{port}  (API docs: /docs)",
+        highlight=False,
+    )
+    uvicorn.run(create_app(service), host=host, port=port, access_log=False, log_level="warning")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help=f"one of {', '.join(ROLES)}")],
+    name: Annotated[str, typer.Option(help="a label for listings")] = "",
+    rate: Annotated[
+        float, typer.Option(help="requests per second for this key (0: unlimited)")
+    ] = DEFAULT_RATE,
+    db: DbOption = None,
+) -> None:
+    """Create a key; the secret is printed once, alone on the last line."""
+    secret = create_key(open_store(db), role, name, rate)
+    err.print(f"created a {role} key (shown once; only its hash is stored):")
+    print(secret)  # noqa: T201 - the one machine-readable output
+
+
+@keys_app.command("list")
+def keys_list(db: DbOption = None) -> None:
+    """Keys by id: prefix, role, rate limit, created, revoked."""
+    table = Table()
+    for col in ("id", "name", "prefix", "role", "rate/s", "revoked"):
+        table.add_column(col)
+    for k in open_store(db).keys():
+        revoked = "yes" if k["revoked_at"] else ""
+        table.add_row(
+            str(k["id"]), k["name"], k["prefix"] + "…", k["role"], f"{k['rate_limit']:g}", revoked
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[int, typer.Argument(help="id from `llmrec keys list`")], db: DbOption = None
+) -> None:
+    """Revoke a key (takes effect in a running server within 5 seconds)."""
+    from llmrec.errors import LlmrecError
+
+    if not open_store(db).revoke_key(key_id):
+        raise LlmrecError(f"no active key with id {key_id}")
+    err.print(f"revoked key {key_id}")

@@ -1,0 +1,492 @@
+"""The HTTP API (DESIGN.md, v1): recommendations, events, items, users, admin.
+
+Every client mistake is a JSON error ``{"error": {"code", "message", "field"?}}`` with a
+4xx status; a 500 means a bug. Access logs carry the route, status, time and key id, never
+user or item ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pandas as pd
+from fastapi import Body, Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from llmrec.data import columns as C
+from llmrec.errors import LlmrecError
+from llmrec.service.keys import Key, digest, lookup
+from llmrec.service.live import LiveModel, Recommended, UnknownItemError
+from llmrec.service.store import Store
+
+log = logging.getLogger("llmrec.service")
+
+MAX_BODY = 1 << 20  # bytes
+MAX_EVENTS = 1000  # per request
+ID = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
+Short = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        self.status, self.code, self.message, self.field = status, code, message, field
+        super().__init__(message)
+
+
+# --- schemas -----------------------------------------------------------------------------
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Context(Strict):
+    device: Short | None = None
+    location: Short | None = None
+    scenario: Short | None = None
+
+
+class EventIn(Strict):
+    user_id: ID
+    item_id: ID
+    event: Literal["view", "click", "rate", "like", "dislike", "purchase"]
+    value: float | None = Field(None, ge=-1e6, le=1e6, description="the rating for 'rate'")
+    timestamp: int | None = Field(None, ge=0, le=2**33, description="unix seconds; now if absent")
+    event_id: ID | None = Field(None, description="makes a retry idempotent")
+    context: Context | None = None
+
+
+class EventsAccepted(BaseModel):
+    stored: int
+    duplicates: int
+
+
+class ItemIn(Strict):
+    title: Annotated[str, Field(min_length=1, max_length=512)]
+    text: Annotated[str, Field(max_length=10_000)] | None = None
+    genres: Annotated[list[Short], Field(max_length=20)] = []
+    year: int | None = Field(None, ge=0, le=3000)
+    attributes: Annotated[
+        dict[Short, Annotated[str, Field(max_length=256)] | int | float | bool],
+        Field(max_length=20),
+    ] = {}
+
+
+class ItemOut(BaseModel):
+    item_id: str
+    score: float
+    title: str
+    explanation: str | None = None
+
+
+class RecommendationsOut(BaseModel):
+    user_id: str
+    items: list[ItemOut]
+    model_version: str
+
+
+class SimilarOut(BaseModel):
+    item_id: str
+    items: list[ItemOut]
+    model_version: str
+
+
+class ItemStored(BaseModel):
+    item_id: str
+    created: bool
+
+
+class UserDeleted(BaseModel):
+    user_id: str
+    deleted_events: int
+
+
+class Reload(Strict):
+    model_dir: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+
+
+class Health(BaseModel):
+    status: str
+    model_version: str
+    users: int
+    items: int
+    events: int
+    live_events: int
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorOut} for s in (400, 401, 403, 404, 409, 413, 422, 429)
+}
+
+
+# --- the application ---------------------------------------------------------------------
+class Service:
+    """What the routes share: the store, the live model (swapped whole on reload), keys."""
+
+    def __init__(self, store: Store, model_dir: Path, **live_options: Any) -> None:
+        self.store = store
+        self.model_dir = Path(model_dir)
+        self.live_options = live_options
+        self.live = LiveModel(self.model_dir, store, **live_options)
+        self.write_lock = threading.Lock()  # store commit + live apply, atomic w.r.t. reload
+        self._keys: dict[str, tuple[Key | None, float]] = {}
+        self._buckets: dict[int, tuple[float, float]] = {}
+        self._bucket_lock = threading.Lock()
+
+    def key(self, secret: str) -> Key | None:
+        """Keys are re-read after 5 s, so a revocation takes effect within 5 s."""
+        d, now = digest(secret), time.monotonic()
+        hit = self._keys.get(d)
+        if hit is None or hit[1] < now:
+            hit = (lookup(self.store, secret), now + 5.0)
+            if len(self._keys) > 10_000:
+                self._keys.clear()
+            self._keys[d] = hit
+        return hit[0]
+
+    def allow(self, key: Key) -> float | None:
+        """Token bucket per key (capacity = one second's worth): None, or seconds to wait."""
+        if key.rate_limit <= 0:
+            return None
+        now = time.monotonic()
+        with self._bucket_lock:
+            tokens, last = self._buckets.get(key.id, (key.rate_limit, now))
+            tokens = min(key.rate_limit, tokens + (now - last) * key.rate_limit)
+            if tokens < 1.0:
+                self._buckets[key.id] = (tokens, now)
+                return (1.0 - tokens) / key.rate_limit
+            self._buckets[key.id] = (tokens - 1.0, now)
+            return None
+
+    def reload(self, model_dir: Path | None = None) -> str:
+        """Load the new model beside the old (which keeps serving), then swap atomically."""
+        target = Path(model_dir) if model_dir else self.model_dir
+        fresh = LiveModel(target, self.store, **self.live_options)
+        with self.write_lock:  # events stored while it loaded are replayed before the swap
+            fresh.add_events(self.store.events_since(fresh.last_seq))
+            self.live, self.model_dir = fresh, target
+        return fresh.version
+
+
+bearer = HTTPBearer(auto_error=False, description="an API key from `llmrec keys create`")
+
+
+def create_app(service: Service) -> FastAPI:
+    app = FastAPI(
+        title="llmrec",
+        version="1",
+        description="Real-time recommendations; see the README's HTTP API section.",
+    )
+    app.state.service = service
+    _errors(app)
+    app.add_middleware(BodyLimit, limit=MAX_BODY)
+
+    @app.middleware("http")
+    async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        log.info(
+            "%s %s %d %.1fms key=%s",
+            request.method,
+            getattr(route, "path", "?"),  # the template: no ids in the log
+            response.status_code,
+            (time.perf_counter() - t0) * 1000,
+            getattr(request.state, "key_id", "-"),
+        )
+        return response
+
+    def role(needed: str) -> Callable[..., Key]:
+        def check(
+            request: Request,
+            creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        ) -> Key:
+            if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
+                raise ApiError(401, "unauthorized", "an API key is needed", "Authorization")
+            key = service.key(creds.credentials)
+            if key is None:
+                raise ApiError(401, "unauthorized", "unknown or revoked API key", "Authorization")
+            request.state.key_id = key.id
+            if not key.allows(needed):
+                raise ApiError(403, "forbidden", f"this key's role cannot {needed}")
+            wait = service.allow(key)
+            if wait is not None:
+                raise ApiError(429, "rate_limited", f"over {key.rate_limit:g} requests/s; retry")
+            return key
+
+        return check
+
+    reader, writer, admin = Depends(role("read")), Depends(role("write")), Depends(role("admin"))
+
+    @app.get("/healthz", response_model=Health, tags=["service"])
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", **service.live.stats()}
+
+    @app.get(
+        "/v1/recommendations",
+        response_model=RecommendationsOut,
+        response_model_exclude_none=True,
+        responses=ERRORS,
+        dependencies=[reader],
+        tags=["recommendations"],
+    )
+    def recommendations(
+        user_id: Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")],
+        k: Annotated[int, Query(ge=1, le=100)] = 10,
+        scenario: Annotated[str | None, Query(max_length=64)] = None,
+        device: Annotated[str | None, Query(max_length=64)] = None,
+        location: Annotated[str | None, Query(max_length=64)] = None,
+        timestamp: Annotated[int | None, Query(ge=0, le=2**33)] = None,
+        explain: bool = False,
+    ) -> dict[str, Any]:
+        live = service.live
+        context = {C.DEVICE: device, C.LOCATION: location, C.SCENARIO: scenario}
+        if timestamp is not None:
+            context[C.TIMESTAMP] = str(timestamp)
+        items = live.recommend(user_id, k, {c: v for c, v in context.items() if v}, explain)
+        return {"user_id": user_id, "items": _items(items), "model_version": live.version}
+
+    @app.post(
+        "/v1/events",
+        status_code=202,
+        response_model=EventsAccepted,
+        responses=ERRORS,
+        dependencies=[writer],
+        tags=["events"],
+    )
+    def post_events(
+        body: Annotated[
+            EventIn | Annotated[list[EventIn], Field(min_length=1, max_length=MAX_EVENTS)],
+            Body(),
+        ],
+    ) -> dict[str, int]:
+        batch = body if isinstance(body, list) else [body]
+        now = int(time.time())
+        rows = []
+        for n, e in enumerate(batch):
+            where = f"body[{n}]" if isinstance(body, list) else "body"
+            if e.event == "rate" and e.value is None:
+                raise ApiError(
+                    422, "invalid_request", "a 'rate' event needs a value", f"{where}.value"
+                )
+            ctx = e.context.model_dump() if e.context else {}
+            rows.append(
+                {
+                    "event_id": e.event_id,
+                    C.USER_ID: e.user_id,
+                    C.ITEM_ID: e.item_id,
+                    C.EVENT: e.event,
+                    C.VALUE: e.value,
+                    C.TIMESTAMP: e.timestamp if e.timestamp is not None else now,
+                    **{c: ctx.get(c) for c in C.CONTEXT_COLUMNS},
+                }
+            )
+        with service.write_lock:
+            live = service.live
+            try:
+                live.check_items([r[C.ITEM_ID] for r in rows])
+            except UnknownItemError as ex:
+                n = [r[C.ITEM_ID] for r in rows].index(ex.item_id)
+                where = f"body[{n}]" if isinstance(body, list) else "body"
+                raise ApiError(422, "unknown_item", str(ex), f"{where}.item_id") from None
+            stored = service.store.add_events(rows)
+            fresh = [
+                {**r, "seq": s.seq} for r, s in zip(rows, stored, strict=True) if not s.duplicate
+            ]
+            live.add_events(pd.DataFrame(fresh))
+        dup = sum(s.duplicate for s in stored)
+        return {"stored": len(stored) - dup, "duplicates": dup}
+
+    @app.put(
+        "/v1/items/{item_id}",
+        response_model=ItemStored,
+        responses=ERRORS,
+        dependencies=[writer],
+        tags=["items"],
+    )
+    def put_item(
+        item_id: Annotated[str, PathParam(min_length=1, max_length=128)], item: ItemIn
+    ) -> dict[str, Any]:
+        row = {C.ITEM_ID: item_id, **item.model_dump()}
+        frame = pd.DataFrame(
+            [
+                {
+                    C.ITEM_ID: item_id,
+                    C.TITLE: item.title,
+                    "text": item.text or "",
+                    C.GENRES: list(item.genres),
+                    C.YEAR: item.year,
+                    **item.attributes,
+                }
+            ]
+        )
+        with service.write_lock:
+            created = item_id not in service.live.model.items_
+            service.store.put_item(row)
+            service.live.put_item(frame)
+        return {"item_id": item_id, "created": created}
+
+    @app.get(
+        "/v1/items/{item_id}/similar",
+        response_model=SimilarOut,
+        response_model_exclude_none=True,
+        responses=ERRORS,
+        dependencies=[reader],
+        tags=["items"],
+    )
+    def similar(
+        item_id: Annotated[str, PathParam(min_length=1, max_length=128)],
+        k: Annotated[int, Query(ge=1, le=100)] = 10,
+    ) -> dict[str, Any]:
+        live = service.live
+        try:
+            items = live.similar(item_id, k)
+        except UnknownItemError as e:
+            raise ApiError(404, "not_found", str(e), "item_id") from None
+        return {"item_id": item_id, "items": _items(items), "model_version": live.version}
+
+    @app.delete(
+        "/v1/users/{user_id}",
+        response_model=UserDeleted,
+        responses=ERRORS,
+        dependencies=[writer],
+        tags=["users"],
+    )
+    def delete_user(
+        user_id: Annotated[str, PathParam(min_length=1, max_length=128)],
+    ) -> dict[str, Any]:
+        with service.write_lock:
+            n = service.store.delete_user(user_id)
+            service.live.delete_user(user_id)
+        return {"user_id": user_id, "deleted_events": n}
+
+    @app.post(
+        "/v1/admin/reload",
+        responses=ERRORS,
+        dependencies=[admin],
+        tags=["admin"],
+    )
+    def reload(body: Reload | None = None) -> dict[str, str]:
+        target = Path(body.model_dir) if body and body.model_dir else None
+        try:
+            version = service.reload(target)
+        except LlmrecError as e:
+            raise ApiError(422, "invalid_model", str(e), "model_dir") from None
+        return {"model_version": version}
+
+    return app
+
+
+def _items(items: list[Recommended]) -> list[dict[str, Any]]:
+    return [
+        {"item_id": r.item_id, "score": r.score, "title": r.title, "explanation": r.explanation}
+        for r in items
+    ]
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field:
+        body["field"] = field
+    headers = {"Retry-After": "1"} if status == 429 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
+def _errors(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, e: ApiError) -> JSONResponse:
+        return _error(e.status, e.code, e.message, e.field)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:
+        errors = sorted(e.errors(), key=lambda x: x.get("type") in _WRONG_BRANCH)
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        if first.get("type") == "json_invalid":
+            pos = first["loc"][-1] if first.get("loc") else "?"
+            return _error(422, "invalid_json", f"the body is not valid JSON (at {pos})", "body")
+        return _error(422, "invalid_request", str(first["msg"]), _field(first.get("loc", ())))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
+        code = _CODES.get(e.status_code, "error")
+        return _error(e.status_code, code, str(e.detail))
+
+    @app.exception_handler(LlmrecError)
+    async def user_error(_: Request, e: LlmrecError) -> JSONResponse:
+        return _error(400, "bad_request", str(e))
+
+    @app.exception_handler(Exception)
+    async def bug(_: Request, e: Exception) -> JSONResponse:
+        log.exception("internal error: %s", type(e).__name__)
+        return _error(500, "internal", "internal error")
+
+
+# errors from the union branch that does not match the body's type (object vs list)
+_WRONG_BRANCH = {"model_attributes_type", "list_type", "model_type", "dict_type"}
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str | None:
+    """("body", 0, "item_id") -> "body[0].item_id"; ("query", "k") -> "k"."""
+    parts = list(loc)
+    if parts and parts[0] in ("query", "path", "header"):
+        parts = parts[1:]
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif p not in ("list[EventIn]", "EventIn", "function-after[...]"):
+            out += f".{p}" if out else str(p)
+    return out or None
+
+
+class BodyLimit:
+    """413 for a request body over ``limit`` bytes, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await _error(413, "too_large", f"request body over {self.limit} bytes")(
+                scope, receive, send
+            )
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise ApiError(413, "too_large", f"request body over {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)

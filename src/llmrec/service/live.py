@@ -1,0 +1,381 @@
+"""A trained model kept current between refits: events, items and deletions take effect at once.
+
+The model folder (``llmrec train``) holds the model and the events it was trained on
+(``log.parquet``). Events stored after training (sequence number above ``store_seq`` in
+``training.json``) are replayed at start and appended as they arrive; the model then
+``observe``s the whole log, new users included, without refitting. A request for a user with
+unapplied events applies them first, so the very next recommendation reflects them; other
+users' events (which move item-level statistics only) are applied at most ``refresh_every``
+seconds later.
+
+Dislikes never count as positive history: the item and its near-duplicates (text cosine at
+or above ``near_duplicate``) leave that user's lists.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from llmrec.data import columns as C
+from llmrec.data.ids import IdMap
+from llmrec.data.matrix import TrainData
+from llmrec.errors import LlmrecError
+from llmrec.models.base import Recommender
+
+LOG_FILE = "log.parquet"
+ITEMS_FILE = "items.parquet"
+LOG_COLUMNS = (C.USER_ID, C.ITEM_ID, C.TIMESTAMP, C.EVENT, C.VALUE, *C.CONTEXT_COLUMNS)
+RECENT_DAYS = 30
+DAY = 86_400
+
+
+@dataclass(frozen=True)
+class Recommended:
+    item_id: str
+    score: float
+    title: str
+    explanation: str | None = None
+
+
+class UnknownItemError(LlmrecError):
+    def __init__(self, item_id: str) -> None:
+        self.item_id = item_id
+        super().__init__(f"item {item_id!r} is not in the catalogue (PUT /v1/items/{{id}} first)")
+
+
+def write_serving_files(folder: Path, data: TrainData) -> None:
+    """What ``serve`` needs besides the model: the training events by id, and the catalogue."""
+    log = data.log
+    out = pd.DataFrame(
+        {
+            C.USER_ID: data.users.ids[log["user_idx"].to_numpy()],
+            C.ITEM_ID: data.items.ids[log["item_idx"].to_numpy()],
+            C.TIMESTAMP: log[C.TIMESTAMP].to_numpy(dtype=np.int64),
+            C.EVENT: log[C.EVENT].astype(str).to_numpy(),
+            C.VALUE: log[C.VALUE].to_numpy(dtype=float),
+            **{
+                c: log[c].astype("string").to_numpy() if c in log else pd.NA
+                for c in C.CONTEXT_COLUMNS
+            },
+        }
+    )
+    out.to_parquet(folder / LOG_FILE, index=False)
+    table = data.item_table
+    if table is None:
+        table = pd.DataFrame({C.ITEM_ID: data.items.ids, C.TITLE: data.items.ids})
+    keep = [c for c in (C.ITEM_ID, C.TITLE, C.GENRES, C.YEAR) if c in table]
+    table[keep].to_parquet(folder / ITEMS_FILE, index=False)
+
+
+class LiveModel:
+    """Thread-safe: every public method takes the one lock (scoring is serial anyway)."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        store: Any,
+        near_duplicate: float = 0.9,
+        refresh_every: float = 1.0,
+        cache_size: int = 50_000,
+    ) -> None:
+        model_dir = Path(model_dir)
+        for f in ("manifest.json", LOG_FILE, ITEMS_FILE):
+            if not (model_dir / f).is_file():
+                raise LlmrecError(f"{model_dir}: no {f}; serve a folder written by `llmrec train`")
+        self.model = Recommender.load(model_dir)
+        info_path = model_dir / "training.json"
+        info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+        self.info = info
+        self.version = f"{model_dir.name}@{int((model_dir / 'manifest.json').stat().st_mtime)}"
+        self.store = store
+        self.near_duplicate = near_duplicate
+        self.refresh_every = refresh_every
+        self._lock = threading.RLock()
+        self._cache: OrderedDict[tuple[Any, ...], list[Recommended]] = OrderedDict()
+        self._cache_size = cache_size
+        self._user_version: dict[str, int] = {}
+        self._state_version = 0
+
+        self.watermark = int(info.get("store_seq", 0))
+        self.last_seq = self.watermark  # the newest stored event taken
+        log = pd.read_parquet(model_dir / LOG_FILE)
+        catalogue = pd.read_parquet(model_dir / ITEMS_FILE)
+        self._titles = dict(
+            zip(catalogue[C.ITEM_ID].astype(str), catalogue[C.TITLE].astype(str), strict=True)
+        )
+        deleted = store.deleted_users()
+        log = log[~log[C.USER_ID].isin(list(deleted))]
+        self._user_ids: list[str] = list(self.model.users_.ids)
+        self._user_pos = {u: i for i, u in enumerate(self._user_ids)}
+        self._base = self._indexed(log)
+        self._live = self._base.iloc[:0]
+        self._dislikes: dict[str, list[str]] = {}
+        old = store.events_since(0, event="dislike")  # kept across refits
+        old = old[old["seq"] <= self.watermark]
+        for u, i in zip(old[C.USER_ID].astype(str), old[C.ITEM_ID].astype(str), strict=True):
+            self._dislikes.setdefault(u, []).append(i)
+        self._pending: set[str] = set()
+        self._dirty = True
+        self._last_refresh = 0.0
+        stored_items = store.items_table()
+        if len(stored_items):
+            self._add_items(stored_items)
+        self.add_events(store.events_since(self.watermark))
+        self.refresh()
+
+    # --- writes ----------------------------------------------------------------------------
+    def check_items(self, item_ids: list[str]) -> None:
+        """Raises ``UnknownItemError`` for the first id the catalogue does not have."""
+        pos = self.model.items_.index(item_ids)
+        if (pos < 0).any():
+            raise UnknownItemError(item_ids[int(np.flatnonzero(pos < 0)[0])])
+
+    def add_events(self, events: pd.DataFrame) -> None:
+        """Take stored events (store.EVENT_COLUMNS); applied lazily (see the module doc)."""
+        if not len(events):
+            return
+        with self._lock:
+            events = events.copy()
+            if "seq" in events:
+                self.last_seq = max(self.last_seq, int(events["seq"].max()))
+            self.check_items(events[C.ITEM_ID].astype(str).tolist())
+            dislike = events[C.EVENT].to_numpy() == "dislike"
+            gone = events.loc[dislike]
+            for u, i in zip(gone[C.USER_ID], gone[C.ITEM_ID], strict=True):
+                self._dislikes.setdefault(str(u), []).append(str(i))
+            for u in pd.unique(events[C.USER_ID].astype(str)):
+                if u not in self._user_pos:
+                    self._user_pos[u] = len(self._user_ids)
+                    self._user_ids.append(u)
+                self._pending.add(u)
+                self._user_version[u] = self._user_version.get(u, 0) + 1
+            positive = events.loc[~dislike, list(LOG_COLUMNS)]
+            self._live = pd.concat([self._live, self._indexed(positive)], ignore_index=True)
+            self._dirty = True
+
+    def delete_user(self, user_id: str) -> None:
+        with self._lock:
+            self._base = self._base[self._base[C.USER_ID] != user_id]
+            self._live = self._live[self._live[C.USER_ID] != user_id]
+            self._dislikes.pop(user_id, None)
+            self._user_version[user_id] = self._user_version.get(user_id, 0) + 1
+            self._dirty = True
+            self.refresh()
+
+    def put_item(self, item: pd.DataFrame) -> None:
+        with self._lock:
+            self._add_items(item)
+            self._dirty = True
+            self.refresh()
+
+    def _add_items(self, table: pd.DataFrame) -> None:
+        self.model.add_items(table)
+        for i, t in zip(table[C.ITEM_ID].astype(str), table[C.TITLE].astype(str), strict=True):
+            self._titles[i] = t
+
+    def refresh(self) -> None:
+        """Apply every unapplied event: the model observes the whole current log."""
+        with self._lock:
+            if not self._dirty:
+                return
+            log = pd.concat([self._base, self._live], ignore_index=True)
+            users = IdMap(np.asarray(self._user_ids))
+            data = TrainData.build(log, users, self.model.items_)
+            self.model.observe(data)
+            self._popularity(data)
+            self._pending.clear()
+            self._dirty = False
+            self._state_version += 1
+            self._cache.clear()
+            self._last_refresh = time.monotonic()
+
+    def _indexed(self, log: pd.DataFrame) -> pd.DataFrame:
+        out = log.reset_index(drop=True).copy()
+        out["user_idx"] = out[C.USER_ID].astype(str).map(self._user_pos).to_numpy(np.int64)
+        out["item_idx"] = self.model.items_.index(out[C.ITEM_ID].astype(str))
+        out[C.TIMESTAMP] = out[C.TIMESTAMP].astype(np.int64)
+        return out
+
+    # --- reads -----------------------------------------------------------------------------
+    def recommend(
+        self,
+        user_id: str,
+        k: int,
+        context: dict[str, str] | None = None,
+        explain: bool = False,
+    ) -> list[Recommended]:
+        context = {key: v for key, v in (context or {}).items() if v is not None}
+        with self._lock:
+            stale = time.monotonic() - self._last_refresh > self.refresh_every
+            if user_id in self._pending or (self._dirty and stale):
+                self.refresh()
+            key = (
+                user_id,
+                k,
+                tuple(sorted(context.items())),
+                explain,
+                self._state_version,
+                self._user_version.get(user_id, 0),
+            )
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+            out = self._recommend(user_id, k, context, explain)
+            self._cache[key] = out
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+            return out
+
+    def _recommend(
+        self, user_id: str, k: int, context: dict[str, str], explain: bool
+    ) -> list[Recommended]:
+        m = self.model
+        u = self._user_pos.get(user_id)
+        history = m.history_[u].indices if u is not None else np.zeros(0, np.int64)
+        blocked = self._blocked(user_id)
+        if not len(history):
+            idx, scores = self._cold(k, context, blocked)
+        else:
+            ids, sc = m.recommend([user_id], k=k + len(blocked), context=context or None)
+            keep = [(i, s) for i, s in zip(ids[0], sc[0], strict=True) if i not in blocked]
+            idx = m.items_.index([i for i, _ in keep[:k]])
+            scores = np.array([s for _, s in keep[:k]], dtype=float)
+        return [
+            Recommended(
+                str(m.items_.ids[i]),
+                float(s),
+                self._titles.get(str(m.items_.ids[i]), str(m.items_.ids[i])),
+                self._explain(i, u, history) if explain else None,
+            )
+            for i, s in zip(idx, scores, strict=True)
+        ]
+
+    def similar(self, item_id: str, k: int) -> list[Recommended]:
+        """Nearest items by text vector (co-occurrence when the model has no text)."""
+        with self._lock:
+            m = self.model
+            i = int(m.items_.index([item_id])[0])
+            if i < 0:
+                raise UnknownItemError(item_id)
+            vecs = self._vectors()
+            if vecs is not None:
+                sims = vecs @ vecs[i]
+            else:
+                h = m.history_.tocsc()
+                co = np.asarray((h.T @ h[:, i]).todense()).ravel().astype(float)
+                n = np.asarray(h.sum(axis=0)).ravel()
+                sims = co / np.sqrt(np.maximum(n * n[i], 1e-12))
+            sims[i] = -np.inf
+            top = np.argsort(-sims, kind="stable")[:k]
+            return [Recommended(str(m.items_.ids[j]), float(sims[j]), self._title(j)) for j in top]
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "model_version": self.version,
+                "users": len(self._user_ids),
+                "items": len(self.model.items_),
+                "events": len(self._base) + len(self._live),
+                "live_events": len(self._live),
+            }
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _title(self, i: int) -> str:
+        item = str(self.model.items_.ids[i])
+        return self._titles.get(item, item)
+
+    def _vectors(self) -> np.ndarray | None:
+        """Unit text vectors of the catalogue, if the model has them."""
+        m = self.model
+        for part in (m, *getattr(m, "retrievers_", {}).values()):
+            v = getattr(part, "item_vectors_", None)
+            if v is not None and len(v) == len(m.items_):
+                return np.asarray(v)
+        return None
+
+    def _blocked(self, user_id: str) -> set[str]:
+        """Disliked items and their near-duplicates."""
+        disliked = self._dislikes.get(user_id)
+        if not disliked:
+            return set()
+        m = self.model
+        idx = m.items_.index(disliked)
+        out = set(disliked)
+        vecs = self._vectors()
+        if vecs is not None:
+            near = (vecs[idx] @ vecs.T >= self.near_duplicate).any(axis=0)
+            out |= set(m.items_.ids[near].tolist())
+        return out
+
+    def _popularity(self, data: TrainData) -> None:
+        """Cold-start scores: events in the last ``RECENT_DAYS`` (all time when none), and
+        per context value the smoothed share of each item's events in it."""
+        log = data.log
+        ts = log[C.TIMESTAMP].to_numpy()
+        n = data.n_items
+        recent = ts >= (ts.max() - RECENT_DAYS * DAY) if len(ts) else np.zeros(0, bool)
+        if recent.sum() < 100:
+            recent = np.ones(len(ts), bool)
+        items = log["item_idx"].to_numpy()
+        self._pop = np.bincount(items[recent], minlength=n).astype(float)
+        self._pop_ctx: dict[str, tuple[dict[str, int], np.ndarray]] = {}
+        for col in C.CONTEXT_COLUMNS:
+            if col not in log or not log[col].notna().any():
+                continue
+            vals = log.loc[recent, col].astype("string").fillna("").to_numpy()
+            index, codes = np.unique(vals, return_inverse=True)
+            counts = np.zeros((n, len(index)))
+            np.add.at(counts, (items[recent], codes), 1.0)
+            self._pop_ctx[col] = ({str(v): j for j, v in enumerate(index)}, counts)
+        # items with no events yet borrow the popularity of their 10 nearest items by text
+        vecs = self._vectors()
+        fresh = np.flatnonzero(np.bincount(items, minlength=n) == 0)
+        self._borrowed = np.zeros(n)
+        if vecs is not None and len(fresh) and len(fresh) < n:
+            sims = vecs[fresh] @ vecs.T
+            sims[:, fresh] = -np.inf
+            near = np.argsort(-sims, axis=1)[:, :10]
+            w = np.maximum(np.take_along_axis(sims, near, axis=1), 0)
+            self._borrowed[fresh] = (
+                0.5 * (w * self._pop[near]).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-12)
+            )
+
+    def _cold(
+        self, k: int, context: dict[str, str], blocked: set[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A user with no history: popularity in the request's context, new items by text."""
+        score = self._pop + self._borrowed
+        for col, value in context.items():
+            if col in self._pop_ctx:
+                index, counts = self._pop_ctx[col]
+                j = index.get(str(value))
+                hits = counts[:, j] if j is not None else np.zeros(len(score))
+                score = score * (hits + 1.0) / (counts.sum(axis=1) + len(index))
+        if blocked:
+            score = score.copy()
+            score[self.model.items_.index(list(blocked))] = -np.inf
+        top = np.argsort(-score, kind="stable")[:k]
+        return top, score[top]
+
+    def _explain(self, i: int, u: int | None, history: np.ndarray) -> str:
+        """A template explanation grounded in the user's history (the most similar item
+        they interacted with), or in popularity for a user without history."""
+        if u is None or not len(history):
+            return "Popular with other users right now."
+        vecs = self._vectors()
+        if vecs is None:
+            recent = self.model.recency_[u]
+            j = int(recent.indices[np.argmin(recent.data)])
+        else:
+            j = int(history[np.argmax(vecs[history] @ vecs[i])])
+        return f"Because you interacted with {self._title(j)}."

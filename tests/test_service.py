@@ -1,0 +1,299 @@
+"""The HTTP service in process: auth, limits, errors, real-time effect, items, users, reload."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from llmrec.data import columns as C
+from llmrec.service.app import Service, create_app
+from llmrec.service.keys import create_key
+from llmrec.service.store import Store, with_store
+from llmrec.testing import block_dataset
+from llmrec.testing.server import train_model_dir
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("svc-home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LLMREC_HOME", str(home))
+    try:
+        return train_model_dir(block_dataset(), home / "models" / "blocks-ranker")
+    finally:
+        mp.undo()
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+    monkeypatch.setenv("LLMREC_HOME", str(tmp_path / "home"))
+    return Store(f"sqlite:///{tmp_path / 'events.db'}")
+
+
+@pytest.fixture
+def service(store: Store, model_dir: Path) -> Service:
+    return Service(store, model_dir, refresh_every=0.0)
+
+
+@pytest.fixture
+def client(service: Service) -> TestClient:
+    return TestClient(create_app(service), raise_server_exceptions=False)
+
+
+def auth(store: Store, role: str = "admin", rate: float = 0.0) -> dict[str, str]:
+    return {"Authorization": f"Bearer {create_key(store, role, rate_limit=rate)}"}
+
+
+def recs(client: TestClient, headers: dict[str, str], user: str, k: int = 5) -> list[str]:
+    r = client.get("/v1/recommendations", params={"user_id": user, "k": k}, headers=headers)
+    assert r.status_code == 200, r.text
+    return [x["item_id"] for x in r.json()["items"]]
+
+
+def post(client: TestClient, headers: dict[str, str], body: object) -> dict[str, object]:
+    r = client.post("/v1/events", json=body, headers=headers)
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+# --- auth, limits, errors -------------------------------------------------------------------
+def test_keys_roles_and_revocation(client: TestClient, store: Store, service: Service) -> None:
+    assert client.get("/healthz").status_code == 200  # no key needed
+    r = client.get("/v1/recommendations", params={"user_id": "u0"})
+    assert r.status_code == 401 and r.json()["error"]["field"] == "Authorization"
+    bad = {"Authorization": "Bearer lrk_not-a-key"}
+    assert (
+        client.get("/v1/recommendations", params={"user_id": "u0"}, headers=bad).status_code == 401
+    )
+    read = auth(store, "read")
+    assert len(recs(client, read, "u0")) == 5
+    event = {"user_id": "u0", "item_id": "1", "event": "view"}
+    r = client.post("/v1/events", json=event, headers=read)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    assert client.post("/v1/admin/reload", headers=auth(store, "write")).status_code == 403
+    # stored hashed: the secret is nowhere in the table
+    secret = read["Authorization"].split()[1]
+    assert all(secret not in str(row.values()) for row in store.keys())
+    store.revoke_key(store.keys()[0]["id"])
+    service._keys.clear()  # a running server re-reads keys within 5 s
+    r = client.get("/v1/recommendations", params={"user_id": "u0"}, headers=read)
+    assert r.status_code == 401
+
+
+def test_rate_limit_per_key(client: TestClient, store: Store) -> None:
+    slow, other = auth(store, "read", rate=2), auth(store, "read", rate=2)
+    codes = [
+        client.get("/v1/recommendations", params={"user_id": "u0"}, headers=slow).status_code
+        for _ in range(4)
+    ]
+    assert codes[:2] == [200, 200] and codes[-1] == 429
+    r = client.get("/v1/recommendations", params={"user_id": "u0"}, headers=slow)
+    assert r.headers["Retry-After"] == "1" and r.json()["error"]["code"] == "rate_limited"
+    assert len(recs(client, other, "u0")) == 5  # the limit is per key
+
+
+def test_limits_and_errors_name_the_field(client: TestClient, store: Store) -> None:
+    h = auth(store, "write")
+    big = [{"user_id": "u0", "item_id": "1", "event": "view"}] * 40_000
+    r = client.post("/v1/events", json=big, headers=h)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+    many = [{"user_id": "u0", "item_id": "1", "event": "view"}] * 1001
+    r = client.post("/v1/events", json=many, headers=h)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "body"
+    cases = [
+        ({"user_id": "u0", "item_id": "1", "event": "poke"}, "body.event"),
+        ({"user_id": "u0", "item_id": "1", "event": "rate"}, "body.value"),
+        ({"user_id": "u0", "item_id": "1", "event": "view", "colour": 1}, "body.colour"),
+        (
+            [{"user_id": "u0", "item_id": "1", "event": "view"}, {"user_id": "u0"}],
+            "body[1].item_id",
+        ),
+        ({"user_id": "u0", "item_id": "nope", "event": "view"}, "body.item_id"),
+        ({"user_id": "", "item_id": "1", "event": "view"}, "body.user_id"),
+    ]
+    for body, field in cases:
+        r = client.post("/v1/events", json=body, headers=h)
+        assert r.status_code == 422, (body, r.text)
+        assert r.json()["error"]["field"] == field, (body, r.json())
+    assert store.count_events() == 0  # nothing half-written
+    r = client.post(
+        "/v1/events", content=b"{bad", headers={**h, "content-type": "application/json"}
+    )
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_json"
+    r = client.get("/v1/recommendations", params={"user_id": "u0", "k": 0}, headers=h)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "k"
+    r = client.get("/v1/items/nope/similar", headers=h)
+    assert r.status_code == 404 and r.json()["error"]["field"] == "item_id"
+    assert client.get("/v2/nothing", headers=h).json()["error"]["code"] == "not_found"
+
+
+# --- events ---------------------------------------------------------------------------------
+def test_event_ids_make_retries_idempotent(client: TestClient, store: Store) -> None:
+    h = auth(store, "write")
+    e = {"user_id": "u0", "item_id": "1", "event": "click", "event_id": "abc"}
+    assert post(client, h, e) == {"stored": 1, "duplicates": 0}
+    assert post(client, h, [e, {**e, "event_id": "def"}]) == {"stored": 1, "duplicates": 1}
+    assert post(client, h, [{**e, "event_id": "x"}, {**e, "event_id": "x"}])["stored"] == 1
+    assert store.count_events() == 3
+
+
+def test_dislike_removes_the_item_and_its_near_duplicate(client: TestClient, store: Store) -> None:
+    h = auth(store)
+    before = recs(client, h, "u0", k=3)
+    top = before[0]
+    # a near-duplicate of the top item (same text) under another id
+    title = client.get(f"/v1/items/{top}/similar", params={"k": 1}, headers=h)
+    assert title.status_code == 200
+    dup = {"title": f"Drama item {top}", "genres": ["Drama"]}
+    assert client.put("/v1/items/dup-of-top", json=dup, headers=h).status_code == 200
+    assert "dup-of-top" in [
+        x["item_id"]
+        for x in client.get(f"/v1/items/{top}/similar", params={"k": 3}, headers=h).json()["items"]
+    ]
+    post(client, h, {"user_id": "u0", "item_id": top, "event": "dislike"})
+    after = recs(client, h, "u0", k=15)
+    assert top not in after and "dup-of-top" not in after
+
+
+def test_like_and_view_change_the_very_next_recommendation(
+    client: TestClient, store: Store, service: Service
+) -> None:
+    h = auth(store)
+    before = recs(client, h, "u1", k=5)
+    post(client, h, {"user_id": "u1", "item_id": before[0], "event": "view"})
+    after = recs(client, h, "u1", k=5)
+    assert before[0] not in after and after != before
+    # the sequence model's input now ends with that item
+    model = service.live.model
+    u = model.users_.index(["u1"])
+    seq = model.retrievers_["sasrec"]._sequences(u, 5)[0]  # type: ignore[attr-defined]
+    assert seq[-1] == model.items_.index([before[0]])[0] + 1
+
+
+def test_unknown_user_gets_cold_start_then_personal_lists(client: TestClient, store: Store) -> None:
+    h = auth(store)
+    cold = recs(client, h, "brand-new", k=5)
+    assert len(cold) == 5  # never an error
+    # two Drama (even) items liked: the list turns to Drama
+    post(client, h, [
+        {"user_id": "brand-new", "item_id": "0", "event": "like"},
+        {"user_id": "brand-new", "item_id": "2", "event": "like"},
+    ])  # fmt: skip
+    warm = recs(client, h, "brand-new", k=5)
+    assert not {"0", "2"} & set(warm)
+    assert sum(int(i) % 2 == 0 for i in warm) >= 4
+
+
+def test_cold_start_follows_the_request_context(client: TestClient, store: Store) -> None:
+    h = auth(store)
+    # item 19 is what mobile users view; the others do not use mobile
+    post(client, h, [
+        {"user_id": f"m{n}", "item_id": "19", "event": "view", "context": {"device": "mobile"}}
+        for n in range(5)
+    ])  # fmt: skip
+    r = client.get(
+        "/v1/recommendations", params={"user_id": "nobody", "k": 3, "device": "mobile"}, headers=h
+    )
+    assert r.json()["items"][0]["item_id"] == "19"
+
+
+# --- items, users, reload ----------------------------------------------------------------------
+def test_new_item_is_similar_and_recommendable_at_once(client: TestClient, store: Store) -> None:
+    h = auth(store)
+    item = {"title": "Comedy item brand new", "text": "A comedy.", "genres": ["Comedy"]}
+    r = client.put("/v1/items/fresh", json=item, headers=h)
+    assert r.json() == {"item_id": "fresh", "created": True}
+    sims = client.get("/v1/items/fresh/similar", params={"k": 5}, headers=h).json()["items"]
+    assert sum(int(x["item_id"]) % 2 == 1 for x in sims) >= 4  # comedies are odd items
+    assert "fresh" in recs(client, h, "u1", k=25)  # u1 is in the comedy block
+    assert client.put("/v1/items/fresh", json=item, headers=h).json()["created"] is False
+
+
+def test_delete_user_removes_events_and_state_everywhere(
+    client: TestClient, store: Store, model_dir: Path
+) -> None:
+    h = auth(store)
+    post(client, h, {"user_id": "u2", "item_id": "1", "event": "view"})
+    events_before = client.get("/healthz").json()["events"]
+    r = client.delete("/v1/users/u2", headers=h)
+    assert r.status_code == 200 and r.json()["deleted_events"] == 1
+    assert store.events_since(0, user_id="u2").empty
+    assert client.get("/healthz").json()["events"] < events_before - 1  # training events too
+    cold = recs(client, h, "u2", k=5)
+    assert cold == recs(client, h, "someone-new", k=5)
+    # after a restart (a new service on the same store) u2 stays gone
+    again = TestClient(create_app(Service(store, model_dir)))
+    assert again.get("/healthz").json()["events"] == client.get("/healthz").json()["events"]
+    # and `llmrec train` leaves them out too
+    ds, last = with_store(block_dataset(), store)
+    assert "u2" not in set(ds.interactions[C.USER_ID]) and last == store.last_seq()
+
+
+def test_train_takes_stored_events_and_items(store: Store) -> None:
+    store.add_events([{"event_id": None, C.USER_ID: "new", C.ITEM_ID: "3", C.EVENT: "view",
+                       C.VALUE: None, C.TIMESTAMP: 10**9, C.DEVICE: "tv", C.LOCATION: None,
+                       C.SCENARIO: None}])  # fmt: skip
+    store.put_item({C.ITEM_ID: "z", C.TITLE: "Zed", "text": "new", C.GENRES: ["Drama"]})
+    ds, last = with_store(block_dataset(), store)
+    row = ds.interactions[ds.interactions[C.USER_ID] == "new"]
+    assert len(row) == 1 and row[C.DEVICE].iloc[0] == "tv" and last == 1
+    assert "z" in set(ds.items[C.ITEM_ID])
+
+
+def test_reload_swaps_without_a_failed_request(
+    client: TestClient, store: Store, service: Service
+) -> None:
+    h = auth(store)
+    post(client, h, {"user_id": "u3", "item_id": "1", "event": "view"})
+    codes: list[int] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            codes.append(
+                client.get("/v1/recommendations", params={"user_id": "u3"}, headers=h).status_code
+            )
+
+    t = threading.Thread(target=hammer)
+    t.start()
+    try:
+        r = client.post("/v1/admin/reload", headers=h)
+    finally:
+        stop.set()
+        t.join()
+    assert r.status_code == 200 and r.json()["model_version"]
+    assert codes and set(codes) == {200}
+    assert "1" not in recs(client, h, "u3", k=20)  # stored events survive the swap
+    bad = client.post("/v1/admin/reload", json={"model_dir": "/no/such/dir"}, headers=h)
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "model_dir"
+
+
+def test_logs_carry_no_user_ids(
+    client: TestClient, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = auth(store)
+    with caplog.at_level("INFO", logger="llmrec.service"):
+        recs(client, h, "secret-user-42")
+        post(client, h, {"user_id": "secret-user-42", "item_id": "1", "event": "view"})
+    text = caplog.text
+    assert "/v1/recommendations" in text and "secret-user-42" not in text
+
+
+def test_explanations_name_an_item_of_the_history(client: TestClient, store: Store) -> None:
+    h = auth(store)
+    r = client.get(
+        "/v1/recommendations", params={"user_id": "u0", "k": 3, "explain": True}, headers=h
+    )
+    items = pd.DataFrame(r.json()["items"])
+    history = set(
+        block_dataset()
+        .interactions.query("user_id == 'u0'")[C.ITEM_ID]
+        .map(lambda i: f"Drama item {i}" if int(i) % 2 == 0 else f"Comedy item {i}")
+    )
+    assert all(any(t in e for t in history) for e in items["explanation"])
+    assert np.all(np.diff(items["score"]) <= 0)
