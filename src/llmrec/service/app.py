@@ -8,6 +8,7 @@ user or item ids.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -326,6 +327,12 @@ def create_app(service: Service) -> FastAPI:
     def put_item(
         item_id: Annotated[str, PathParam(min_length=1, max_length=128)], item: ItemIn
     ) -> dict[str, Any]:
+        reserved = set(item.attributes) & {C.ITEM_ID, C.TITLE, "text", C.GENRES, C.YEAR}
+        if reserved:
+            name = sorted(reserved)[0]
+            raise ApiError(
+                422, "invalid_request", f"{name!r} is a field, not an attribute", "attributes"
+            )
         row = {C.ITEM_ID: item_id, **item.model_dump()}
         frame = pd.DataFrame(
             [
@@ -400,6 +407,7 @@ def _items(items: list[Recommended]) -> list[dict[str, Any]]:
     return [
         {"item_id": r.item_id, "score": r.score, "title": r.title, "explanation": r.explanation}
         for r in items
+        if math.isfinite(r.score)  # -inf: excluded (e.g. disliked), never a candidate
     ]
 
 
@@ -433,7 +441,9 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
         code = _CODES.get(e.status_code, "error")
-        return _error(e.status_code, code, str(e.detail))
+        response = _error(e.status_code, code, str(e.detail))
+        response.headers.update(e.headers or {})  # e.g. Allow on a 405
+        return response
 
     @app.exception_handler(LlmrecError)
     async def user_error(_: Request, e: LlmrecError) -> JSONResponse:

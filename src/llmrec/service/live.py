@@ -89,7 +89,11 @@ class LiveModel:
     ) -> None:
         model_dir = Path(model_dir)
         for f in ("manifest.json", LOG_FILE, ITEMS_FILE):
-            if not (model_dir / f).is_file():
+            try:
+                found = (model_dir / f).is_file()
+            except OSError as e:  # e.g. a name too long
+                raise LlmrecError(f"{str(model_dir)[:200]}: {e.strerror}") from None
+            if not found:
                 raise LlmrecError(f"{model_dir}: no {f}; serve a folder written by `llmrec train`")
         self.model = Recommender.load(model_dir)
         info_path = model_dir / "training.json"
@@ -276,7 +280,7 @@ class LiveModel:
                 n = np.asarray(h.sum(axis=0)).ravel()
                 sims = co / np.sqrt(np.maximum(n * n[i], 1e-12))
             sims[i] = -np.inf
-            top = np.argsort(-sims, kind="stable")[:k]
+            top = np.argsort(-sims, kind="stable")[: min(k, len(sims) - 1)]
             return [Recommended(str(m.items_.ids[j]), float(sims[j]), self._title(j)) for j in top]
 
     def stats(self) -> dict[str, Any]:

@@ -58,8 +58,8 @@ def item_texts(
     known = {C.ITEM_ID, C.TITLE, C.YEAR, C.GENRES, *desc_cols, *cfg.skip_attributes}
     attr_cols = [c for c in items.columns if c not in known][: cfg.max_attributes]
     out = []
-    for n, row in enumerate(items.itertuples(index=False)):
-        r = row._asdict()
+    # records, not itertuples: column names need not be Python identifiers
+    for n, r in enumerate(items.to_dict("records")):
         year = f" ({int(r[C.YEAR])})" if C.YEAR in r and _present(r[C.YEAR]) else ""
         genres = list(r.get(C.GENRES, []) if _present_list(r.get(C.GENRES)) else [])
         description = " ".join(str(r[c]).strip() for c in desc_cols if _present(r[c]))
