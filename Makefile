@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data demo test lint format bench bench-text bench-ranking clean
+.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service clean
 
 install: $(STAMP)
 
@@ -21,6 +21,7 @@ data: $(STAMP)
 demo: data
 	$(BIN)/llmrec eval --dataset ml-100k --model all,ranker
 	$(BIN)/llmrec train --dataset ml-100k
+	$(BIN)/llmrec serve --demo
 
 test: data
 	$(BIN)/python -m pytest
@@ -41,6 +42,10 @@ bench-text: data
 
 bench-ranking: data
 	$(BIN)/python benchmarks/bench_ranking.py
+
+bench-service: data
+	test -f $(LLMREC_HOME)/models/ml-100k-ranker/log.parquet || $(BIN)/llmrec train --dataset ml-100k
+	$(BIN)/python benchmarks/bench_service.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -41,6 +42,9 @@ def serve_command(
     refresh_every: Annotated[
         float, typer.Option(help="seconds before other users' events reach item statistics")
     ] = 1.0,
+    demo: Annotated[
+        bool, typer.Option(help="create a write key and print ready curl examples")
+    ] = False,
 ) -> None:
     """Serve recommendations over HTTP (OpenAPI at /docs); events take effect at once."""
     import uvicorn
@@ -54,13 +58,38 @@ def serve_command(
         service = Service(
             open_store(db), folder, cache_size=max(cache_size, 0), refresh_every=refresh_every
         )
+    # the loaded model is long-lived: keep the collector from re-scanning it (p99 pauses)
+    gc.collect()
+    gc.freeze()
     st = service.live.stats()
+    url = f"http://{host}:{port}"
     err.print(
         f"serving {st['model_version']} ({st['users']:,} users, {st['items']:,} items) "
-        f"at http://{host}:{port}  (API docs: /docs)",
+        f"at {url}  (API docs: {url}/docs)",
         highlight=False,
     )
-    uvicorn.run(create_app(service), host=host, port=port, access_log=False, log_level="warning")
+    if demo:
+        key = create_key(service.store, "write", "demo")
+        auth = f'-H "Authorization: Bearer {key}"'
+        user = str(service.live.model.users_.ids[0])
+        item = str(service.live.model.items_.ids[0])
+        event = f'{{"user_id": "{user}", "item_id": "{item}", "event": "like"}}'
+        out.print(
+            f"demo key (role write): {key}\n"
+            f"try:\n  curl {auth} '{url}/v1/recommendations?user_id={user}&k=5&explain=true'\n"
+            f"  curl {auth} -H 'content-type: application/json' -d '{event}' {url}/v1/events\n"
+            "(stop with Ctrl-C)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    uvicorn.run(
+        create_app(service),
+        host=host,
+        port=port,
+        access_log=False,  # ours has no ids in it (llmrec.service logger)
+        log_level="warning",
+        timeout_keep_alive=30,
+    )
 
 
 @keys_app.command("create")

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -32,6 +33,7 @@ from llmrec.service.live import LiveModel, Recommended, UnknownItemError
 from llmrec.service.store import Store
 
 log = logging.getLogger("llmrec.service")
+MISSING = object()
 
 MAX_BODY = 1 << 20  # bytes
 MAX_EVENTS = 1000  # per request
@@ -153,6 +155,13 @@ class Service:
         self._buckets: dict[int, tuple[float, float]] = {}
         self._bucket_lock = threading.Lock()
 
+    def cached_key(self, secret: str) -> Key | None | object:
+        """The key from memory, or ``MISSING`` when it must be read from the store."""
+        hit = self._keys.get(digest(secret))
+        if hit is None or hit[1] < time.monotonic():
+            return MISSING
+        return hit[0]
+
     def key(self, secret: str) -> Key | None:
         """Keys are re-read after 5 s, so a revocation takes effect within 5 s."""
         d, now = digest(secret), time.monotonic()
@@ -201,29 +210,18 @@ def create_app(service: Service) -> FastAPI:
     _errors(app)
     app.add_middleware(BodyLimit, limit=MAX_BODY)
 
-    @app.middleware("http")
-    async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        log.info(
-            "%s %s %d %.1fms key=%s",
-            request.method,
-            getattr(route, "path", "?"),  # the template: no ids in the log
-            response.status_code,
-            (time.perf_counter() - t0) * 1000,
-            getattr(request.state, "key_id", "-"),
-        )
-        return response
+    app.add_middleware(AccessLog)
 
-    def role(needed: str) -> Callable[..., Key]:
-        def check(
+    def role(needed: str) -> Callable[..., Awaitable[Key]]:
+        async def check(
             request: Request,
             creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
         ) -> Key:
             if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
                 raise ApiError(401, "unauthorized", "an API key is needed", "Authorization")
-            key = service.key(creds.credentials)
+            key = service.cached_key(creds.credentials)
+            if key is MISSING:  # a store lookup: off the event loop
+                key = await run_in_threadpool(service.key, creds.credentials)
             if key is None:
                 raise ApiError(401, "unauthorized", "unknown or revoked API key", "Authorization")
             request.state.key_id = key.id
@@ -250,7 +248,7 @@ def create_app(service: Service) -> FastAPI:
         dependencies=[reader],
         tags=["recommendations"],
     )
-    def recommendations(
+    async def recommendations(
         user_id: Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")],
         k: Annotated[int, Query(ge=1, le=100)] = 10,
         scenario: Annotated[str | None, Query(max_length=64)] = None,
@@ -263,7 +261,10 @@ def create_app(service: Service) -> FastAPI:
         context = {C.DEVICE: device, C.LOCATION: location, C.SCENARIO: scenario}
         if timestamp is not None:
             context[C.TIMESTAMP] = str(timestamp)
-        items = live.recommend(user_id, k, {c: v for c, v in context.items() if v}, explain)
+        context = {c: v for c, v in context.items() if v}
+        items = live.cached(user_id, k, context, explain)
+        if items is None:  # scoring takes milliseconds: a worker thread, not the event loop
+            items = await run_in_threadpool(live.recommend, user_id, k, context, explain)
         return {"user_id": user_id, "items": _items(items), "model_version": live.version}
 
     @app.post(
@@ -313,7 +314,7 @@ def create_app(service: Service) -> FastAPI:
             fresh = [
                 {**r, "seq": s.seq} for r, s in zip(rows, stored, strict=True) if not s.duplicate
             ]
-            live.add_events(pd.DataFrame(fresh))
+            live.add_events(fresh)
         dup = sum(s.duplicate for s in stored)
         return {"stored": len(stored) - dup, "duplicates": dup}
 
@@ -471,6 +472,39 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str | None:
         elif p not in ("list[EventIn]", "EventIn", "function-after[...]"):
             out += f".{p}" if out else str(p)
     return out or None
+
+
+class AccessLog:
+    """One line per request: method, route template (no ids), status, time, key id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = scope.get("route")
+            log.info(
+                "%s %s %d %.1fms key=%s",
+                scope["method"],
+                getattr(route, "path", "?"),  # the template: no ids in the log
+                status,
+                (time.perf_counter() - t0) * 1000,
+                scope.get("state", {}).get("key_id", "-"),
+            )
 
 
 class BodyLimit:

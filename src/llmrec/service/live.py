@@ -120,8 +120,10 @@ class LiveModel:
         log = log[~log[C.USER_ID].isin(list(deleted))]
         self._user_ids: list[str] = list(self.model.users_.ids)
         self._user_pos = {u: i for i, u in enumerate(self._user_ids)}
+        self._item_pos = {str(i): n for n, i in enumerate(self.model.items_.ids)}
         self._base = self._indexed(log)
         self._live = self._base.iloc[:0]
+        self._arrived: list[tuple[Any, ...]] = []  # joined to _live at the next refresh
         self._dislikes: dict[str, list[str]] = {}
         old = store.events_since(0, event="dislike")  # kept across refits
         old = old[old["seq"] <= self.watermark]
@@ -139,35 +141,40 @@ class LiveModel:
     # --- writes ----------------------------------------------------------------------------
     def check_items(self, item_ids: list[str]) -> None:
         """Raises ``UnknownItemError`` for the first id the catalogue does not have."""
-        pos = self.model.items_.index(item_ids)
-        if (pos < 0).any():
-            raise UnknownItemError(item_ids[int(np.flatnonzero(pos < 0)[0])])
+        for i in item_ids:
+            if i not in self._item_pos:
+                raise UnknownItemError(i)
 
-    def add_events(self, events: pd.DataFrame) -> None:
-        """Take stored events (store.EVENT_COLUMNS); applied lazily (see the module doc)."""
-        if not len(events):
+    def add_events(self, events: list[dict[str, Any]] | pd.DataFrame) -> None:
+        """Take stored events (dicts with store.EVENT_COLUMNS, ``seq`` optional); applied
+        lazily (see the module doc). Plain Python: a pandas frame per event costs ~8 ms."""
+        rows = events.to_dict("records") if isinstance(events, pd.DataFrame) else events
+        if not rows:
             return
         with self._lock:
-            events = events.copy()
-            if "seq" in events:
-                self.last_seq = max(self.last_seq, int(events["seq"].max()))
-            self.check_items(events[C.ITEM_ID].astype(str).tolist())
-            dislike = events[C.EVENT].to_numpy() == "dislike"
-            gone = events.loc[dislike]
-            for u, i in zip(gone[C.USER_ID], gone[C.ITEM_ID], strict=True):
-                self._dislikes.setdefault(str(u), []).append(str(i))
-            for u in pd.unique(events[C.USER_ID].astype(str)):
-                if u not in self._user_pos:
-                    self._user_pos[u] = len(self._user_ids)
-                    self._user_ids.append(u)
-                self._pending.add(u)
-                self._user_version[u] = self._user_version.get(u, 0) + 1
-            positive = events.loc[~dislike, list(LOG_COLUMNS)]
-            self._live = pd.concat([self._live, self._indexed(positive)], ignore_index=True)
+            self.check_items([str(r[C.ITEM_ID]) for r in rows])
+            for r in rows:
+                user, item = str(r[C.USER_ID]), str(r[C.ITEM_ID])
+                if r.get("seq") is not None:
+                    self.last_seq = max(self.last_seq, int(r["seq"]))
+                if user not in self._user_pos:
+                    self._user_pos[user] = len(self._user_ids)
+                    self._user_ids.append(user)
+                self._pending.add(user)
+                self._user_version[user] = self._user_version.get(user, 0) + 1
+                if r[C.EVENT] == "dislike":
+                    self._dislikes.setdefault(user, []).append(item)
+                    continue
+                self._arrived.append(
+                    (user, item, int(r[C.TIMESTAMP]), r[C.EVENT], r.get(C.VALUE),
+                     *(r.get(c) for c in C.CONTEXT_COLUMNS),
+                     self._user_pos[user], self._item_pos[item])
+                )  # fmt: skip
             self._dirty = True
 
     def delete_user(self, user_id: str) -> None:
         with self._lock:
+            self._join_arrived()
             self._base = self._base[self._base[C.USER_ID] != user_id]
             self._live = self._live[self._live[C.USER_ID] != user_id]
             self._dislikes.pop(user_id, None)
@@ -183,6 +190,7 @@ class LiveModel:
 
     def _add_items(self, table: pd.DataFrame) -> None:
         self.model.add_items(table)
+        self._item_pos = {str(i): n for n, i in enumerate(self.model.items_.ids)}
         for i, t in zip(table[C.ITEM_ID].astype(str), table[C.TITLE].astype(str), strict=True):
             self._titles[i] = t
 
@@ -191,6 +199,7 @@ class LiveModel:
         with self._lock:
             if not self._dirty:
                 return
+            self._join_arrived()
             log = pd.concat([self._base, self._live], ignore_index=True)
             users = IdMap(np.asarray(self._user_ids))
             data = TrainData.build(log, users, self.model.items_)
@@ -201,6 +210,13 @@ class LiveModel:
             self._state_version += 1
             self._cache.clear()
             self._last_refresh = time.monotonic()
+
+    def _join_arrived(self) -> None:
+        if self._arrived:
+            new = pd.DataFrame(self._arrived, columns=[*LOG_COLUMNS, "user_idx", "item_idx"])
+            new[C.VALUE] = pd.to_numeric(new[C.VALUE], errors="coerce")
+            self._live = pd.concat([self._live, new], ignore_index=True)
+            self._arrived = []
 
     def _indexed(self, log: pd.DataFrame) -> pd.DataFrame:
         out = log.reset_index(drop=True).copy()
@@ -222,23 +238,36 @@ class LiveModel:
             stale = time.monotonic() - self._last_refresh > self.refresh_every
             if user_id in self._pending or (self._dirty and stale):
                 self.refresh()
-            key = (
-                user_id,
-                k,
-                tuple(sorted(context.items())),
-                explain,
-                self._state_version,
-                self._user_version.get(user_id, 0),
-            )
+            key = self._key(user_id, k, context, explain)
             hit = self._cache.get(key)
             if hit is not None:
-                self._cache.move_to_end(key)
                 return hit
             out = self._recommend(user_id, k, context, explain)
             self._cache[key] = out
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)  # first in, first out
             return out
+
+    def cached(
+        self, user_id: str, k: int, context: dict[str, str], explain: bool
+    ) -> list[Recommended] | None:
+        """The cached list when it is still current, without taking the lock (the server's
+        event loop answers hits itself; a miss goes to a worker thread)."""
+        if user_id in self._pending or self._dirty:
+            return None
+        return self._cache.get(self._key(user_id, k, context, explain))
+
+    def _key(
+        self, user_id: str, k: int, context: dict[str, str], explain: bool
+    ) -> tuple[object, ...]:
+        return (
+            user_id,
+            k,
+            tuple(sorted(context.items())),
+            explain,
+            self._state_version,
+            self._user_version.get(user_id, 0),
+        )
 
     def _recommend(
         self, user_id: str, k: int, context: dict[str, str], explain: bool
@@ -285,6 +314,7 @@ class LiveModel:
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
+            self._join_arrived()
             return {
                 "model_version": self.version,
                 "users": len(self._user_ids),

@@ -1,0 +1,256 @@
+"""Issue #6: load on ``llmrec serve`` over loopback with the ml-100k default model.
+
+Run: make bench-service   (or: .venv/bin/python benchmarks/bench_service.py [--seconds 10])
+
+A real server process (SQLite store, one key without rate limit) and an open-loop load
+generator in this process: request i is due at i / rate; its latency counts from when it
+was due, so a server that falls behind is charged for the queue too (no coordinated
+omission). Users are drawn uniformly from the 943 ml-100k users. Both share the 2 cores.
+
+- ``GET /v1/recommendations`` (k=10, no explanations) with the recommendation cache (after a
+  warm-up pass over every user) and without it (``--cache-size 0``: every request runs the
+  two-stage ranker);
+- ``POST /v1/events``: events stored and applied per second, one event per request and 100
+  per request, from 8 concurrent writers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _sections import write_section  # noqa: E402
+from llmrec.config import get_settings  # noqa: E402
+from llmrec.testing.server import create_key, serve  # noqa: E402
+
+BEGIN, END = "<!-- bench_service:begin -->", "<!-- bench_service:end -->"
+
+
+class _Connections:
+    """Keep-alive HTTP/1.1 connections with a minimal client: httpx costs milliseconds of
+    CPU per request, which on 2 shared cores would measure the client, not the server."""
+
+    def __init__(self, host: str, port: int, auth: str, size: int) -> None:
+        self.host, self.port, self.auth, self.size = host, port, auth, size
+        self.free: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+            asyncio.Queue()
+        )
+
+    async def open(self) -> None:
+        for _ in range(self.size):
+            self.free.put_nowait(await asyncio.open_connection(self.host, self.port))
+
+    async def get(self, path: str) -> int:
+        reader, writer = await self.free.get()
+        try:
+            writer.write(
+                f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+                f"Authorization: {self.auth}\r\n\r\n".encode()
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            await reader.readexactly(length)
+            return status
+        finally:
+            self.free.put_nowait((reader, writer))
+
+    async def close(self) -> None:
+        while not self.free.empty():
+            _, writer = self.free.get_nowait()
+            writer.close()
+
+
+async def _open_loop(
+    url: str,
+    headers: dict[str, str],
+    users: list[str],
+    rate: float,
+    seconds: float,
+    seed: int,
+    in_order: bool = False,
+) -> dict[str, float]:
+    """Request i is due at i / rate (user drawn at random, or every user once in order);
+    latency counts from when it was due."""
+    rng = np.random.default_rng(seed)
+    n = len(users) if in_order else int(rate * seconds)
+    picks = np.asarray(users) if in_order else rng.choice(users, size=n)
+    host, port = url.split("//")[1].split(":")
+    pool = _Connections(host, int(port), headers["Authorization"], 64)
+    await pool.open()
+    latencies = np.zeros(n)
+    errors = 0
+    # the first request is due after every task exists (creating thousands takes a while)
+    t0 = time.perf_counter() + 0.5 + n * 2e-5
+
+    async def one(i: int) -> None:
+        nonlocal errors
+        due = t0 + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        try:
+            ok = await pool.get(f"/v1/recommendations?user_id={picks[i]}&k=10") == 200
+        except (OSError, asyncio.IncompleteReadError):
+            ok = False
+        latencies[i] = time.perf_counter() - due
+        errors += not ok
+
+    gc.collect()
+    gc.disable()  # the load generator's own collector pauses would count as server latency
+    try:
+        await asyncio.gather(*(one(i) for i in range(n)))
+    finally:
+        gc.enable()
+    wall = time.perf_counter() - t0
+    await pool.close()
+    assert (latencies > -1e-3).all()
+    lat = latencies * 1000
+    return {
+        "target": rate,
+        "achieved": n / wall,
+        "p50": float(np.percentile(lat, 50)),
+        "p99": float(np.percentile(lat, 99)),
+        "errors": errors,
+    }
+
+
+async def _events(url: str, headers: dict[str, str], batch: int, seconds: float) -> float:
+    """Events per second from 8 concurrent writers, ``batch`` events per request."""
+    stored = 0
+    stop = time.perf_counter() + seconds
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as c:
+
+        async def writer(w: int) -> None:
+            nonlocal stored
+            n = 0
+            while time.perf_counter() < stop:
+                body = [
+                    {"user_id": f"load-{w}-{n % 50}", "item_id": str(1 + (n * 7 + j) % 1682),
+                     "event": "view", "event_id": f"w{w}-{n}-{j}"}
+                    for j in range(batch)
+                ]  # fmt: skip
+                r = await c.post("/v1/events", json=body)
+                if r.status_code == 202:
+                    stored += r.json()["stored"]
+                n += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(writer(w) for w in range(8)))
+        return stored / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    s = get_settings()
+    model_dir = args.model or s.home / "models" / "ml-100k-ranker"
+    if not (model_dir / "log.parquet").is_file():
+        sys.exit(f"{model_dir}: train it first: llmrec train --dataset ml-100k")
+    import pandas as pd
+
+    users = sorted(pd.read_parquet(model_dir / "log.parquet")["user_id"].unique().tolist())
+    tmp = Path(tempfile.mkdtemp(prefix="bench-service-"))
+    results: dict[str, list[dict[str, float]]] = {}
+    events: dict[int, float] = {}
+    for mode, rates, extra in (
+        ("cache", (100, 200, 500, 1000), []),
+        ("no cache", (10, 25, 40, 60), ["--cache-size", "0"]),
+    ):
+        db = f"sqlite:///{tmp / (mode.replace(' ', '-') + '.db')}"
+        key = {"Authorization": f"Bearer {create_key(db, 'admin', home=s.home)}"}
+        with serve(model_dir, db, s.home, extra) as srv:
+            if mode == "cache":  # warm-up: every user once, then a settling run
+                asyncio.run(_open_loop(srv.url, key, users, 40, 0, 0, in_order=True))
+                asyncio.run(_open_loop(srv.url, key, users, 100, 5, 0))
+            results[mode] = []
+            for rate in rates:  # each level 3 times (round robin); medians reported
+                runs = []
+                for rep in range(args.repeats):
+                    seed = 1000 * rep + rate
+                    r = asyncio.run(_open_loop(srv.url, key, users, rate, args.seconds, seed))
+                    runs.append(r)
+                    print(mode, rep, {k: round(v, 1) for k, v in r.items()}, flush=True)
+                results[mode].append(
+                    {
+                        **{k: float(np.median([r[k] for r in runs])) for k in runs[0]},
+                        "p99_min": min(r["p99"] for r in runs),
+                        "p99_max": max(r["p99"] for r in runs),
+                        "errors": sum(r["errors"] for r in runs),
+                    }
+                )
+            if mode == "no cache":
+                for batch in (1, 100):
+                    events[batch] = asyncio.run(_events(srv.url, key, batch, args.seconds))
+                    print(f"events, {batch} per request: {events[batch]:.0f}/s")
+
+    plot = ROOT / "benchmarks" / "service-ml100k.png"
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, mode in zip(axes, results, strict=True):
+        rs = results[mode]
+        x = [r["target"] for r in rs]
+        ax.plot(x, [r["p50"] for r in rs], "o-", label="p50")
+        ax.plot(x, [r["p99"] for r in rs], "s-", label="p99")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("offered load (requests/s)")
+        ax.set_ylabel("latency (ms, from when due)")
+        ax.set_title(f"GET /v1/recommendations, {mode}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(plot, dpi=110)
+
+    lines = [
+        "## Service load (issue #6)",
+        "",
+        f"`make bench-service` ({args.repeats} runs of {args.seconds:g} s per level, medians; "
+        f"{platform.machine()}, 2 cores shared by the server and the load generator; ml-100k "
+        "default model from `llmrec train`). Open loop: latency counts from when a request "
+        "was due, so queueing is charged.",
+        "",
+        "| GET /v1/recommendations | offered req/s | achieved req/s | p50 ms | p99 ms "
+        "(min–max) | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for mode, rs in results.items():
+        for r in rs:
+            lines.append(
+                f"| {mode} | {r['target']:.0f} | {r['achieved']:.0f} | {r['p50']:.1f} | "
+                f"{r['p99']:.1f} ({r['p99_min']:.1f}–{r['p99_max']:.1f}) | {r['errors']:.0f} |"
+            )
+    lines += [
+        "",
+        "| POST /v1/events (8 writers, SQLite, synchronous=FULL) | events/s |",
+        "|---|---:|",
+        *[f"| {b} event{'s' if b > 1 else ''} per request | {v:.0f} |" for b, v in events.items()],
+        "",
+        "![service latency](benchmarks/service-ml100k.png)",
+    ]
+    write_section(ROOT / "BENCHMARKS.md", BEGIN, END, lines)
+
+
+if __name__ == "__main__":
+    main()
