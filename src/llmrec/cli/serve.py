@@ -72,7 +72,9 @@ def serve_command(
         key = create_key(service.store, "write", "demo")
         auth = f'-H "Authorization: Bearer {key}"'
         user = str(service.live.model.users_.ids[0])
-        item = str(service.live.model.items_.ids[0])
+        seen = set(service.live.model.history_[0].indices.tolist())
+        unseen = next(i for i in range(len(service.live.model.items_)) if i not in seen)
+        item = str(service.live.model.items_.ids[unseen])  # a like that changes the list
         event = f'{{"user_id": "{user}", "item_id": "{item}", "event": "like"}}'
         out.print(
             f"demo key (role write): {key}\n"
