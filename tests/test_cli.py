@@ -222,3 +222,21 @@ def test_train_any_single_model(home: Path, tmp_path: Path) -> None:
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "e" / "training.json").read_text())["params"]["reg"] > 0
+
+
+def test_keys_create_list_revoke(home: Path, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'k.db'}"
+    made = _llmrec("keys", "create", "--role", "read", "--name", "dash", "--db", db, home=home)
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip().splitlines()[-1]
+    assert secret.startswith("lrk_") and len(secret) > 40
+    listed = _llmrec("keys", "list", "--db", db, home=home)
+    assert "dash" in listed.stdout and "read" in listed.stdout and secret not in listed.stdout
+    assert _llmrec("keys", "revoke", "1", "--db", db, home=home).returncode == 0
+    again = _llmrec("keys", "revoke", "1", "--db", db, home=home)
+    assert again.returncode == 2 and "no active key with id 1" in again.stderr
+    bad = _llmrec("keys", "create", "--role", "root", "--db", db, home=home)
+    assert bad.returncode == 2 and "role 'root' unknown" in bad.stderr
+    missing = _llmrec("serve", "--model", str(tmp_path / "nothing"), "--db", db, home=home)
+    assert missing.returncode == 2 and "llmrec train" in missing.stderr
+    assert "Traceback" not in bad.stderr + missing.stderr
