@@ -188,11 +188,12 @@ class Service:
             return None
 
     def reload(self, model_dir: Path | None = None) -> str:
-        """Load the new model beside the old (which keeps serving), then swap atomically."""
+        """Load the new model beside the old, which keeps answering reads, then swap.
+        Writes wait for the load (seconds): the new model then starts from exactly what the
+        store holds (events, items, deletions) and none of them can fall between the two."""
         target = Path(model_dir) if model_dir else self.model_dir
-        fresh = LiveModel(target, self.store, **self.live_options)
-        with self.write_lock:  # events stored while it loaded are replayed before the swap
-            fresh.add_events(self.store.events_since(fresh.last_seq))
+        with self.write_lock:
+            fresh = LiveModel(target, self.store, **self.live_options)
             self.live, self.model_dir = fresh, target
         return fresh.version
 

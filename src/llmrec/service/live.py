@@ -110,7 +110,6 @@ class LiveModel:
         self._state_version = 0
 
         self.watermark = int(info.get("store_seq", 0))
-        self.last_seq = self.watermark  # the newest stored event taken
         log = pd.read_parquet(model_dir / LOG_FILE)
         catalogue = pd.read_parquet(model_dir / ITEMS_FILE)
         self._titles = dict(
@@ -155,8 +154,6 @@ class LiveModel:
             self.check_items([str(r[C.ITEM_ID]) for r in rows])
             for r in rows:
                 user, item = str(r[C.USER_ID]), str(r[C.ITEM_ID])
-                if r.get("seq") is not None:
-                    self.last_seq = max(self.last_seq, int(r["seq"]))
                 if user not in self._user_pos:
                     self._user_pos[user] = len(self._user_ids)
                     self._user_ids.append(user)
