@@ -37,9 +37,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _sections import write_section  # noqa: E402
 from llmrec.config import get_settings  # noqa: E402
+from llmrec.data import columns as C  # noqa: E402
 from llmrec.testing.server import create_key, serve  # noqa: E402
 
 BEGIN, END = "<!-- bench_service:begin -->", "<!-- bench_service:end -->"
+LIVE_BEGIN, LIVE_END = "<!-- bench_service_live:begin -->", "<!-- bench_service_live:end -->"
 
 
 class _Connections:
@@ -159,11 +161,55 @@ async def _events(url: str, headers: dict[str, str], batch: int, seconds: float)
         return stored / (time.perf_counter() - t0)
 
 
+def _in_process(model_dir: Path, users: list[str], tmp: Path) -> list[str]:
+    """The live model without HTTP: loading the folder, one uncached recommendation, and a
+    refresh (the model observing the whole log after one new event)."""
+    from llmrec.service.live import LiveModel
+    from llmrec.service.store import Store
+
+    store = Store(f"sqlite:///{tmp / 'in-process.db'}")
+    t0 = time.perf_counter()
+    live = LiveModel(model_dir, store, cache_size=0)
+    load = time.perf_counter() - t0
+    rec = []
+    for u in users[:300]:
+        t0 = time.perf_counter()
+        live.recommend(u, 10)
+        rec.append(time.perf_counter() - t0)
+    refresh = []
+    for n in range(10):
+        event = {C.USER_ID: users[n], C.ITEM_ID: str(live.model.items_.ids[n]),
+                 C.TIMESTAMP: 10**9, C.EVENT: "view", C.VALUE: None}  # fmt: skip
+        live.add_events([event])
+        t0 = time.perf_counter()
+        live.refresh()
+        refresh.append(time.perf_counter() - t0)
+    rec_ms, ref_ms = np.array(rec) * 1000, np.array(refresh) * 1000
+    print(f"load {load:.1f} s, recommend p50 {np.median(rec_ms):.1f} ms, "
+          f"refresh p50 {np.median(ref_ms):.0f} ms")  # fmt: skip
+    return [
+        "## Live model in process (issue #6)",
+        "",
+        "`make bench-service` (or `--in-process-only`), ml-100k default model, no HTTP, "
+        f"{platform.machine()}, 1 thread:",
+        "",
+        "| step | median | p95 |",
+        "|---|---:|---:|",
+        f"| load the model folder (LiveModel) | {load:.1f} s | |",
+        f"| recommend 10 for one user, uncached (300 users) | {np.median(rec_ms):.1f} ms | "
+        f"{np.percentile(rec_ms, 95):.1f} ms |",
+        f"| refresh: observe the whole log after one event (10 times, "
+        f"{live.stats()['events']:,} events) | {np.median(ref_ms):.0f} ms | "
+        f"{np.percentile(ref_ms, 95):.0f} ms |",
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--in-process-only", action="store_true")
     args = ap.parse_args()
     s = get_settings()
     model_dir = args.model or s.home / "models" / "ml-100k-ranker"
@@ -173,6 +219,10 @@ def main() -> None:
 
     users = sorted(pd.read_parquet(model_dir / "log.parquet")["user_id"].unique().tolist())
     tmp = Path(tempfile.mkdtemp(prefix="bench-service-"))
+    live_lines = _in_process(model_dir, users, tmp)
+    write_section(ROOT / "BENCHMARKS.md", LIVE_BEGIN, LIVE_END, live_lines)
+    if args.in_process_only:
+        return
     results: dict[str, list[dict[str, float]]] = {}
     events: dict[int, float] = {}
     for mode, rates, extra in (

@@ -31,6 +31,19 @@ def ml100k(real_settings: Settings) -> Dataset:
     return store.load(s.datasets_dir, "ml-100k")
 
 
+@pytest.fixture(scope="session")
+def served_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small ranker on the block data, saved as ``llmrec train`` saves it: what the
+    service tests serve (read only)."""
+    from llmrec.testing import block_dataset
+    from llmrec.testing.server import train_model_dir
+
+    home = tmp_path_factory.mktemp("served-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LLMREC_HOME", str(home))
+        return train_model_dir(block_dataset(), home / "models" / "blocks-ranker")
+
+
 @pytest.fixture(autouse=True)
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)

@@ -20,19 +20,9 @@ from llmrec.ranking.candidates import merge, ranks_of
 from llmrec.ranking.features import EventIndex, Request
 from llmrec.ranking.kg import item_entity_matrix, kg_item_similarity
 from llmrec.ranking.ranker import Ranker
-from llmrec.testing import RecommenderContract, block_dataset
+from llmrec.testing import FAST_RANKER, RecommenderContract, block_dataset
 
-FAST: dict[str, Any] = {
-    "retrievers": {
-        "sasrec": {"encoder": "hashing", "epochs": 5, "embedding_size": 16, "max_len": 12},
-        "ease": {"reg": 100.0},
-        "content": {"encoder": "hashing"},
-        "pop": {},
-    },
-    "n_candidates": 10,
-    "min_data_in_leaf": 5,
-    "rounds": 50,
-}
+FAST: dict[str, Any] = {**FAST_RANKER, "rounds": 50}
 
 
 class TestRanker(RecommenderContract):

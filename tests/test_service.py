@@ -15,18 +15,6 @@ from llmrec.service.app import Service, create_app
 from llmrec.service.keys import create_key
 from llmrec.service.store import Store, with_store
 from llmrec.testing import block_dataset
-from llmrec.testing.server import train_model_dir
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("svc-home")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LLMREC_HOME", str(home))
-    try:
-        return train_model_dir(block_dataset(), home / "models" / "blocks-ranker")
-    finally:
-        mp.undo()
 
 
 @pytest.fixture
@@ -36,8 +24,8 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
 
 
 @pytest.fixture
-def service(store: Store, model_dir: Path) -> Service:
-    return Service(store, model_dir, refresh_every=0.0)
+def service(store: Store, served_model_dir: Path) -> Service:
+    return Service(store, served_model_dir, refresh_every=0.0)
 
 
 @pytest.fixture
@@ -215,7 +203,7 @@ def test_new_item_is_similar_and_recommendable_at_once(client: TestClient, store
 
 
 def test_delete_user_removes_events_and_state_everywhere(
-    client: TestClient, store: Store, model_dir: Path
+    client: TestClient, store: Store, served_model_dir: Path
 ) -> None:
     h = auth(store)
     post(client, h, {"user_id": "u2", "item_id": "1", "event": "view"})
@@ -227,7 +215,7 @@ def test_delete_user_removes_events_and_state_everywhere(
     cold = recs(client, h, "u2", k=5)
     assert cold == recs(client, h, "someone-new", k=5)
     # after a restart (a new service on the same store) u2 stays gone
-    again = TestClient(create_app(Service(store, model_dir)))
+    again = TestClient(create_app(Service(store, served_model_dir)))
     assert again.get("/healthz").json()["events"] == client.get("/healthz").json()["events"]
     # and `llmrec train` leaves them out too
     ds, last = with_store(block_dataset(), store)

@@ -15,8 +15,7 @@ import sqlalchemy as sa
 
 from llmrec.data import columns as C
 from llmrec.service.store import Store
-from llmrec.testing import block_dataset
-from llmrec.testing.server import create_key, serve, train_model_dir
+from llmrec.testing.server import create_key, serve
 
 pytestmark = pytest.mark.slow
 
@@ -24,16 +23,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("server-home")
-
-
-@pytest.fixture(scope="module")
-def model_dir(home: Path) -> Path:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LLMREC_HOME", str(home))
-    try:
-        return train_model_dir(block_dataset(), home / "models" / "blocks-ranker")
-    finally:
-        mp.undo()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -67,9 +56,9 @@ def _key(db: str, home: Path) -> dict[str, str]:
     return {"Authorization": f"Bearer {create_key(db, 'admin', home=home)}"}
 
 
-def test_round_trip_over_loopback(model_dir: Path, db: str, home: Path) -> None:
+def test_round_trip_over_loopback(served_model_dir: Path, db: str, home: Path) -> None:
     h = _key(db, home)
-    with serve(model_dir, db, home) as srv:
+    with serve(served_model_dir, db, home) as srv:
         url = srv.url + "/v1/recommendations"
         before = httpx.get(url, params={"user_id": "u1", "k": 5}, headers=h).json()["items"]
         top = before[0]["item_id"]
@@ -83,17 +72,17 @@ def test_round_trip_over_loopback(model_dir: Path, db: str, home: Path) -> None:
         assert top not in [x["item_id"] for x in after]
         assert httpx.get(url, params={"user_id": "u1"}).status_code == 401
     # a restart replays the stored dislike
-    with serve(model_dir, db, home) as srv:
+    with serve(served_model_dir, db, home) as srv:
         again = httpx.get(srv.url + "/v1/recommendations", params={"user_id": "u1"}, headers=h)
         assert top not in [x["item_id"] for x in again.json()["items"]]
 
 
 def test_acknowledged_events_survive_sigkill_exactly_once(
-    model_dir: Path, db: str, home: Path
+    served_model_dir: Path, db: str, home: Path
 ) -> None:
     h = _key(db, home)
     acked: list[int] = []
-    with serve(model_dir, db, home) as srv:
+    with serve(served_model_dir, db, home) as srv:
         stop = threading.Event()
 
         def writer() -> None:
@@ -124,7 +113,7 @@ def test_acknowledged_events_survive_sigkill_exactly_once(
     if db.startswith("sqlite"):
         with store.engine.connect() as conn:
             assert conn.execute(sa.text("PRAGMA integrity_check")).scalar() == "ok"
-    with serve(model_dir, db, home) as srv:  # restart; the writer retries everything
+    with serve(served_model_dir, db, home) as srv:  # restart; the writer retries everything
         sent = list(range(max(acked) + 2))
         r = httpx.post(srv.url + "/v1/events", json=[_event(n) for n in sent], headers=h)
         assert r.status_code == 202
@@ -147,13 +136,13 @@ FUZZ_CHECKS = ",".join(
 
 
 def test_fuzz_no_5xx_and_responses_match_the_schema(
-    model_dir: Path, home: Path, tmp_path: Path
+    served_model_dir: Path, home: Path, tmp_path: Path
 ) -> None:
     """Schemathesis (coverage, fuzzing and stateful phases) against our own OpenAPI on a
     real server: every response documented and valid, none a 5xx. Seeded, bounded."""
     db = f"sqlite:///{tmp_path / 'events.db'}"
     key = create_key(db, "admin", home=home)
-    with serve(model_dir, db, home) as srv:
+    with serve(served_model_dir, db, home) as srv:
         run = subprocess.run(
             [str(Path(sys.executable).with_name("schemathesis")), "run",
              srv.url + "/openapi.json", "-H", f"Authorization: Bearer {key}",

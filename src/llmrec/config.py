@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     def cache_dir(self) -> Path:
         return self.home / "cache"
 
+    @property
+    def events_db(self) -> Path:
+        """The service's default events store (SQLite)."""
+        return self.home / "llmrec.db"
+
 
 def get_settings() -> Settings:
     return Settings()

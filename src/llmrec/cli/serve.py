@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,7 +13,9 @@ from rich.table import Table
 
 from llmrec.config import get_settings
 from llmrec.service.keys import DEFAULT_RATE, ROLES, create_key
-from llmrec.service.store import Store, default_url
+
+if TYPE_CHECKING:
+    from llmrec.service.store import Store
 
 out = Console(width=None if Console().is_terminal else 130)
 err = Console(stderr=True)
@@ -25,7 +27,9 @@ DbOption = Annotated[
 
 
 def open_store(db: str | None) -> Store:
-    return Store(db or default_url(get_settings().home))
+    from llmrec.service.store import Store, default_url  # needs the serve extra
+
+    return Store(db or default_url())
 
 
 def serve_command(
@@ -37,7 +41,7 @@ def serve_command(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8000,
     cache_size: Annotated[
-        int, typer.Option(help="recommendation lists kept per model state (0: no cache)")
+        int, typer.Option(min=0, help="recommendation lists kept (0: no cache)")
     ] = 50_000,
     refresh_every: Annotated[
         float, typer.Option(help="seconds before other users' events reach item statistics")
@@ -56,7 +60,7 @@ def serve_command(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     with err.status(f"loading {folder}"):
         service = Service(
-            open_store(db), folder, cache_size=max(cache_size, 0), refresh_every=refresh_every
+            open_store(db), folder, cache_size=cache_size, refresh_every=refresh_every
         )
     # the loaded model is long-lived: keep the collector from re-scanning it (p99 pauses)
     gc.collect()

@@ -18,7 +18,7 @@ from llmrec.data import dataset as store
 from llmrec.eval.protocols import full_train, holdout
 from llmrec.eval.tuning import Trial, tune
 from llmrec.models import MODELS, PIPELINES, get_model_class
-from llmrec.service.live import write_serving_files
+from llmrec.service.live import save_for_serving
 
 out = Console(width=None if Console().is_terminal else 130)
 err = Console(stderr=True)
@@ -59,11 +59,12 @@ def train_command(
     seed = s.seed if seed is None else seed
     params = {"seed": seed, **parse_params(param or [])}
     ds = store.load(s.datasets_dir, dataset)
-    store_seq, db_path = 0, s.home / "llmrec.db"
-    if db or db_path.is_file():
-        from llmrec.service.store import Store, default_url, with_store
+    store_seq = 0
+    if db or s.events_db.is_file():
+        from llmrec.cli.serve import open_store
+        from llmrec.service.store import with_store
 
-        ds, store_seq = with_store(ds, Store(db or default_url(s.home)))
+        ds, store_seq = with_store(ds, open_store(db))
     target = out_dir or s.home / "models" / f"{dataset}-{name}"
     stages: dict[str, float] = {}
     t_all = time.perf_counter()
@@ -81,11 +82,6 @@ def train_command(
         status.update(f"{name}: observing all {len(data.log):,} events, saving")
         t0 = time.perf_counter()
         result.model.observe(data)
-
-        def serving_files(folder: Path) -> None:
-            write_serving_files(folder, data)
-            _write_json(folder / "training.json", {**info, "total_seconds": None})
-
         info = {
             "dataset": dataset,
             "model": name,
@@ -97,7 +93,7 @@ def train_command(
             "n_events": len(data.log),
             "store_seq": store_seq,  # the service replays stored events after this one
         }
-        result.model.save(target, extra=serving_files)
+        save_for_serving(result.model, data, target, {**info, "total_seconds": None})
         stages["observe all events + save"] = time.perf_counter() - t0
     total = time.perf_counter() - t_all
     _write_json(target / "training.json", {**info, "total_seconds": total})

@@ -44,5 +44,12 @@ class IdMap:
         """Dense indices of ``ids``; -1 for ids not in the map."""
         return self._index.get_indexer(pd.Index(np.asarray(list(ids), dtype=str)))
 
+    def position(self, item_id: str) -> int:
+        """Dense index of one id, -1 when absent (a hash lookup: no array is built)."""
+        try:
+            return int(self._index.get_loc(item_id))
+        except KeyError:
+            return -1
+
     def __contains__(self, item_id: object) -> bool:
         return str(item_id) in self._index

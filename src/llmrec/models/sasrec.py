@@ -240,8 +240,9 @@ class SASRec(Recommender):
         if n_items > n_old:
             grown = _network(self.config, n_items, net.text.in_features if net.text else 0)
             state = net.state_dict()
-            for key in ("item.weight", "text_vectors"):
-                state[key] = torch.cat([state[key], grown.state_dict()[key][n_old + 1 :] * 0])
+            for key in ("item.weight", "text_vectors"):  # new rows: zero until set below
+                old = state[key]
+                state[key] = torch.cat([old, old.new_zeros(n_items - n_old, *old.shape[1:])])
             grown.load_state_dict(state)
             grown.eval()
             self.net_ = grown

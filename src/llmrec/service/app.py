@@ -8,14 +8,12 @@ user or item ids.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import pandas as pd
 from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
@@ -30,7 +28,7 @@ from llmrec.data import columns as C
 from llmrec.errors import LlmrecError
 from llmrec.service.keys import Key, digest, lookup
 from llmrec.service.live import LiveModel, Recommended, UnknownItemError
-from llmrec.service.store import Store
+from llmrec.service.store import ITEM_FIELDS, Store, item_frame
 
 log = logging.getLogger("llmrec.service")
 MISSING = object()
@@ -164,14 +162,14 @@ class Service:
 
     def key(self, secret: str) -> Key | None:
         """Keys are re-read after 5 s, so a revocation takes effect within 5 s."""
-        d, now = digest(secret), time.monotonic()
-        hit = self._keys.get(d)
-        if hit is None or hit[1] < now:
-            hit = (lookup(self.store, secret), now + 5.0)
-            if len(self._keys) > 10_000:
-                self._keys.clear()
-            self._keys[d] = hit
-        return hit[0]
+        hit = self.cached_key(secret)
+        if hit is not MISSING:
+            return hit  # type: ignore[return-value]
+        key = lookup(self.store, secret)
+        if len(self._keys) > 10_000:
+            self._keys.clear()
+        self._keys[digest(secret)] = (key, time.monotonic() + 5.0)
+        return key
 
     def allow(self, key: Key) -> float | None:
         """Token bucket per key (capacity = one second's worth): None, or seconds to wait."""
@@ -283,13 +281,16 @@ def create_app(service: Service) -> FastAPI:
         ],
     ) -> dict[str, int]:
         batch = body if isinstance(body, list) else [body]
+
+        def where(n: int) -> str:  # the field name of event n as the client sent it
+            return f"body[{n}]" if isinstance(body, list) else "body"
+
         now = int(time.time())
         rows = []
         for n, e in enumerate(batch):
-            where = f"body[{n}]" if isinstance(body, list) else "body"
             if e.event == "rate" and e.value is None:
                 raise ApiError(
-                    422, "invalid_request", "a 'rate' event needs a value", f"{where}.value"
+                    422, "invalid_request", "a 'rate' event needs a value", f"{where(n)}.value"
                 )
             ctx = e.context.model_dump() if e.context else {}
             rows.append(
@@ -309,8 +310,7 @@ def create_app(service: Service) -> FastAPI:
                 live.check_items([r[C.ITEM_ID] for r in rows])
             except UnknownItemError as ex:
                 n = [r[C.ITEM_ID] for r in rows].index(ex.item_id)
-                where = f"body[{n}]" if isinstance(body, list) else "body"
-                raise ApiError(422, "unknown_item", str(ex), f"{where}.item_id") from None
+                raise ApiError(422, "unknown_item", str(ex), f"{where(n)}.item_id") from None
             stored = service.store.add_events(rows)
             fresh = [
                 {**r, "seq": s.seq} for r, s in zip(rows, stored, strict=True) if not s.duplicate
@@ -329,29 +329,17 @@ def create_app(service: Service) -> FastAPI:
     def put_item(
         item_id: Annotated[str, PathParam(min_length=1, max_length=128)], item: ItemIn
     ) -> dict[str, Any]:
-        reserved = set(item.attributes) & {C.ITEM_ID, C.TITLE, "text", C.GENRES, C.YEAR}
+        reserved = set(item.attributes) & set(ITEM_FIELDS)
         if reserved:
             name = sorted(reserved)[0]
             raise ApiError(
                 422, "invalid_request", f"{name!r} is a field, not an attribute", "attributes"
             )
         row = {C.ITEM_ID: item_id, **item.model_dump()}
-        frame = pd.DataFrame(
-            [
-                {
-                    C.ITEM_ID: item_id,
-                    C.TITLE: item.title,
-                    "text": item.text or "",
-                    C.GENRES: list(item.genres),
-                    C.YEAR: item.year,
-                    **item.attributes,
-                }
-            ]
-        )
         with service.write_lock:
             created = item_id not in service.live.model.items_
             service.store.put_item(row)
-            service.live.put_item(frame)
+            service.live.put_item(item_frame([row]))
         return {"item_id": item_id, "created": created}
 
     @app.get(
@@ -409,7 +397,6 @@ def _items(items: list[Recommended]) -> list[dict[str, Any]]:
     return [
         {"item_id": r.item_id, "score": r.score, "title": r.title, "explanation": r.explanation}
         for r in items
-        if math.isfinite(r.score)  # -inf: excluded (e.g. disliked), never a candidate
     ]
 
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from llmrec.errors import LlmrecError
-from llmrec.service.store import Store
+
+if TYPE_CHECKING:  # the store needs the serve extra (sqlalchemy); the CLI must not
+    from llmrec.service.store import Store
 
 ROLES = ("read", "write", "admin")
 PREFIX = "lrk_"

@@ -20,7 +20,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,9 @@ from llmrec.data.ids import IdMap
 from llmrec.data.matrix import TrainData
 from llmrec.errors import LlmrecError
 from llmrec.models.base import Recommender
+
+if TYPE_CHECKING:
+    from llmrec.service.store import Store
 
 LOG_FILE = "log.parquet"
 ITEMS_FILE = "items.parquet"
@@ -50,6 +53,20 @@ class UnknownItemError(LlmrecError):
     def __init__(self, item_id: str) -> None:
         self.item_id = item_id
         super().__init__(f"item {item_id!r} is not in the catalogue (PUT /v1/items/{{id}} first)")
+
+
+def save_for_serving(
+    model: Recommender, data: TrainData, folder: Path, info: dict[str, Any]
+) -> None:
+    """Save ``model`` (fitted on ``data``) as a folder ``llmrec serve`` loads, atomically:
+    the model, its training events and catalogue (``write_serving_files``), and
+    ``training.json`` = ``info`` (``store_seq``: the last stored event it includes)."""
+
+    def extra(tmp: Path) -> None:
+        write_serving_files(tmp, data)
+        (tmp / "training.json").write_text(json.dumps(info, indent=2, default=str))
+
+    model.save(folder, extra=extra)
 
 
 def write_serving_files(folder: Path, data: TrainData) -> None:
@@ -82,7 +99,7 @@ class LiveModel:
     def __init__(
         self,
         model_dir: Path,
-        store: Any,
+        store: Store,
         near_duplicate: float = 0.9,
         refresh_every: float = 1.0,
         cache_size: int = 50_000,
@@ -98,16 +115,13 @@ class LiveModel:
         self.model = Recommender.load(model_dir)
         info_path = model_dir / "training.json"
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-        self.info = info
         self.version = f"{model_dir.name}@{int((model_dir / 'manifest.json').stat().st_mtime)}"
-        self.store = store
         self.near_duplicate = near_duplicate
         self.refresh_every = refresh_every
         self._lock = threading.RLock()
         self._cache: OrderedDict[tuple[Any, ...], list[Recommended]] = OrderedDict()
         self._cache_size = cache_size
-        self._user_version: dict[str, int] = {}
-        self._state_version = 0
+        self._user_version: dict[str, int] = {}  # in cache keys: a user's event retires them
 
         self.watermark = int(info.get("store_seq", 0))
         log = pd.read_parquet(model_dir / LOG_FILE)
@@ -119,7 +133,6 @@ class LiveModel:
         log = log[~log[C.USER_ID].isin(list(deleted))]
         self._user_ids: list[str] = list(self.model.users_.ids)
         self._user_pos = {u: i for i, u in enumerate(self._user_ids)}
-        self._item_pos = {str(i): n for n, i in enumerate(self.model.items_.ids)}
         self._base = self._indexed(log)
         self._live = self._base.iloc[:0]
         self._arrived: list[tuple[Any, ...]] = []  # joined to _live at the next refresh
@@ -141,12 +154,12 @@ class LiveModel:
     def check_items(self, item_ids: list[str]) -> None:
         """Raises ``UnknownItemError`` for the first id the catalogue does not have."""
         for i in item_ids:
-            if i not in self._item_pos:
+            if i not in self.model.items_:
                 raise UnknownItemError(i)
 
     def add_events(self, events: list[dict[str, Any]] | pd.DataFrame) -> None:
-        """Take stored events (dicts with store.EVENT_COLUMNS, ``seq`` optional); applied
-        lazily (see the module doc). Plain Python: a pandas frame per event costs ~8 ms."""
+        """Take stored events (dicts with store.EVENT_COLUMNS); applied lazily (see the
+        module doc). Plain Python per event: the frame is built once, at the refresh."""
         rows = events.to_dict("records") if isinstance(events, pd.DataFrame) else events
         if not rows:
             return
@@ -165,7 +178,7 @@ class LiveModel:
                 self._arrived.append(
                     (user, item, int(r[C.TIMESTAMP]), r[C.EVENT], r.get(C.VALUE),
                      *(r.get(c) for c in C.CONTEXT_COLUMNS),
-                     self._user_pos[user], self._item_pos[item])
+                     self._user_pos[user], self.model.items_.position(item))
                 )  # fmt: skip
             self._dirty = True
 
@@ -187,7 +200,6 @@ class LiveModel:
 
     def _add_items(self, table: pd.DataFrame) -> None:
         self.model.add_items(table)
-        self._item_pos = {str(i): n for n, i in enumerate(self.model.items_.ids)}
         for i, t in zip(table[C.ITEM_ID].astype(str), table[C.TITLE].astype(str), strict=True):
             self._titles[i] = t
 
@@ -204,8 +216,7 @@ class LiveModel:
             self._popularity(data)
             self._pending.clear()
             self._dirty = False
-            self._state_version += 1
-            self._cache.clear()
+            self._cache.clear()  # every list was computed on the old state
             self._last_refresh = time.monotonic()
 
     def _join_arrived(self) -> None:
@@ -262,7 +273,6 @@ class LiveModel:
             k,
             tuple(sorted(context.items())),
             explain,
-            self._state_version,
             self._user_version.get(user_id, 0),
         )
 
@@ -277,17 +287,18 @@ class LiveModel:
             idx, scores = self._cold(k, context, blocked)
         else:
             ids, sc = m.recommend([user_id], k=k + len(blocked), context=context or None)
-            keep = [(i, s) for i, s in zip(ids[0], sc[0], strict=True) if i not in blocked]
-            idx = m.items_.index([i for i, _ in keep[:k]])
-            scores = np.array([s for _, s in keep[:k]], dtype=float)
+            keep = [(i, s) for i, s in zip(ids[0], sc[0], strict=True) if i not in blocked][:k]
+            idx = m.items_.index([i for i, _ in keep])
+            scores = np.array([s for _, s in keep], dtype=float)
         return [
             Recommended(
                 str(m.items_.ids[i]),
                 float(s),
-                self._titles.get(str(m.items_.ids[i]), str(m.items_.ids[i])),
+                self._title(i),
                 self._explain(i, u, history) if explain else None,
             )
             for i, s in zip(idx, scores, strict=True)
+            if np.isfinite(s)  # -inf: excluded (a dislike) or unscorable, never a result
         ]
 
     def similar(self, item_id: str, k: int) -> list[Recommended]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from llmrec.config import get_settings
 from llmrec.data import columns as C
 from llmrec.data.dataset import Dataset
 from llmrec.errors import ConfigError, LlmrecError
@@ -68,7 +69,6 @@ deleted_users = sa.Table(
     metadata,
     sa.Column("user_id", sa.String(128), primary_key=True),
     sa.Column("deleted_at", sa.BigInteger, nullable=False),
-    sa.Column("after_seq", sa.BigInteger, nullable=False),  # events up to here were deleted
 )
 schema_version = sa.Table(
     "schema_version",
@@ -105,8 +105,8 @@ class Stored:
     duplicate: bool
 
 
-def default_url(home: Path) -> str:
-    return f"sqlite:///{(home / 'llmrec.db').resolve()}"
+def default_url() -> str:
+    return f"sqlite:///{get_settings().events_db.resolve()}"
 
 
 class Store:
@@ -209,19 +209,16 @@ class Store:
         """Delete the user's events and remember the deletion (so the events the model was
         trained on are dropped too). Returns how many stored events were deleted."""
         with self.engine.begin() as conn:
-            after = int(conn.execute(sa.select(sa.func.max(events.c.seq))).scalar() or 0)
             n = conn.execute(events.delete().where(events.c.user_id == user_id)).rowcount
             conn.execute(deleted_users.delete().where(deleted_users.c.user_id == user_id))
-            conn.execute(
-                deleted_users.insert().values(user_id=user_id, deleted_at=_now(), after_seq=after)
-            )
+            conn.execute(deleted_users.insert().values(user_id=user_id, deleted_at=_now()))
         return int(n or 0)
 
-    def deleted_users(self) -> dict[str, int]:
-        """user id -> the last sequence number at the time of deletion."""
+    def deleted_users(self) -> set[str]:
+        """Users deleted so far (their training events are dropped wherever they appear;
+        events stored after the deletion count again)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(deleted_users.c.user_id, deleted_users.c.after_seq))
-            return {u: int(s) for u, s in rows}
+            return {u for (u,) in conn.execute(sa.select(deleted_users.c.user_id))}
 
     # --- items -------------------------------------------------------------------------
     def put_item(self, item: dict[str, Any]) -> None:
@@ -244,7 +241,14 @@ class Store:
         spread into columns)."""
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(items).order_by(items.c.item_id)).mappings().all()
-        return item_frame([dict(r) for r in rows])
+        return item_frame(
+            {
+                **r,
+                C.GENRES: json.loads(r[C.GENRES] or "[]"),
+                "attributes": json.loads(r["attributes"] or "{}"),
+            }
+            for r in rows
+        )
 
     # --- keys --------------------------------------------------------------------------
     def add_key(self, name: str, prefix: str, digest: str, role: str, rate_limit: float) -> int:
@@ -304,25 +308,21 @@ def with_store(ds: Dataset, store: Store) -> tuple[Dataset, int]:
     return out, last
 
 
-def item_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """Item rows as stored (JSON genres/attributes) -> a catalogue table."""
-    out = []
-    for r in rows:
-        attrs = json.loads(r.get("attributes") or "{}")
-        out.append(
-            {
-                C.ITEM_ID: r["item_id"],
-                C.TITLE: r["title"],
-                "text": r.get("text"),
-                C.GENRES: json.loads(r.get("genres") or "[]"),
-                C.YEAR: r.get("year"),
-                **{k: v for k, v in attrs.items() if k not in _ITEM_FIELDS},
-            }
-        )
-    return pd.DataFrame(out, columns=None if out else list(_ITEM_FIELDS))
+def item_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Items (item_id, title, text, genres list, year, attributes dict) -> a catalogue
+    table, attributes spread into columns (what models' ``add_items`` take)."""
+    out = [
+        {
+            **{f: r.get(f) for f in ITEM_FIELDS},
+            C.GENRES: list(r.get(C.GENRES) or []),
+            **{k: v for k, v in (r.get("attributes") or {}).items() if k not in ITEM_FIELDS},
+        }
+        for r in rows
+    ]
+    return pd.DataFrame(out, columns=None if out else list(ITEM_FIELDS))
 
 
-_ITEM_FIELDS = (C.ITEM_ID, C.TITLE, "text", C.GENRES, C.YEAR)
+ITEM_FIELDS = (C.ITEM_ID, C.TITLE, "text", C.GENRES, C.YEAR)  # the rest are attributes
 
 
 def _engine(url: str) -> Engine:

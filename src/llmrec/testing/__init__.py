@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from llmrec.testing.contracts import RecommenderContract
-from llmrec.testing.fixtures import block_dataset, tiny_dataset
+from llmrec.testing.fixtures import FAST_RANKER, block_dataset, tiny_dataset
 
-__all__ = ["RecommenderContract", "block_dataset", "tiny_dataset"]
+__all__ = ["FAST_RANKER", "RecommenderContract", "block_dataset", "tiny_dataset"]

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from llmrec.data import columns as C
 from llmrec.data.dataset import Dataset
+
+# a ranker small enough to fit in seconds (hashing text encoder: no model download)
+FAST_RANKER: dict[str, Any] = {
+    "retrievers": {
+        "sasrec": {"encoder": "hashing", "epochs": 5, "embedding_size": 16, "max_len": 12},
+        "ease": {"reg": 100.0},
+        "content": {"encoder": "hashing"},
+        "pop": {},
+    },
+    "n_candidates": 10,
+    "min_data_in_leaf": 5,
+    "rounds": 20,
+}
 
 
 def tiny_dataset(name: str = "tiny") -> Dataset:

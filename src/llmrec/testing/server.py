@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -19,34 +18,17 @@ import httpx
 
 from llmrec.data.dataset import Dataset
 from llmrec.eval.protocols import full_train
-
-# a ranker small enough to fit in seconds (hashing text encoder: no model download)
-FAST_RANKER: dict[str, Any] = {
-    "retrievers": {
-        "sasrec": {"encoder": "hashing", "epochs": 5, "embedding_size": 16, "max_len": 12},
-        "ease": {"reg": 100.0},
-        "content": {"encoder": "hashing"},
-        "pop": {},
-    },
-    "n_candidates": 10,
-    "min_data_in_leaf": 5,
-    "rounds": 20,
-}
+from llmrec.testing.fixtures import FAST_RANKER
 
 
 def train_model_dir(ds: Dataset, folder: Path, params: dict[str, Any] | None = None) -> Path:
     """Fit a ranker on every event of ``ds`` and save it as ``llmrec train`` does."""
     from llmrec.ranking.ranker import Ranker
-    from llmrec.service.live import write_serving_files
+    from llmrec.service.live import save_for_serving
 
     data = full_train(ds)
     model = Ranker(**(params or FAST_RANKER)).fit(data)
-
-    def extra(tmp: Path) -> None:
-        write_serving_files(tmp, data)
-        (tmp / "training.json").write_text(json.dumps({"store_seq": 0, "model": "ranker"}))
-
-    model.save(folder, extra=extra)
+    save_for_serving(model, data, folder, {"model": "ranker", "store_seq": 0})
     return folder
 
 
