@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service clean
+.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service screenshots clean
 
 install: $(STAMP)
 
@@ -20,6 +20,8 @@ data: $(STAMP)
 
 demo: data
 	$(BIN)/llmrec eval --dataset ml-100k --model all,ranker
+	$(BIN)/llmrec eval --dataset ml-100k --model pop,ease,content,hybrid --protocol cold-items
+	$(BIN)/llmrec eval --dataset ml-100k --model pop,ease,content,user-text,hybrid --protocol cold-users
 	$(BIN)/llmrec train --dataset ml-100k
 	$(BIN)/llmrec serve --demo
 
@@ -27,12 +29,12 @@ test: data
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests benchmarks
-	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks scripts
+	$(BIN)/ruff format src tests benchmarks scripts
 
 bench: data
 	$(BIN)/python benchmarks/bench_baselines.py
@@ -46,6 +48,11 @@ bench-ranking: data
 bench-service: data
 	test -f $(LLMREC_HOME)/models/ml-100k-ranker/log.parquet || $(BIN)/llmrec train --dataset ml-100k
 	$(BIN)/python benchmarks/bench_service.py
+
+# the README's pictures of the web page (needs the trained model and the demo's reports)
+screenshots: data
+	test -f $(LLMREC_HOME)/models/ml-100k-ranker/users.parquet || $(BIN)/llmrec train --dataset ml-100k
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

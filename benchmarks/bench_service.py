@@ -162,8 +162,8 @@ async def _events(url: str, headers: dict[str, str], batch: int, seconds: float)
 
 
 def _in_process(model_dir: Path, users: list[str], tmp: Path) -> list[str]:
-    """The live model without HTTP: loading the folder, one uncached recommendation, and a
-    refresh (the model observing the whole log after one new event)."""
+    """The live model without HTTP: loading the folder, one uncached recommendation, a
+    refresh (the model observing the whole log after one new event), the web page's reads."""
     from llmrec.service.live import LiveModel
     from llmrec.service.store import Store
 
@@ -184,11 +184,29 @@ def _in_process(model_dir: Path, users: list[str], tmp: Path) -> list[str]:
         t0 = time.perf_counter()
         live.refresh()
         refresh.append(time.perf_counter() - t0)
+    live.refresh()
+    page = {  # the web page's reads (issue #7), 100 times each
+        "search users by id (`GET /v1/users?query=`)": lambda n: live.find_users(str(n), 12),
+        "a user's profile and latest 50 events (`GET /v1/users/{id}`)": lambda n: live.user(
+            users[n], 50
+        ),
+        "search the catalogue by title (`GET /v1/items?query=`)": lambda n: live.find_items(
+            ["the", "star", "love", "man", "war"][n % 5], 20
+        ),
+    }
+    page_ms = {}
+    for name, read in page.items():
+        times = []
+        for n in range(100):
+            t0 = time.perf_counter()
+            read(n)
+            times.append(time.perf_counter() - t0)
+        page_ms[name] = np.array(times) * 1000
     rec_ms, ref_ms = np.array(rec) * 1000, np.array(refresh) * 1000
     print(f"load {load:.1f} s, recommend p50 {np.median(rec_ms):.1f} ms, "
           f"refresh p50 {np.median(ref_ms):.0f} ms")  # fmt: skip
     return [
-        "## Live model in process (issue #6)",
+        "## Live model in process (issues #6, #7)",
         "",
         "`make bench-service` (or `--in-process-only`), ml-100k default model, no HTTP, "
         f"{platform.machine()}, 1 thread:",
@@ -201,6 +219,10 @@ def _in_process(model_dir: Path, users: list[str], tmp: Path) -> list[str]:
         f"| refresh: observe the whole log after one event (10 times, "
         f"{live.stats()['events']:,} events) | {np.median(ref_ms):.0f} ms | "
         f"{np.percentile(ref_ms, 95):.0f} ms |",
+        *(
+            f"| web page: {name} | {np.median(ms):.2f} ms | {np.percentile(ms, 95):.2f} ms |"
+            for name, ms in page_ms.items()
+        ),
     ]
 
 

@@ -46,8 +46,11 @@ def serve_command(
     refresh_every: Annotated[
         float, typer.Option(help="seconds before other users' events reach item statistics")
     ] = 1.0,
+    reports: Annotated[
+        Path, typer.Option(help="evaluation reports shown on the web page (`llmrec eval`)")
+    ] = Path("reports"),
     demo: Annotated[
-        bool, typer.Option(help="create a write key and print ready curl examples")
+        bool, typer.Option(help="create a write key and print the page's URL and curl examples")
     ] = False,
 ) -> None:
     """Serve recommendations over HTTP (OpenAPI at /docs); events take effect at once."""
@@ -60,7 +63,11 @@ def serve_command(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     with err.status(f"loading {folder}"):
         service = Service(
-            open_store(db), folder, cache_size=cache_size, refresh_every=refresh_every
+            open_store(db),
+            folder,
+            reports_dir=reports,
+            cache_size=cache_size,
+            refresh_every=refresh_every,
         )
     # the loaded model is long-lived: keep the collector from re-scanning it (p99 pauses)
     gc.collect()
@@ -69,7 +76,7 @@ def serve_command(
     url = f"http://{host}:{port}"
     err.print(
         f"serving {st['model_version']} ({st['users']:,} users, {st['items']:,} items) "
-        f"at {url}  (API docs: {url}/docs)",
+        f"at {url}  (web page: {url}/, API docs: {url}/docs)",
         highlight=False,
     )
     if demo:
@@ -82,7 +89,8 @@ def serve_command(
         event = f'{{"user_id": "{user}", "item_id": "{item}", "event": "like"}}'
         out.print(
             f"demo key (role write): {key}\n"
-            f"try:\n  curl {auth} '{url}/v1/recommendations?user_id={user}&k=5&explain=true'\n"
+            f"open the web page (the key is in the link): {url}/#key={key}\n"
+            f"or try:\n  curl {auth} '{url}/v1/recommendations?user_id={user}&k=5&explain=true'\n"
             f"  curl {auth} -H 'content-type: application/json' -d '{event}' {url}/v1/events\n"
             "(stop with Ctrl-C)",
             highlight=False,

@@ -151,24 +151,39 @@ class Recommender(ABC):
         ``location``, ``scenario``); models that use context (``ranker``) read it, the others
         ignore it.
         """
+        return self.recommend_with_sources(user_ids, k, exclude_seen, context)[0]
+
+    def recommend_with_sources(
+        self,
+        user_ids: Iterable[str],
+        k: int = 10,
+        exclude_seen: bool = True,
+        context: dict[str, str] | None = None,
+    ) -> tuple[Recommendations, list[list[str]]]:
+        """``recommend`` plus, per item, the part of the model that proposed it: the
+        retriever of a two-stage model that ranked it best, or the model's own name."""
         self._check_fitted()
         user_ids = [str(u) for u in user_ids]
         idx = self.users_.index(user_ids)
         if (idx < 0).any():
             missing = [u for u, i in zip(user_ids, idx, strict=True) if i < 0][:5]
             raise LlmrecError(f"unknown user ids: {', '.join(missing)}")
-        scores = self._score_in_context(idx, context).astype(np.float64)
+        scores, source, names = self._score_with_sources(idx, context)
+        scores = scores.astype(np.float64)
         scores[np.isnan(scores)] = -np.inf
         if exclude_seen:
             seen = self.history_[idx].toarray().astype(bool)
             scores[seen] = np.nan
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        out_ids, out_scores = [], []
-        for row, o in zip(scores, order, strict=True):
+        out_ids, out_scores, out_sources = [], [], []
+        for u, (row, o) in enumerate(zip(scores, order, strict=True)):
             o = o[~np.isnan(row[o])]
             out_ids.append(self.items_.ids[o].tolist())
             out_scores.append(row[o])
-        return Recommendations(out_ids, out_scores)
+            out_sources.append(
+                [names[j] for j in source[u, o]] if source is not None else [self.name] * len(o)
+            )
+        return Recommendations(out_ids, out_scores), out_sources
 
     def save(self, path: str | Path, extra: Callable[[Path], None] | None = None) -> None:
         """A directory: ``manifest.json`` (readable) + ``arrays.npz`` (no pickle); atomic.
@@ -271,6 +286,13 @@ class Recommender(ABC):
     def _score_in_context(self, user_idx: np.ndarray, context: dict[str, str] | None) -> np.ndarray:
         """Hook: scores for a request with context; context-free models ignore it."""
         return self.score(user_idx)
+
+    def _score_with_sources(
+        self, user_idx: np.ndarray, context: dict[str, str] | None
+    ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+        """Hook: (scores, per user x item an index into the names of the parts that proposed
+        each item, those names); single-stage models have no parts (None)."""
+        return self._score_in_context(user_idx, context), None, []
 
     def _observe(self, data: TrainData) -> None:
         """Hook: refresh per-user state derived from the event log (history is already set)."""

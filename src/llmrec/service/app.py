@@ -18,8 +18,9 @@ from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,16 +28,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from llmrec.data import columns as C
 from llmrec.errors import LlmrecError
 from llmrec.service.keys import Key, digest, lookup
-from llmrec.service.live import LiveModel, Recommended, UnknownItemError
+from llmrec.service.live import LiveModel, Recommended, UnknownItemError, UnknownUserError
+from llmrec.service.reports import Reports
 from llmrec.service.store import ITEM_FIELDS, Store, item_frame
 
 log = logging.getLogger("llmrec.service")
 MISSING = object()
+WEB = Path(__file__).parent / "web"  # the page's static files (no key needed, no CDN)
 
 MAX_BODY = 1 << 20  # bytes
 MAX_EVENTS = 1000  # per request
 ID = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
 Short = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
+Search = Annotated[str, Query(max_length=128, description="part of the id (or title)")]
+Limit = Annotated[int, Query(ge=1, le=100)]
 
 
 class ApiError(Exception):
@@ -87,6 +92,9 @@ class ItemOut(BaseModel):
     score: float
     title: str
     explanation: str | None = None
+    source: str | None = Field(
+        None, description="the retriever (or cold-start rule) that proposed the item"
+    )
 
 
 class RecommendationsOut(BaseModel):
@@ -99,6 +107,78 @@ class SimilarOut(BaseModel):
     item_id: str
     items: list[ItemOut]
     model_version: str
+
+
+class UserHit(BaseModel):
+    user_id: str
+    events: int
+
+
+class UsersOut(BaseModel):
+    users: list[UserHit]
+
+
+class HistoryEvent(BaseModel):
+    item_id: str
+    title: str
+    event: str
+    value: float | None = None
+    timestamp: int
+
+
+class UserOut(BaseModel):
+    user_id: str
+    profile: dict[str, str | int | float | bool]
+    events: int
+    history: list[HistoryEvent]
+
+
+class CatalogueItem(BaseModel):
+    item_id: str
+    title: str
+    genres: list[str] = []
+    year: int | None = None
+    events: int
+
+
+class ItemsOut(BaseModel):
+    items: list[CatalogueItem]
+
+
+class ContextValues(BaseModel):
+    device: list[str]
+    location: list[str]
+    scenario: list[str]
+
+
+class ReportModel(BaseModel):
+    model: str
+    metrics: dict[str, float]
+    params: dict[str, Any]
+    fit_seconds: float | None
+    valid_ndcg_10: float | None = Field(alias="valid_ndcg@10")
+
+
+class Report(BaseModel):
+    name: str
+    dataset: str
+    protocol: str
+    n_users: int | None
+    n_items: int | None
+    modified: int
+    models: list[ReportModel]
+
+
+class ReportProblem(BaseModel):
+    file: str
+    message: str
+
+
+class ReportsOut(BaseModel):
+    folder: str
+    metrics: list[str]
+    reports: list[Report]
+    problems: list[ReportProblem]
 
 
 class ItemStored(BaseModel):
@@ -143,8 +223,15 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 class Service:
     """What the routes share: the store, the live model (swapped whole on reload), keys."""
 
-    def __init__(self, store: Store, model_dir: Path, **live_options: Any) -> None:
+    def __init__(
+        self,
+        store: Store,
+        model_dir: Path,
+        reports_dir: Path = Path("reports"),
+        **live_options: Any,
+    ) -> None:
         self.store = store
+        self.reports = Reports(reports_dir)
         self.model_dir = Path(model_dir)
         self.live_options = live_options
         self.live = LiveModel(self.model_dir, store, **live_options)
@@ -235,6 +322,12 @@ def create_app(service: Service) -> FastAPI:
 
     reader, writer, admin = Depends(role("read")), Depends(role("write")), Depends(role("admin"))
 
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(WEB / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=WEB), name="static")
+
     @app.get("/healthz", response_model=Health, tags=["service"])
     def healthz() -> dict[str, Any]:
         return {"status": "ok", **service.live.stats()}
@@ -265,6 +358,65 @@ def create_app(service: Service) -> FastAPI:
         if items is None:  # scoring takes milliseconds: a worker thread, not the event loop
             items = await run_in_threadpool(live.recommend, user_id, k, context, explain)
         return {"user_id": user_id, "items": _items(items), "model_version": live.version}
+
+    @app.get(
+        "/v1/users",
+        response_model=UsersOut,
+        responses=ERRORS,
+        dependencies=[reader],
+        tags=["users"],
+    )
+    def find_users(query: Search = "", limit: Limit = 20) -> dict[str, Any]:
+        return {"users": service.live.find_users(query, limit)}
+
+    @app.get(
+        "/v1/users/{user_id}",
+        response_model=UserOut,
+        responses=ERRORS,
+        dependencies=[reader],
+        tags=["users"],
+    )
+    def get_user(
+        user_id: Annotated[str, PathParam(min_length=1, max_length=128)],
+        limit: Annotated[int, Query(ge=0, le=1000, description="latest events shown")] = 50,
+    ) -> dict[str, Any]:
+        try:
+            return service.live.user(user_id, limit)
+        except UnknownUserError as e:
+            raise ApiError(404, "not_found", str(e), "user_id") from None
+
+    @app.get(
+        "/v1/items",
+        response_model=ItemsOut,
+        response_model_exclude_none=True,
+        responses=ERRORS,
+        dependencies=[reader],
+        tags=["items"],
+    )
+    def find_items(query: Search = "", limit: Limit = 20) -> dict[str, Any]:
+        return {"items": service.live.find_items(query, limit)}
+
+    @app.get(
+        "/v1/context",
+        response_model=ContextValues,
+        responses=ERRORS,
+        dependencies=[reader],
+        tags=["recommendations"],
+    )
+    def context_values() -> dict[str, list[str]]:
+        """The context values seen in the last 30 days of events (for pickers)."""
+        return service.live.context_values()
+
+    @app.get(
+        "/v1/reports",
+        response_model=ReportsOut,
+        responses=ERRORS,
+        dependencies=[reader],
+        tags=["reports"],
+    )
+    def reports() -> dict[str, Any]:
+        """The evaluation reports of `llmrec eval` (the server's `--reports` folder)."""
+        return service.reports.latest()
 
     @app.post(
         "/v1/events",
@@ -395,7 +547,13 @@ def create_app(service: Service) -> FastAPI:
 
 def _items(items: list[Recommended]) -> list[dict[str, Any]]:
     return [
-        {"item_id": r.item_id, "score": r.score, "title": r.title, "explanation": r.explanation}
+        {
+            "item_id": r.item_id,
+            "score": r.score,
+            "title": r.title,
+            "explanation": r.explanation,
+            "source": r.source,
+        }
         for r in items
     ]
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 LOG_FILE = "log.parquet"
 ITEMS_FILE = "items.parquet"
+USERS_FILE = "users.parquet"  # profiles (optional): shown by the web page, never scored here
 LOG_COLUMNS = (C.USER_ID, C.ITEM_ID, C.TIMESTAMP, C.EVENT, C.VALUE, *C.CONTEXT_COLUMNS)
 RECENT_DAYS = 30
 DAY = 86_400
@@ -47,6 +48,13 @@ class Recommended:
     score: float
     title: str
     explanation: str | None = None
+    source: str | None = None  # the retriever (or cold-start rule) that proposed the item
+
+
+class UnknownUserError(LlmrecError):
+    def __init__(self, user_id: str) -> None:
+        self.user_id = user_id
+        super().__init__(f"user {user_id!r} has no events and no profile")
 
 
 class UnknownItemError(LlmrecError):
@@ -91,6 +99,10 @@ def write_serving_files(folder: Path, data: TrainData) -> None:
         table = pd.DataFrame({C.ITEM_ID: data.items.ids, C.TITLE: data.items.ids})
     keep = [c for c in (C.ITEM_ID, C.TITLE, C.GENRES, C.YEAR) if c in table]
     table[keep].to_parquet(folder / ITEMS_FILE, index=False)
+    if data.user_table is not None:
+        users = data.user_table.copy()
+        users[C.USER_ID] = users[C.USER_ID].astype(str)
+        users.to_parquet(folder / USERS_FILE, index=False)
 
 
 class LiveModel:
@@ -126,21 +138,24 @@ class LiveModel:
         self.watermark = int(info.get("store_seq", 0))
         log = pd.read_parquet(model_dir / LOG_FILE)
         catalogue = pd.read_parquet(model_dir / ITEMS_FILE)
-        self._titles = dict(
-            zip(catalogue[C.ITEM_ID].astype(str), catalogue[C.TITLE].astype(str), strict=True)
-        )
+        self._titles: dict[str, str] = {}
+        self._facts: dict[str, dict[str, Any]] = {}  # genres and year, for display
+        self._catalogue(catalogue)
         deleted = store.deleted_users()
+        self._profiles = _profiles(model_dir / USERS_FILE, deleted)
         log = log[~log[C.USER_ID].isin(list(deleted))]
         self._user_ids: list[str] = list(self.model.users_.ids)
         self._user_pos = {u: i for i, u in enumerate(self._user_ids)}
         self._base = self._indexed(log)
         self._live = self._base.iloc[:0]
         self._arrived: list[tuple[Any, ...]] = []  # joined to _live at the next refresh
-        self._dislikes: dict[str, list[str]] = {}
+        self._dislikes: dict[str, list[tuple[str, int]]] = {}  # (item, timestamp)
         old = store.events_since(0, event="dislike")  # kept across refits
         old = old[old["seq"] <= self.watermark]
-        for u, i in zip(old[C.USER_ID].astype(str), old[C.ITEM_ID].astype(str), strict=True):
-            self._dislikes.setdefault(u, []).append(i)
+        for u, i, t in zip(
+            old[C.USER_ID].astype(str), old[C.ITEM_ID].astype(str), old[C.TIMESTAMP], strict=True
+        ):
+            self._dislikes.setdefault(u, []).append((i, int(t)))
         self._pending: set[str] = set()
         self._dirty = True
         self._last_refresh = 0.0
@@ -173,7 +188,7 @@ class LiveModel:
                 self._pending.add(user)
                 self._user_version[user] = self._user_version.get(user, 0) + 1
                 if r[C.EVENT] == "dislike":
-                    self._dislikes.setdefault(user, []).append(item)
+                    self._dislikes.setdefault(user, []).append((item, int(r[C.TIMESTAMP])))
                     continue
                 self._arrived.append(
                     (user, item, int(r[C.TIMESTAMP]), r[C.EVENT], r.get(C.VALUE),
@@ -188,6 +203,7 @@ class LiveModel:
             self._base = self._base[self._base[C.USER_ID] != user_id]
             self._live = self._live[self._live[C.USER_ID] != user_id]
             self._dislikes.pop(user_id, None)
+            self._profiles.pop(user_id, None)
             self._user_version[user_id] = self._user_version.get(user_id, 0) + 1
             self._dirty = True
             self.refresh()
@@ -200,8 +216,19 @@ class LiveModel:
 
     def _add_items(self, table: pd.DataFrame) -> None:
         self.model.add_items(table)
-        for i, t in zip(table[C.ITEM_ID].astype(str), table[C.TITLE].astype(str), strict=True):
+        self._catalogue(table)
+
+    def _catalogue(self, table: pd.DataFrame) -> None:
+        genres = table[C.GENRES] if C.GENRES in table else pd.Series([None] * len(table))
+        years = table[C.YEAR] if C.YEAR in table else pd.Series([None] * len(table))
+        for i, t, g, y in zip(
+            table[C.ITEM_ID].astype(str), table[C.TITLE].astype(str), genres, years, strict=True
+        ):
             self._titles[i] = t
+            self._facts[i] = {
+                C.GENRES: [str(x) for x in g] if g is not None and len(g) else [],
+                C.YEAR: int(y) if y is not None and pd.notna(y) else None,
+            }
 
     def refresh(self) -> None:
         """Apply every unapplied event: the model observes the whole current log."""
@@ -214,6 +241,8 @@ class LiveModel:
             data = TrainData.build(log, users, self.model.items_)
             self.model.observe(data)
             self._popularity(data)
+            self._user_events = np.bincount(data.log["user_idx"], minlength=data.n_users)
+            self._item_events = np.bincount(data.log["item_idx"], minlength=data.n_items)
             self._pending.clear()
             self._dirty = False
             self._cache.clear()  # every list was computed on the old state
@@ -285,19 +314,26 @@ class LiveModel:
         blocked = self._blocked(user_id)
         if not len(history):
             idx, scores = self._cold(k, context, blocked)
+            sources = ["popular" if self._pop[i] > 0 else "text-neighbours" for i in idx]
         else:
-            ids, sc = m.recommend([user_id], k=k + len(blocked), context=context or None)
-            keep = [(i, s) for i, s in zip(ids[0], sc[0], strict=True) if i not in blocked][:k]
-            idx = m.items_.index([i for i, _ in keep])
-            scores = np.array([s for _, s in keep], dtype=float)
+            (ids, sc), src = m.recommend_with_sources(
+                [user_id], k=k + len(blocked), context=context or None
+            )
+            keep = [
+                (i, s, r) for i, s, r in zip(ids[0], sc[0], src[0], strict=True) if i not in blocked
+            ][:k]
+            idx = m.items_.index([i for i, _, _ in keep])
+            scores = np.array([s for _, s, _ in keep], dtype=float)
+            sources = [r for _, _, r in keep]
         return [
             Recommended(
                 str(m.items_.ids[i]),
                 float(s),
                 self._title(i),
                 self._explain(i, u, history) if explain else None,
+                source,
             )
-            for i, s in zip(idx, scores, strict=True)
+            for i, s, source in zip(idx, scores, sources, strict=True)
             if np.isfinite(s)  # -inf: excluded (a dislike) or unscorable, never a result
         ]
 
@@ -319,6 +355,79 @@ class LiveModel:
             sims[i] = -np.inf
             top = np.argsort(-sims, kind="stable")[: min(k, len(sims) - 1)]
             return [Recommended(str(m.items_.ids[j]), float(sims[j]), self._title(j)) for j in top]
+
+    def find_users(self, query: str, limit: int) -> list[dict[str, Any]]:
+        """Users whose id contains ``query`` (exact match first, then prefix, then shorter
+        ids), with their event counts; users without events (deleted) are left out."""
+        with self._lock:
+            self.refresh()
+            q = query.strip().lower()
+            hits = [
+                (u, int(self._user_events[p]))
+                for p, u in enumerate(self._user_ids)
+                if q in u.lower() and self._user_events[p] > 0
+            ]
+            hits.sort(key=lambda h: (h[0].lower() != q, not h[0].lower().startswith(q),
+                                     len(h[0]), h[0]))  # fmt: skip
+            return [{"user_id": u, "events": n} for u, n in hits[:limit]]
+
+    def user(self, user_id: str, limit: int) -> dict[str, Any]:
+        """Profile, event count and the ``limit`` latest events (newest first, dislikes
+        included); ``UnknownUserError`` when the user has neither events nor a profile."""
+        with self._lock:
+            self.refresh()
+            pos = self._user_pos.get(user_id)
+            dislikes = self._dislikes.get(user_id, [])
+            n = int(self._user_events[pos]) if pos is not None else 0
+            profile = self._profiles.get(user_id)
+            if n == 0 and not dislikes and profile is None:
+                raise UnknownUserError(user_id)
+            rows = []
+            for part in (self._base, self._live):
+                mine = part[part["user_idx"].to_numpy() == pos] if pos is not None else part[:0]
+                rows += [
+                    (int(t), i, e, None if pd.isna(v) else float(v))
+                    for i, t, e, v in zip(
+                        mine[C.ITEM_ID], mine[C.TIMESTAMP], mine[C.EVENT], mine[C.VALUE],
+                        strict=True,
+                    )
+                ]  # fmt: skip
+            rows += [(t, i, "dislike", None) for i, t in dislikes]
+            rows.sort(key=lambda r: -r[0])  # stable: the log's order within a second
+            history = [
+                {C.ITEM_ID: str(i), C.TITLE: self._titles.get(str(i), str(i)),
+                 C.EVENT: e, C.VALUE: v, C.TIMESTAMP: t}
+                for t, i, e, v in rows[:limit]
+            ]  # fmt: skip
+            return {
+                "user_id": user_id,
+                "profile": profile or {},
+                "events": n + len(dislikes),
+                "history": history,
+            }
+
+    def find_items(self, query: str, limit: int) -> list[dict[str, Any]]:
+        """Items whose title or id contains ``query`` (case-insensitive): exact id first,
+        then by number of events."""
+        with self._lock:
+            self.refresh()
+            q = query.strip().lower()
+            pos = self.model.items_.position
+            hits = [(i, t) for i, t in self._titles.items() if q in t.lower() or q == i.lower()]
+            counts = {i: int(self._item_events[pos(i)]) for i, _ in hits}
+            hits.sort(key=lambda h: (h[0].lower() != q, -counts[h[0]], h[1]))
+            return [
+                {C.ITEM_ID: i, C.TITLE: t, **self._facts.get(i, {}), "events": counts[i]}
+                for i, t in hits[:limit]
+            ]
+
+    def context_values(self) -> dict[str, list[str]]:
+        with self._lock:
+            self.refresh()
+            return {
+                col: sorted(v for v in self._pop_ctx[col][0] if v) if col in self._pop_ctx else []
+                for col in C.CONTEXT_COLUMNS
+            }
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -347,7 +456,7 @@ class LiveModel:
 
     def _blocked(self, user_id: str) -> set[str]:
         """Disliked items and their near-duplicates."""
-        disliked = self._dislikes.get(user_id)
+        disliked = [i for i, _ in self._dislikes.get(user_id, [])]
         if not disliked:
             return set()
         m = self.model
@@ -421,3 +530,22 @@ class LiveModel:
         else:
             j = int(history[np.argmax(vecs[history] @ vecs[i])])
         return f"Because you interacted with {self._title(j)}."
+
+
+def _profiles(path: Path, deleted: set[str]) -> dict[str, dict[str, Any]]:
+    """user id -> profile fields (JSON-safe scalars), from the folder's optional users file,
+    without the deleted users."""
+    if not path.is_file():
+        return {}
+    table = pd.read_parquet(path)
+    out = {}
+    for row in table.to_dict("records"):
+        user = str(row.pop(C.USER_ID))
+        if user in deleted:
+            continue
+        out[user] = {
+            k: (v.item() if isinstance(v, np.generic) else v)
+            for k, v in row.items()
+            if v is not None and not (isinstance(v, float) and np.isnan(v))
+        }
+    return out

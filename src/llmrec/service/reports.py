@@ -1,0 +1,109 @@
+"""The evaluation reports (``llmrec eval`` writes ``<dataset>-<protocol>.json``) for the web page.
+
+A file that is not a report (bad JSON, wrong shape) is listed under ``problems`` with the
+reason instead of failing the whole answer: one broken file must not hide the others.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from pathlib import Path
+from typing import Any
+
+from llmrec.eval.report import TABLE_METRICS
+
+MAX_FILES = 100
+MAX_BYTES = 5 << 20  # a report of 12 models is ~20 KB
+
+
+class Reports:
+    """Reads ``folder`` on request; files are parsed again only when their mtime changes."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self._parsed: dict[Path, tuple[float, dict[str, Any] | str]] = {}
+        self._lock = threading.Lock()
+
+    def latest(self) -> dict[str, Any]:
+        reports, problems = [], []
+        files = sorted(self.folder.glob("*.json"))[:MAX_FILES] if self.folder.is_dir() else []
+        with self._lock:
+            for path in files:
+                got = self._read(path)
+                if isinstance(got, str):
+                    problems.append({"file": path.name, "message": got})
+                else:
+                    reports.append(got)
+        reports.sort(key=lambda r: (r["protocol"] != "loo", r["name"]))
+        return {
+            "folder": str(self.folder),
+            "metrics": list(TABLE_METRICS),
+            "reports": reports,
+            "problems": problems,
+        }
+
+    def _read(self, path: Path) -> dict[str, Any] | str:
+        try:
+            stat = path.stat()
+        except OSError as e:
+            return e.strerror or "unreadable"
+        hit = self._parsed.get(path)
+        if hit is not None and hit[0] == stat.st_mtime:
+            return hit[1]
+        got = _parse(path, stat.st_size, stat.st_mtime)
+        self._parsed[path] = (stat.st_mtime, got)
+        return got
+
+
+def _parse(path: Path, size: int, mtime: float) -> dict[str, Any] | str:
+    """One report, or why the file is not one."""
+    if size > MAX_BYTES:
+        return f"over {MAX_BYTES} bytes"
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return f"not JSON: {e}"
+    runs = doc if isinstance(doc, list) else [doc]
+    models = []
+    for n, run in enumerate(runs):
+        if not isinstance(run, dict) or not isinstance(run.get("metrics"), dict):
+            return f"entry {n}: not an evaluation result (no 'metrics' object)"
+        for key in ("dataset", "protocol", "model"):
+            if not isinstance(run.get(key), str):
+                return f"entry {n}: field {key!r} missing or not a string"
+        metrics = {
+            str(k): float(v)
+            for k, v in run["metrics"].items()
+            if isinstance(v, int | float) and math.isfinite(v)
+        }
+        models.append(
+            {
+                "model": run["model"],
+                "metrics": metrics,
+                "params": run.get("params") if isinstance(run.get("params"), dict) else {},
+                "fit_seconds": _number(run.get("fit_seconds")),
+                "valid_ndcg@10": _number(run.get("valid_ndcg@10")),
+            }
+        )
+    if not models:
+        return "no results in it"
+    head = runs[0]
+    return {
+        "name": path.stem,
+        "dataset": head["dataset"],
+        "protocol": head["protocol"],
+        "n_users": _count(head.get("n_users")),
+        "n_items": _count(head.get("n_items")),
+        "modified": int(mtime),
+        "models": models,
+    }
+
+
+def _number(v: object) -> float | None:
+    return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
+
+
+def _count(v: object) -> int | None:
+    return int(v) if isinstance(v, int) and not isinstance(v, bool) else None

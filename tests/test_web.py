@@ -1,0 +1,172 @@
+"""What the web page stands on, in process: static files, user/item search, history,
+retriever names on recommendations, context values, evaluation reports."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from llmrec.data import columns as C
+from llmrec.eval.protocols import full_train
+from llmrec.eval.report import TABLE_METRICS
+from llmrec.models import get_model_class
+from llmrec.models.base import Recommender
+from llmrec.service.app import WEB, Service, create_app
+from llmrec.service.keys import create_key
+from llmrec.service.live import USERS_FILE
+from llmrec.service.store import Store
+from llmrec.testing import block_dataset
+
+
+@pytest.fixture
+def model_dir(served_model_dir: Path, tmp_path: Path) -> Path:
+    """The served test model plus a users file (block data has no profiles)."""
+    folder = tmp_path / "model"
+    shutil.copytree(served_model_dir, folder)
+    profiles = pd.DataFrame({C.USER_ID: ["u1", "u2"], "age": [31, 47], "occupation": ["a", "b"]})
+    profiles.to_parquet(folder / USERS_FILE, index=False)
+    return folder
+
+
+@pytest.fixture
+def client(tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> TestClient:
+    monkeypatch.setenv("LLMREC_HOME", str(tmp_path / "home"))
+    store = Store(f"sqlite:///{tmp_path / 'events.db'}")
+    service = Service(store, model_dir, reports_dir=tmp_path / "reports", refresh_every=0.0)
+    client = TestClient(create_app(service), raise_server_exceptions=False)
+    client.headers["Authorization"] = f"Bearer {create_key(store, 'write')}"
+    return client
+
+
+def ok(r: object) -> dict:
+    assert r.status_code in (200, 202), r.text  # type: ignore[attr-defined]
+    return r.json()  # type: ignore[attr-defined]
+
+
+def test_page_is_served_without_a_key_and_loads_nothing_from_the_network(
+    client: TestClient,
+) -> None:
+    anonymous = TestClient(client.app)
+    page = anonymous.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    linked = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert "/static/app.js" in linked and "/static/style.css" in linked
+    for path in linked:
+        assert not path.startswith(("http:", "https:", "//")), path
+        if path.startswith("/static/"):
+            assert anonymous.get(path).status_code == 200, path
+    for f in WEB.iterdir():  # no CDN, no remote font: the only URL is the SVG namespace
+        urls = set(re.findall(r"https?://[^\s\"'`)]+", f.read_text()))
+        assert urls <= {"http://www.w3.org/2000/svg"}, (f.name, urls)
+    assert "/" not in anonymous.get("/openapi.json").json()["paths"]
+    assert anonymous.get("/v1/users").status_code == 401  # the data still needs a key
+
+
+def test_user_search_profile_and_history_newest_first(client: TestClient) -> None:
+    ds = block_dataset()
+    counts = ds.interactions[C.USER_ID].value_counts()
+    hits = ok(client.get("/v1/users", params={"query": "u1"}))["users"]
+    assert hits[0] == {"user_id": "u1", "events": int(counts["u1"])}  # exact match first
+    assert {h["user_id"] for h in hits} == {u for u in counts.index if "u1" in u}
+    assert len(ok(client.get("/v1/users", params={"limit": 3}))["users"]) == 3
+
+    items = ok(client.get("/v1/recommendations", params={"user_id": "u1", "k": 2}))["items"]
+    first, second = items[0]["item_id"], items[1]["item_id"]
+    rate = {"event": "rate", "value": 4, "timestamp": 10_000}
+    ok(client.post("/v1/events", json={"user_id": "u1", "item_id": first, **rate}))
+    dislike = {"event": "dislike", "timestamp": 20_000}
+    ok(client.post("/v1/events", json={"user_id": "u1", "item_id": second, **dislike}))
+    user = ok(client.get("/v1/users/u1", params={"limit": 5}))
+    assert user["profile"] == {"age": 31, "occupation": "a"}
+    assert user["events"] == counts["u1"] + 2
+    assert [h["event"] for h in user["history"][:2]] == ["dislike", "rate"]
+    assert user["history"][1]["value"] == 4 and user["history"][1]["title"] == items[0]["title"]
+    stamps = [h["timestamp"] for h in user["history"]]
+    assert stamps == sorted(stamps, reverse=True) and len(stamps) == 5
+
+    r = client.get("/v1/users/nobody")
+    assert r.status_code == 404 and r.json()["error"]["field"] == "user_id"
+    ok(client.delete("/v1/users/u2"))  # gone from search, history and profile
+    assert client.get("/v1/users/u2").status_code == 404
+    assert "u2" not in [h["user_id"] for h in ok(client.get("/v1/users?query=u2"))["users"]]
+
+
+def test_item_search_finds_titles_ids_and_new_items(client: TestClient) -> None:
+    found = ok(client.get("/v1/items", params={"query": "DRAMA item 1"}))["items"]
+    assert {i["item_id"] for i in found} == {"10", "12", "14", "16", "18"}
+    assert all(i["genres"] == ["Drama"] and i["events"] > 0 for i in found)
+    by_id = ok(client.get("/v1/items", params={"query": "7"}))["items"]
+    assert by_id[0]["item_id"] == "7"  # the exact id first
+    ok(client.put("/v1/items/film-x", json={"title": "Space Drama", "genres": ["Sci-Fi"],
+                                             "year": 2001}))  # fmt: skip
+    new = ok(client.get("/v1/items", params={"query": "space"}))["items"]
+    assert new == [{"item_id": "film-x", "title": "Space Drama", "genres": ["Sci-Fi"],
+                    "year": 2001, "events": 0}]  # fmt: skip
+    assert ok(client.get("/v1/items", params={"query": "no such title"}))["items"] == []
+
+
+def test_recommendations_name_the_retriever_that_proposed_them(
+    client: TestClient, model_dir: Path
+) -> None:
+    model = Recommender.load(model_dir)
+    got = ok(client.get("/v1/recommendations", params={"user_id": "u3", "k": 8}))["items"]
+    assert {x["source"] for x in got} <= set(model.retrievers_)  # type: ignore[attr-defined]
+    (ids, scores), sources = model.recommend_with_sources(["u3"], k=8)
+    assert [x["item_id"] for x in got] == ids[0]
+    assert [x["source"] for x in got] == sources[0]
+    assert model.recommend(["u3"], k=8).item_ids == ids  # the same list either way
+    cold = ok(client.get("/v1/recommendations", params={"user_id": "new-visitor"}))["items"]
+    assert {x["source"] for x in cold} <= {"popular", "text-neighbours"}
+
+
+def test_single_stage_models_name_themselves() -> None:
+    model = get_model_class("pop")().fit(full_train(block_dataset()))
+    (ids, _), sources = model.recommend_with_sources(["u0", "u1"], k=3)
+    assert sources == [["pop"] * 3, ["pop"] * 3] and len(ids[0]) == 3
+
+
+def test_context_values_come_from_recent_events(client: TestClient) -> None:
+    assert ok(client.get("/v1/context")) == {"device": [], "location": [], "scenario": []}
+    ok(client.post("/v1/events", json=[
+        {"user_id": "u1", "item_id": "3", "event": "view", "context": {"device": "tv"}},
+        {"user_id": "u3", "item_id": "5", "event": "view",
+         "context": {"device": "mobile", "scenario": "home"}},
+    ]))  # fmt: skip
+    assert ok(client.get("/v1/context")) == {
+        "device": ["mobile", "tv"],
+        "location": [],
+        "scenario": ["home"],
+    }
+
+
+def test_reports_list_results_and_name_broken_files(client: TestClient, tmp_path: Path) -> None:
+    empty = ok(client.get("/v1/reports"))
+    assert empty["reports"] == [] and empty["metrics"] == list(TABLE_METRICS)
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    run = {"dataset": "blocks", "protocol": "loo", "model": "pop", "params": {"seed": 1},
+           "metrics": {"ndcg@10": 0.25, "recall@10": 0.5, "gini@10": float("nan")},
+           "valid_ndcg@10": 0.2, "fit_seconds": 0.1, "n_users": 40, "n_items": 20}  # fmt: skip
+    cold = {**run, "protocol": "cold-items", "metrics": {"ndcg@10": 0.1}}
+    (folder / "blocks-loo.json").write_text(json.dumps([run, {**run, "model": "ease"}]))
+    (folder / "blocks-cold-items.json").write_text(json.dumps(cold))
+    (folder / "broken.json").write_text("{not json")
+    (folder / "other.json").write_text(json.dumps([{"model": "x"}]))
+    doc = ok(client.get("/v1/reports"))
+    assert [r["name"] for r in doc["reports"]] == ["blocks-loo", "blocks-cold-items"]
+    loo = doc["reports"][0]
+    assert [m["model"] for m in loo["models"]] == ["pop", "ease"]
+    assert loo["models"][0]["metrics"] == {"ndcg@10": 0.25, "recall@10": 0.5}  # NaN dropped
+    assert loo["models"][0]["valid_ndcg@10"] == 0.2 and loo["n_users"] == 40
+    problems = {p["file"]: p["message"] for p in doc["problems"]}
+    assert set(problems) == {"broken.json", "other.json"}
+    assert "not JSON" in problems["broken.json"] and "metrics" in problems["other.json"]
+    (folder / "blocks-loo.json").write_text(json.dumps([{**run, "model": "itemknn"}]))
+    again = ok(client.get("/v1/reports"))  # re-read when the file changes
+    assert [m["model"] for m in again["reports"][0]["models"]] == ["itemknn"]

@@ -1,0 +1,166 @@
+"""The web page end to end: a real `llmrec serve` process and headless Debian Chromium
+(Playwright), as a person would use it: key, user, feedback, items, reports, errors."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from llmrec.data import columns as C
+from llmrec.eval import make_split
+from llmrec.eval import report as reports
+from llmrec.eval.runner import run
+from llmrec.service.live import USERS_FILE
+from llmrec.testing import block_dataset
+from llmrec.testing.browser import add_item, choose_user, chromium, open_page, open_reports, shown
+from llmrec.testing.server import Server, create_key, serve
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, served_model_dir: Path) -> Iterator[dict]:
+    """The served test model (plus profiles), real evaluation reports of the block data,
+    a write key and a running server."""
+    root = tmp_path_factory.mktemp("web")
+    model = root / "model"
+    shutil.copytree(served_model_dir, model)
+    pd.DataFrame({C.USER_ID: ["u3"], "age": [29], "occupation": ["writer"]}).to_parquet(
+        model / USERS_FILE, index=False
+    )
+    ds = block_dataset()
+    for protocol, models in (("loo", ["pop", "itemknn"]), ("cold-items", ["pop", "itemknn"])):
+        split = make_split(ds, protocol, seed=0)
+        runs = [run(ds, m, protocol, search=False, split=split) for m in models]
+        reports.write(runs, root / "reports")
+    db = f"sqlite:///{root / 'events.db'}"
+    key = create_key(db, "write", home=root / "home")
+    extra = ["--reports", str(root / "reports")]
+    with serve(model, db, root / "home", extra) as server:
+        yield {"server": server, "key": key, "db": db, "home": root / "home"}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with chromium() as b:
+        yield b
+
+
+def test_explore_a_user_then_dislike_one_and_see_it_replaced(site: dict, browser: object) -> None:
+    page, errors = open_page(browser, site["server"].url, site["key"])  # type: ignore[arg-type]
+    choose_user(page, "u3")
+    card = page.inner_text("#user-card")
+    assert "writer" in card and "29" in card  # the profile
+    assert page.locator("#user-card .history li").count() >= 5  # the history
+    before = shown(page)
+    assert len(before) == 10
+    sources = page.eval_on_selector_all("#recs .source", "els => els.map(e => e.textContent)")
+    assert set(sources) <= {"sasrec", "ease", "content", "pop"}
+    assert page.locator("#recs .why").count() == 10  # every item explained
+
+    page.click(f"#recs li[data-item='{before[0]}'] button.dislike")
+    page.wait_for_selector("#recs li.new")
+    after = shown(page)
+    assert before[0] not in after and len(after) == 10
+    new = page.eval_on_selector_all("#recs li.new", "els => els.map(e => e.dataset.item)")
+    assert new and set(new) == set(after) - set(before)
+    assert "dislike" in page.inner_text("#user-card .history li:first-child")
+    assert "updated" in page.inner_text("#status")
+
+    page.click(f"#recs li[data-item='{after[1]}'] button.like")  # like: also taken at once
+    page.wait_for_function(
+        f"() => !Array.from(document.querySelectorAll('#recs li')).some("
+        f"e => e.dataset.item === '{after[1]}')"
+    )
+    assert errors == []
+
+
+def test_new_visitor_and_keyboard_only(site: dict, browser: object) -> None:
+    page, errors = open_page(browser, site["server"].url, site["key"])  # type: ignore[arg-type]
+    page.click("#new-visitor")
+    page.wait_for_selector("#recs li")
+    assert "No history yet" in page.inner_text("#user-card")
+    assert set(page.eval_on_selector_all("#recs .source", "e => e.map(x => x.textContent)")) <= {
+        "popular",
+        "text-neighbours",
+    }
+    page.focus("#user-query")  # search, then Tab to the first hit and Enter
+    page.keyboard.type("u5")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#user-hits button[data-user='u5']")
+    page.keyboard.press("Tab")  # the search button
+    page.keyboard.press("Tab")  # the first hit
+    assert page.evaluate("document.activeElement.dataset.user") == "u5"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#user-card .who:has-text('u5')")
+    assert errors == []
+
+
+def test_add_an_item_and_find_it_in_similar_and_the_catalogue(site: dict, browser: object) -> None:
+    page, errors = open_page(browser, site["server"].url, site["key"])  # type: ignore[arg-type]
+    add_item(page, "web-film", "Drama item web", "A drama, like the other drama items.", "Drama")
+    similar = page.eval_on_selector_all("#similar li", "els => els.map(e => e.dataset.item)")
+    assert len(similar) == 10 and "web-film" not in similar
+    page.fill("#item-query", "web-film")
+    page.press("#item-query", "Enter")
+    page.wait_for_selector("#item-hits tr[data-item='web-film']")
+    page.click("#item-hits tr[data-item='web-film'] button")  # its own "similar" button
+    page.wait_for_selector("#similar-note:has-text('Drama item web')")
+    # similar by text: the Drama (even) items come first
+    top = page.eval_on_selector_all("#similar li", "els => els.map(e => e.dataset.item)")[:5]
+    assert all(int(i) % 2 == 0 for i in top), top
+    assert errors == []
+
+
+def test_reports_show_tables_charts_and_cold_start(site: dict, browser: object) -> None:
+    page, errors = open_page(browser, site["server"].url, site["key"])  # type: ignore[arg-type]
+    open_reports(page)
+    loo = page.locator("section.report[aria-label='report blocks-loo']")
+    rows = loo.locator("tbody th").all_inner_texts()
+    assert rows == ["pop", "itemknn"]
+    assert loo.locator("figure.chart svg").count() == 5  # accuracy … popularity bias
+    assert loo.locator("td.best").count() >= 1
+    cold = page.locator("section.report[aria-label='cold start']")
+    assert "blocks cold-items ndcg@10" in cold.inner_text()
+    assert cold.locator("tbody tr").count() == 2
+    assert errors == []
+
+
+def test_narrow_screen_has_no_sideways_scroll(site: dict, browser: object) -> None:
+    url, key = site["server"].url, site["key"]
+    page, errors = open_page(browser, url, key, width=375, height=800)  # type: ignore[arg-type]
+    choose_user(page, "u3")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    open_reports(page)  # wide tables scroll inside their own box
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert errors == []
+
+
+def test_bad_key_and_server_down_are_clear(site: dict, browser: object) -> None:
+    page, _ = open_page(browser, site["server"].url, site["key"])  # type: ignore[arg-type]
+    page.fill("#key", "lrk_not-a-real-key")
+    page.click("#key-form button[type=submit]")
+    page.fill("#user-query", "u1")
+    page.press("#user-query", "Enter")
+    page.wait_for_selector("#status[data-kind='error']")
+    assert "key is missing or not valid" in page.inner_text("#status")
+
+    read = create_key(site["db"], "read", home=site["home"])
+    page.fill("#key", read)
+    page.click("#key-form button[type=submit]")
+    choose_user(page, "u1")
+    first = shown(page)[0]
+    page.click(f"#recs li[data-item='{first}'] button.like")
+    page.wait_for_selector("#status[data-kind='error']")
+    assert "not allowed" in page.inner_text("#status")  # a read key cannot send feedback
+
+    server: Server = site["server"]  # the last test of the module: the server stops
+    server.process.terminate()
+    server.process.wait(timeout=30)
+    page.fill("#user-query", "u2")
+    page.press("#user-query", "Enter")
+    page.wait_for_selector("#status:has-text('not reachable')")
