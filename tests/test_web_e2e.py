@@ -113,6 +113,12 @@ def test_add_an_item_and_find_it_in_similar_and_the_catalogue(site: dict, browse
     # similar by text: the Drama (even) items come first
     top = page.eval_on_selector_all("#similar li", "els => els.map(e => e.dataset.item)")[:5]
     assert all(int(i) % 2 == 0 for i in top), top
+    # and it is recommended at once, proposed by a retriever that reads text
+    choose_user(page, "u2")
+    page.select_option("#ctx-k", "20")
+    page.wait_for_selector("#recs li[data-item='web-film']")
+    source = page.inner_text("#recs li[data-item='web-film'] .source")
+    assert source in {"content", "sasrec"}, source
     assert errors == []
 
 

@@ -226,7 +226,7 @@ class LiveModel:
         ):
             self._titles[i] = t
             self._facts[i] = {
-                C.GENRES: [str(x) for x in g] if g is not None and len(g) else [],
+                C.GENRES: [str(x) for x in g] if isinstance(g, list | tuple | np.ndarray) else [],
                 C.YEAR: int(y) if y is not None and pd.notna(y) else None,
             }
 
@@ -314,7 +314,10 @@ class LiveModel:
         blocked = self._blocked(user_id)
         if not len(history):
             idx, scores = self._cold(k, context, blocked)
-            sources = ["popular" if self._pop[i] > 0 else "text-neighbours" for i in idx]
+            sources = [
+                "text-neighbours" if self._pop[i] == 0 and self._borrowed[i] > 0 else "popular"
+                for i in idx
+            ]
         else:
             (ids, sc), src = m.recommend_with_sources(
                 [user_id], k=k + len(blocked), context=context or None
