@@ -170,3 +170,15 @@ def test_reports_list_results_and_name_broken_files(client: TestClient, tmp_path
     (folder / "blocks-loo.json").write_text(json.dumps([{**run, "model": "itemknn"}]))
     again = ok(client.get("/v1/reports"))  # re-read when the file changes
     assert [m["model"] for m in again["reports"][0]["models"]] == ["itemknn"]
+
+
+def test_train_folders_carry_the_profiles_the_page_shows(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from llmrec.service.live import _profiles, write_serving_files
+
+    users = pd.DataFrame({C.USER_ID: ["u0", "u1"], "age": [20, 30], "city": ["x", None]})
+    data = full_train(replace(block_dataset(), users=users))
+    write_serving_files(tmp_path, data)
+    assert _profiles(tmp_path / USERS_FILE, deleted={"u1"}) == {"u0": {"age": 20, "city": "x"}}
+    assert _profiles(tmp_path / "missing.parquet", set()) == {}  # an older folder: no profiles

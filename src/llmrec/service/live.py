@@ -536,8 +536,8 @@ class LiveModel:
 
 
 def _profiles(path: Path, deleted: set[str]) -> dict[str, dict[str, Any]]:
-    """user id -> profile fields (JSON-safe scalars), from the folder's optional users file,
-    without the deleted users."""
+    """user id -> profile fields (JSON-safe scalars, missing ones left out), from the folder's
+    optional users file, without the deleted users."""
     if not path.is_file():
         return {}
     table = pd.read_parquet(path)
@@ -546,9 +546,11 @@ def _profiles(path: Path, deleted: set[str]) -> dict[str, dict[str, Any]]:
         user = str(row.pop(C.USER_ID))
         if user in deleted:
             continue
-        out[user] = {
-            k: (v.item() if isinstance(v, np.generic) else v)
+        fields = {
+            str(k): (v.item() if isinstance(v, np.generic) else v)
             for k, v in row.items()
-            if v is not None and not (isinstance(v, float) and np.isnan(v))
+            if np.isscalar(v) and not pd.isna(v)  # the table is aligned: users without fields
         }
+        if fields:
+            out[user] = fields
     return out
