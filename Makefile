@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service screenshots clean
+.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -48,6 +48,10 @@ bench-ranking: data
 bench-service: data
 	test -f $(LLMREC_HOME)/models/ml-100k-ranker/log.parquet || $(BIN)/llmrec train --dataset ml-100k
 	$(BIN)/python benchmarks/bench_service.py
+
+probe-new-item: data
+	test -f $(LLMREC_HOME)/models/ml-100k-ranker/log.parquet || $(BIN)/llmrec train --dataset ml-100k
+	$(BIN)/python benchmarks/probe_new_item.py
 
 # the README's pictures of the web page (needs the trained model and the demo's reports)
 screenshots: data

@@ -182,3 +182,15 @@ def test_train_folders_carry_the_profiles_the_page_shows(tmp_path: Path) -> None
     write_serving_files(tmp_path, data)
     assert _profiles(tmp_path / USERS_FILE, deleted={"u1"}) == {"u0": {"age": 20, "city": "x"}}
     assert _profiles(tmp_path / "missing.parquet", set()) == {}  # an older folder: no profiles
+
+
+def test_page_reads_between_refreshes(tmp_path: Path, model_dir: Path) -> None:
+    """Other users' events wait for the refresh; a user's own show at once."""
+    from llmrec.service.live import LiveModel
+
+    live = LiveModel(model_dir, Store(f"sqlite:///{tmp_path / 'e.db'}"), refresh_every=3600)
+    event = {C.USER_ID: "newcomer", C.ITEM_ID: "3", C.TIMESTAMP: 5, C.EVENT: "view"}
+    live.add_events([{**event, "seq": 1}])
+    assert live.find_users("newcomer", 5) == []  # not refreshed yet (and no crash)
+    assert [h[C.ITEM_ID] for h in live.user("newcomer", 5)["history"]] == ["3"]
+    assert live.find_users("newcomer", 5) == [{"user_id": "newcomer", "events": 1}]

@@ -283,16 +283,13 @@ class Recommender(ABC):
     def _fit(self, train: TrainData) -> None:
         raise NotImplementedError
 
-    def _score_in_context(self, user_idx: np.ndarray, context: dict[str, str] | None) -> np.ndarray:
-        """Hook: scores for a request with context; context-free models ignore it."""
-        return self.score(user_idx)
-
     def _score_with_sources(
         self, user_idx: np.ndarray, context: dict[str, str] | None
     ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-        """Hook: (scores, per user x item an index into the names of the parts that proposed
-        each item, those names); single-stage models have no parts (None)."""
-        return self._score_in_context(user_idx, context), None, []
+        """Hook: (scores for a request with context, per user x item an index into the names
+        of the parts that proposed each item, those names). Context-free single-stage
+        models ignore the context and have no parts (None)."""
+        return self.score(user_idx), None, []
 
     def _observe(self, data: TrainData) -> None:
         """Hook: refresh per-user state derived from the event log (history is already set)."""

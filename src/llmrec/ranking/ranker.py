@@ -283,14 +283,14 @@ class Ranker(Recommender):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(candidates users x N, ranker scores users x N (NaN for padding), the retriever
         that ranks each candidate best, as an index into ``retrievers_``)."""
-        cand, pred, best, _, _ = self._rank(user_idx, request)
-        return cand, pred, best
+        cand, pred, _, source = self._rank(user_idx, request)
+        return cand, pred, np.take_along_axis(source, np.maximum(cand, 0), axis=1)
 
     def _rank(
         self, user_idx: np.ndarray, request: Request | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``rank`` plus every item's best rank in any retriever and that retriever
-        (users x items)."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(candidates, ranker scores, every item's best rank in any retriever and that
+        retriever (users x items))."""
         cand, x, names, ranks = self.candidates(user_idx, request)
         if names != self.feature_names_:
             raise LlmrecError(
@@ -302,20 +302,14 @@ class Ranker(Recommender):
             extra = self.booster_.predict(x) if self.booster_ is not None else 0.0
             pred[rows, cols] = self.linear_.predict(x) + extra
         all_ranks = np.stack(list(ranks.values()))  # (retrievers, users, items)
-        at_cand = np.take_along_axis(all_ranks, np.maximum(cand, 0)[None], axis=2)
-        return cand, pred, at_cand.argmin(axis=0), all_ranks.min(axis=0), all_ranks.argmin(axis=0)
-
-    def _score_in_context(self, user_idx: np.ndarray, context: dict[str, str] | None) -> np.ndarray:
-        return self._score_with_sources(user_idx, context)[0]
+        return cand, pred, all_ranks.min(axis=0), all_ranks.argmin(axis=0)
 
     def _score_with_sources(
         self, user_idx: np.ndarray, context: dict[str, str] | None
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         request = Request.from_context(self.events_, user_idx, context) if context else None
         scores, source = self._all_scores(user_idx, request)
-        if not context:  # as ``score`` gives them
-            scores = scores.astype(np.float32)
-        return scores, source, list(self.retrievers_)
+        return scores.astype(np.float32), source, list(self.retrievers_)  # as ``score`` does
 
     def _score(
         self, user_idx: np.ndarray, item_idx: np.ndarray, request: Request | None = None
@@ -327,7 +321,7 @@ class Ranker(Recommender):
     ) -> tuple[np.ndarray, np.ndarray]:
         """(scores, best retriever) for every item; the items that are not candidates rank
         after every candidate, by their best rank in any retriever."""
-        cand, pred, _, best_rank, source = self._rank(user_idx, request)
+        cand, pred, best_rank, source = self._rank(user_idx, request)
         out = -1e6 - best_rank.astype(np.float64)
         rows, cols = np.nonzero(cand >= 0)
         out[rows, cand[rows, cols]] = pred[rows, cols]

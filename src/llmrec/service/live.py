@@ -138,8 +138,7 @@ class LiveModel:
         self.watermark = int(info.get("store_seq", 0))
         log = pd.read_parquet(model_dir / LOG_FILE)
         catalogue = pd.read_parquet(model_dir / ITEMS_FILE)
-        self._titles: dict[str, str] = {}
-        self._facts: dict[str, dict[str, Any]] = {}  # genres and year, for display
+        self._facts: dict[str, dict[str, Any]] = {}  # item id -> title, genres, year
         self._catalogue(catalogue)
         deleted = store.deleted_users()
         self._profiles = _profiles(model_dir / USERS_FILE, deleted)
@@ -224,8 +223,8 @@ class LiveModel:
         for i, t, g, y in zip(
             table[C.ITEM_ID].astype(str), table[C.TITLE].astype(str), genres, years, strict=True
         ):
-            self._titles[i] = t
             self._facts[i] = {
+                C.TITLE: t,
                 C.GENRES: [str(x) for x in g] if isinstance(g, list | tuple | np.ndarray) else [],
                 C.YEAR: int(y) if y is not None and pd.notna(y) else None,
             }
@@ -272,9 +271,7 @@ class LiveModel:
     ) -> list[Recommended]:
         context = {key: v for key, v in (context or {}).items() if v is not None}
         with self._lock:
-            stale = time.monotonic() - self._last_refresh > self.refresh_every
-            if user_id in self._pending or (self._dirty and stale):
-                self.refresh()
+            self._current(user_id)
             key = self._key(user_id, k, context, explain)
             hit = self._cache.get(key)
             if hit is not None:
@@ -363,13 +360,11 @@ class LiveModel:
         """Users whose id contains ``query`` (exact match first, then prefix, then shorter
         ids), with their event counts; users without events (deleted) are left out."""
         with self._lock:
-            self.refresh()
+            self._current()
             q = query.strip().lower()
-            hits = [
-                (u, int(self._user_events[p]))
-                for p, u in enumerate(self._user_ids)
-                if q in u.lower() and self._user_events[p] > 0
-            ]
+            # users who arrived since the last refresh have no count yet: listed after it
+            counts = zip(self._user_ids, self._user_events.tolist(), strict=False)
+            hits = [(u, n) for u, n in counts if n > 0 and q in u.lower()]
             hits.sort(key=lambda h: (h[0].lower() != q, not h[0].lower().startswith(q),
                                      len(h[0]), h[0]))  # fmt: skip
             return [{"user_id": u, "events": n} for u, n in hits[:limit]]
@@ -378,7 +373,7 @@ class LiveModel:
         """Profile, event count and the ``limit`` latest events (newest first, dislikes
         included); ``UnknownUserError`` when the user has neither events nor a profile."""
         with self._lock:
-            self.refresh()
+            self._current(user_id)
             pos = self._user_pos.get(user_id)
             dislikes = self._dislikes.get(user_id, [])
             n = int(self._user_events[pos]) if pos is not None else 0
@@ -398,7 +393,7 @@ class LiveModel:
             rows += [(t, i, "dislike", None) for i, t in dislikes]
             rows.sort(key=lambda r: -r[0])  # stable: the log's order within a second
             history = [
-                {C.ITEM_ID: str(i), C.TITLE: self._titles.get(str(i), str(i)),
+                {C.ITEM_ID: str(i), C.TITLE: self._title_of(str(i)),
                  C.EVENT: e, C.VALUE: v, C.TIMESTAMP: t}
                 for t, i, e, v in rows[:limit]
             ]  # fmt: skip
@@ -413,20 +408,17 @@ class LiveModel:
         """Items whose title or id contains ``query`` (case-insensitive): exact id first,
         then by number of events."""
         with self._lock:
-            self.refresh()
+            self._current()
             q = query.strip().lower()
             pos = self.model.items_.position
-            hits = [(i, t) for i, t in self._titles.items() if q in t.lower() or q == i.lower()]
-            counts = {i: int(self._item_events[pos(i)]) for i, _ in hits}
-            hits.sort(key=lambda h: (h[0].lower() != q, -counts[h[0]], h[1]))
-            return [
-                {C.ITEM_ID: i, C.TITLE: t, **self._facts.get(i, {}), "events": counts[i]}
-                for i, t in hits[:limit]
-            ]
+            hits = [i for i, f in self._facts.items() if q in f[C.TITLE].lower() or q == i.lower()]
+            counts = {i: int(self._item_events[pos(i)]) for i in hits}
+            hits.sort(key=lambda i: (i.lower() != q, -counts[i], self._facts[i][C.TITLE]))
+            return [{C.ITEM_ID: i, **self._facts[i], "events": counts[i]} for i in hits[:limit]]
 
     def context_values(self) -> dict[str, list[str]]:
         with self._lock:
-            self.refresh()
+            self._current()
             return {
                 col: sorted(v for v in self._pop_ctx[col][0] if v) if col in self._pop_ctx else []
                 for col in C.CONTEXT_COLUMNS
@@ -445,8 +437,18 @@ class LiveModel:
 
     # --- helpers ---------------------------------------------------------------------------
     def _title(self, i: int) -> str:
-        item = str(self.model.items_.ids[i])
-        return self._titles.get(item, item)
+        return self._title_of(str(self.model.items_.ids[i]))
+
+    def _title_of(self, item_id: str) -> str:
+        facts = self._facts.get(item_id)
+        return facts[C.TITLE] if facts else item_id
+
+    def _current(self, user_id: str | None = None) -> None:
+        """Apply unapplied events before a read: at once when they are ``user_id``'s own,
+        otherwise at most every ``refresh_every`` seconds (a refresh observes the whole log)."""
+        stale = time.monotonic() - self._last_refresh > self.refresh_every
+        if user_id in self._pending or (self._dirty and stale):
+            self.refresh()
 
     def _vectors(self) -> np.ndarray | None:
         """Unit text vectors of the catalogue, if the model has them."""
