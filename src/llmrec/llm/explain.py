@@ -1,0 +1,154 @@
+"""Grounded explanations and pitches: the evidence first, then the LLM's wording of it, checked.
+
+The evidence for recommending item *i* to user *u* is the history item of *u* most similar to
+*i* (by text vector), how *u* rated it, and the genres they share. The template states exactly
+that. The LLM may word it better; its text is used only when it passes every check in
+``safety`` (naming the evidence included), else the template is.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Literal
+
+from llmrec.llm.prompts import clean, explanation_prompt, pitch_prompt
+from llmrec.llm.runtime import LanguageModel
+from llmrec.llm.safety import OutputChecker, Rejection
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["explanation", "pitch"]
+LIKED = 4.0  # a rating at or above this (on a 5-point scale) reads as "enjoyed"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    item_id: str
+    title: str
+    genres: tuple[str, ...] = ()
+    because_id: str | None = None  # the closest item of the user's history
+    because_title: str | None = None
+    because_rating: float | None = None
+    because_liked: bool = False  # a like event, or a rating at or above LIKED
+    shared: tuple[str, ...] = ()  # genres of the item that the history item has too
+    profile: str = ""  # the user's own profile text (may be repeated in the output)
+
+    @property
+    def grounds(self) -> list[str]:
+        """What an explanation must name at least one of."""
+        return [t for t in (self.because_title, *self.shared) if t]
+
+    def facts(self) -> list[tuple[str, str]]:
+        genres = f" Genres: {', '.join(self.genres)}." if self.genres else ""
+        out = [("recommended", f"{self.title}.{genres}")]
+        if self.because_title:
+            rated = f", rated {self.because_rating:g}/5" if self.because_rating else ""
+            out.append(("history_item", f"The user {self._verb()} {self.because_title}{rated}."))
+        if self.shared:
+            out.append(("shared_genres", ", ".join(self.shared)))
+        return out
+
+    def _verb(self) -> str:
+        return "enjoyed" if self.because_liked else "watched"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    text: str
+    source: Literal["llm", "template"]
+    problems: tuple[str, ...] = field(default=())  # why the LLM text was not used
+    seconds: float = 0.0
+
+
+def template(e: Evidence, kind: Kind = "explanation") -> str:
+    shared = _join(e.shared)
+    if kind == "pitch":
+        what = f"{_a(shared)} {shared.lower()} pick" if shared else "a pick"
+        fans = f" for fans of {e.because_title}" if e.because_title else " many users enjoy"
+        return f"{e.title}: {what}{fans}."
+    if not e.because_title:
+        return "Popular with other users right now."
+    if shared:
+        return f"Because you {e._verb()} {e.because_title}: both are {shared.lower()}."
+    return f"Because you {e._verb()} {e.because_title}."
+
+
+def _a(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def _join(words: tuple[str, ...]) -> str:
+    words = tuple(words)
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+class Explainer:
+    """LLM wording with checks and a template fallback; results cached by (kind, evidence)."""
+
+    def __init__(
+        self,
+        llm: LanguageModel | None,
+        checker: OutputChecker,
+        noun: str = "item",
+        max_tokens: int = 48,
+        cache_size: int = 20_000,
+    ) -> None:
+        self.llm, self.checker, self.noun, self.max_tokens = llm, checker, noun, max_tokens
+        self._cache: OrderedDict[tuple[str, Evidence], Explanation] = OrderedDict()
+        self._cache_size = cache_size
+
+    def cached(self, e: Evidence, kind: Kind = "explanation") -> Explanation | None:
+        return self._cache.get((kind, e))
+
+    def explain(self, user_id: str | None, e: Evidence, kind: Kind = "explanation") -> Explanation:
+        hit = self._cache.get((kind, e))
+        if hit is not None:
+            return hit
+        out = self._make(user_id, e, kind)
+        self._cache[(kind, e)] = out
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return out
+
+    def _make(self, user_id: str | None, e: Evidence, kind: Kind) -> Explanation:
+        fallback = template(e, kind)
+        if self.llm is None or not e.because_title:
+            return Explanation(fallback, "template")  # nothing personal to word
+        if kind == "explanation":
+            start = f"You may like {clean(e.title, 120)} because you"
+            prompt = explanation_prompt(e.facts(), self.noun, e.because_title or "", start)
+            grounds = e.grounds
+        else:
+            start = f"If you {e._verb()} {clean(e.because_title, 120)}, {clean(e.title, 120)}"
+            prompt = pitch_prompt(e.facts(), self.noun, start)
+            grounds = e.grounds
+        t0 = time.perf_counter()
+        try:
+            with self.llm.lock:
+                text = start + " " + self.llm.generate(prompt, self.max_tokens)
+        except Exception as err:  # a runtime failure must not take the answer down
+            log.warning("LLM generation failed, template used: %s", err)
+            return Explanation(fallback, "template", (f"error: {err}",))
+        seconds = time.perf_counter() - t0
+        text = _tidy(text)
+        own = [e.profile, *(v for _, v in e.facts())]
+        problems: list[Rejection] = self.checker.problems(text, user_id, grounds, own)
+        if text and text[-1] not in ".!?":
+            problems.append(Rejection("unfinished", text[-40:]))
+        if problems:
+            return Explanation(fallback, "template", tuple(map(str, problems)), seconds)
+        return Explanation(text, "llm", (), seconds)
+
+
+def _tidy(text: str) -> str:
+    """Whitespace collapsed; the first sentence only (a second one is where small models
+    drift), ended where the token limit cut it off only if it had ended already."""
+    text = " ".join(text.split())
+    m = re.search(r"[.!?](?=\s|$)", text)
+    return text[: m.end()] if m else text

@@ -1,0 +1,161 @@
+"""Checks on generated text before anyone sees it; a failed check means the template is used.
+
+Rejected: URLs, e-mail addresses, phone numbers, a value from another user's profile, a
+title-like mention that is not in the catalogue, text over the length limit or repeating
+one word (a small model's degenerate output), a number or a
+claim of reception (critics, awards) that the given data does not hold, and text that names
+none of the evidence it was given.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+_URL = re.compile(r"(?i)\b(?:https?://|ftp://|www\.)\S+|\b[\w-]+\.(?:com|org|net|io|co|ly|me)\b")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_PHONE = re.compile(r"(?<!\w)\+?\(?\d{2,4}\)?(?:[\s.-]?\d){6,12}(?!\w)")
+_YEAR = re.compile(r"\((\d{4})\)")
+_QUOTED = re.compile(r"[\"“«]([^\"”»]{2,120})[\"”»]")
+_ARTICLES = "the|a|an|les|la|le|il|das|der|die|el"
+_ARTICLE = re.compile(rf"^(.*), ({_ARTICLES})$", re.IGNORECASE)
+_LEADING = re.compile(rf"^({_ARTICLES}) (.*)$", re.IGNORECASE)
+_NUMBER = re.compile(r"\d+(?:[.,/]\d+)*")
+# claims about reception that no field of ours holds: a small model invents them freely
+CLAIMS = re.compile(r"(?i)\b(?:critic\w*|award\w*|oscar\w*|acclaim\w*|prais\w*|best-?sell\w*)")
+# profile values that say nothing about a person (ml-100k's occupations include both)
+PLACEHOLDERS = frozenset({"", "none", "other", "unknown", "n/a", "na", "-", "m", "f"})
+
+
+def natural_title(title: str) -> str:
+    """ "Godfather, The (1972)" as "The Godfather (1972)": how people (and models) write it."""
+    year = _YEAR.search(title)
+    body = _YEAR.sub("", title).strip() if year else title.strip()
+    m = _ARTICLE.match(body)
+    if not m:
+        return title
+    return f"{m.group(2)} {m.group(1)}" + (f" {year.group(0)}" if year else "")
+
+
+def title_forms(title: str) -> set[str]:
+    """Lower-case ways a title is written: with and without its year, "X, The" as "The X"."""
+    t = " ".join(title.lower().split())
+    body = _YEAR.sub("", t).strip()
+    forms = {t, body}
+    m = _ARTICLE.match(body)
+    if m:
+        forms.add(f"{m.group(2)} {m.group(1)}")
+    m = _LEADING.match(body)
+    if m:
+        forms.add(f"{m.group(2)}, {m.group(1)}")
+    return {f for f in forms if len(f) >= 2}
+
+
+def mentions(text: str, title: str) -> bool:
+    low = " ".join(text.lower().split())
+    return any(_has_phrase(low, f) for f in title_forms(title))
+
+
+def _has_phrase(text: str, phrase: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text) is not None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    rule: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.detail}"
+
+
+class OutputChecker:
+    """Knows the catalogue's titles and the users' profile values."""
+
+    def __init__(
+        self,
+        titles: Iterable[str],
+        profiles: Mapping[str, Mapping[str, object]] | None = None,
+        max_chars: int = 220,
+    ) -> None:
+        self.max_chars = max_chars
+        self._by_year: dict[str, set[str]] = {}
+        self._forms: set[str] = set()
+        self.add_titles(titles)
+        # value -> users holding it; only values that could identify someone
+        self._values: dict[str, set[str]] = {}
+        for user, fields in (profiles or {}).items():
+            for key, value in fields.items():
+                v = " ".join(str(value).lower().split())
+                if v in PLACEHOLDERS or key == "age" or (v.isdigit() and len(v) < 5):
+                    continue
+                self._values.setdefault(v, set()).add(str(user))
+
+    def add_titles(self, titles: Iterable[str]) -> None:
+        for title in titles:
+            forms = title_forms(title)
+            self._forms |= forms
+            year = _YEAR.search(title)
+            if year:
+                self._by_year.setdefault(year.group(1), set()).update(forms)
+
+    def problems(
+        self,
+        text: str,
+        user_id: str | None,
+        grounds: Iterable[str] = (),
+        own: Iterable[str] = (),
+    ) -> list[Rejection]:
+        """Every rule ``text`` breaks. ``grounds``: titles or attributes of which it must name
+        at least one (empty: no grounding rule); ``own``: text the prompt held (the user's own
+        data, the item's), which the output may repeat."""
+        out: list[Rejection] = []
+        if not text.strip():
+            return [Rejection("empty", "no text")]
+        if len(text) > self.max_chars:
+            out.append(Rejection("length", f"{len(text)} characters > {self.max_chars}"))
+        for rule, pattern in (("url", _URL), ("email", _EMAIL), ("phone", _PHONE)):
+            m = pattern.search(text)
+            if m:
+                out.append(Rejection(rule, m.group(0)))
+        low = " ".join(text.lower().split())
+        words = re.findall(r"\w{2,}", low)
+        top = max(set(words), key=words.count) if words else ""
+        if top and words.count(top) >= 4:
+            out.append(Rejection("repetition", f"{top!r} {words.count(top)} times"))
+        own_low = " ".join(" ".join(own).lower().split())
+        for m in _NUMBER.finditer(_YEAR.sub(" ", text)):  # years: the unknown-item rule
+            if m.group(0) not in own_low:
+                out.append(Rejection("unsupported-number", m.group(0)))
+                break
+        m = CLAIMS.search(text)
+        if m and not _has_phrase(own_low, m.group(0).lower()):
+            out.append(Rejection("unsupported-claim", m.group(0)))
+        for value, users in self._values.items():
+            if user_id in users or len(users) == 0 or _has_phrase(own_low, value):
+                continue
+            if _has_phrase(low, value):
+                out.append(Rejection("other-profile", value))
+                break
+        out += self._unknown_titles(text)
+        grounds = list(grounds)
+        if grounds and not any(mentions(text, g) for g in grounds):
+            out.append(Rejection("ungrounded", "names none of: " + "; ".join(grounds)))
+        return out
+
+    def _unknown_titles(self, text: str) -> list[Rejection]:
+        """A "(year)" must close a catalogue title of that year; a quoted name must be one."""
+        out = []
+        low = text.lower()
+        for m in _YEAR.finditer(text):
+            before = " ".join(low[: m.start()].split())
+            forms = self._by_year.get(m.group(1), set())
+            if not any(before.endswith(_YEAR.sub("", f).strip()) for f in forms):
+                start = max(0, m.start() - 40)
+                out.append(Rejection("unknown-item", text[start : m.end()].strip()))
+        for m in _QUOTED.finditer(text):
+            name = " ".join(m.group(1).lower().split()).strip(" .,!?")
+            if name and name not in self._forms:
+                out.append(Rejection("unknown-item", m.group(1)))
+        return out
