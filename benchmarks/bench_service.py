@@ -169,7 +169,7 @@ def _in_process(model_dir: Path, users: list[str], tmp: Path) -> list[str]:
 
     store = Store(f"sqlite:///{tmp / 'in-process.db'}")
     t0 = time.perf_counter()
-    live = LiveModel(model_dir, store, cache_size=0)
+    live = LiveModel(model_dir, store, cache_size=0, llm="off")
     load = time.perf_counter() - t0
     rec = []
     for u in users[:300]:

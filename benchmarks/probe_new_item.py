@@ -35,7 +35,7 @@ ITEM = {
 def main() -> None:
     folder = get_settings().home / "models" / "ml-100k-ranker"
     tmp = tempfile.mkdtemp(prefix="probe-new-item-")
-    live = LiveModel(folder, Store(f"sqlite:///{tmp}/events.db"), cache_size=0)
+    live = LiveModel(folder, Store(f"sqlite:///{tmp}/events.db"), cache_size=0, llm="off")
     live.put_item(item_frame([ITEM]))
     n_items = len(live.model.items_)
     users = [str(u) for u in range(1, 60)]

@@ -240,3 +240,14 @@ def test_keys_create_list_revoke(home: Path, tmp_path: Path) -> None:
     missing = _llmrec("serve", "--model", str(tmp_path / "nothing"), "--db", db, home=home)
     assert missing.returncode == 2 and "llmrec train" in missing.stderr
     assert "Traceback" not in bad.stderr + missing.stderr
+
+
+def test_recommend_prints_a_list_with_explanations(served_model_dir: Path, home: Path) -> None:
+    args = ["recommend", "--model", str(served_model_dir), "--user", "u0", "--k", "3"]
+    res = _llmrec(*args, "--explain", "--pitch", "--llm", "off", home=home)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("Because you") == 3 and "(template)" in res.stdout
+    assert "fans of" in res.stdout  # the pitch template
+    res = _llmrec(*args, "--llm", "gpt-9", home=home)
+    assert res.returncode == 2 and "--llm: choose one of" in res.stderr + res.stdout
+    assert "Traceback" not in res.stderr

@@ -25,7 +25,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
 
 @pytest.fixture
 def service(store: Store, served_model_dir: Path) -> Service:
-    return Service(store, served_model_dir, refresh_every=0.0)
+    return Service(store, served_model_dir, refresh_every=0.0, llm="off")
 
 
 @pytest.fixture
@@ -215,7 +215,7 @@ def test_delete_user_removes_events_and_state_everywhere(
     cold = recs(client, h, "u2", k=5)
     assert cold == recs(client, h, "someone-new", k=5)
     # after a restart (a new service on the same store) u2 stays gone
-    again = TestClient(create_app(Service(store, served_model_dir)))
+    again = TestClient(create_app(Service(store, served_model_dir, llm="off")))
     assert again.get("/healthz").json()["events"] == client.get("/healthz").json()["events"]
     # and `llmrec train` leaves them out too
     ds, last = with_store(block_dataset(), store)

@@ -38,7 +38,9 @@ def model_dir(served_model_dir: Path, tmp_path: Path) -> Path:
 def client(tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> TestClient:
     monkeypatch.setenv("LLMREC_HOME", str(tmp_path / "home"))
     store = Store(f"sqlite:///{tmp_path / 'events.db'}")
-    service = Service(store, model_dir, reports_dir=tmp_path / "reports", refresh_every=0.0)
+    service = Service(
+        store, model_dir, reports_dir=tmp_path / "reports", refresh_every=0.0, llm="off"
+    )
     client = TestClient(create_app(service), raise_server_exceptions=False)
     client.headers["Authorization"] = f"Bearer {create_key(store, 'write')}"
     return client
@@ -188,7 +190,9 @@ def test_page_reads_between_refreshes(tmp_path: Path, model_dir: Path) -> None:
     """Other users' events wait for the refresh; a user's own show at once."""
     from llmrec.service.live import LiveModel
 
-    live = LiveModel(model_dir, Store(f"sqlite:///{tmp_path / 'e.db'}"), refresh_every=3600)
+    live = LiveModel(
+        model_dir, Store(f"sqlite:///{tmp_path / 'e.db'}"), refresh_every=3600, llm="off"
+    )
     event = {C.USER_ID: "newcomer", C.ITEM_ID: "3", C.TIMESTAMP: 5, C.EVENT: "view"}
     live.add_events([{**event, "seq": 1}])
     assert live.find_users("newcomer", 5) == []  # not refreshed yet (and no crash)

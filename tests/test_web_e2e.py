@@ -61,6 +61,7 @@ def test_explore_a_user_then_dislike_one_and_see_it_replaced(site: dict, browser
     sources = page.eval_on_selector_all("#recs .source", "els => els.map(e => e.textContent)")
     assert set(sources) <= {"sasrec", "ease", "content", "pop"}
     assert page.locator("#recs .why").count() == 10  # every item explained
+    assert "template" in page.locator("#recs .why .by").first.inner_text()  # served --llm off
 
     page.click(f"#recs li[data-item='{before[0]}'] button.dislike")
     page.wait_for_selector("#recs li.new")

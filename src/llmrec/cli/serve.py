@@ -32,6 +32,27 @@ def open_store(db: str | None) -> Store:
     return Store(db or default_url())
 
 
+LLM_CHOICES = ("auto", "off", "transformers", "llama-cpp")
+LlmOption = Annotated[
+    str,
+    typer.Option(
+        help="explanations' language model: auto (the bundled one if installed), off "
+        "(templates), transformers or llama-cpp (must load)"
+    ),
+]
+NounOption = Annotated[
+    str, typer.Option(help="what the items are, in prompts (movie, book, product...)")
+]
+
+
+def llm_choice(value: str) -> str:
+    if value not in LLM_CHOICES:
+        from llmrec.errors import ConfigError
+
+        raise ConfigError(f"--llm: choose one of {', '.join(LLM_CHOICES)}")
+    return value
+
+
 def serve_command(
     model: Annotated[
         Path | None,
@@ -49,6 +70,11 @@ def serve_command(
     reports: Annotated[
         Path, typer.Option(help="evaluation reports shown on the web page (`llmrec eval`)")
     ] = Path("reports"),
+    llm: LlmOption = "auto",
+    explain_budget: Annotated[
+        float, typer.Option(min=0, help="seconds a request waits for LLM explanations")
+    ] = 1.5,
+    item_noun: NounOption = "item",
     demo: Annotated[
         bool, typer.Option(help="create a write key and print the page's URL and curl examples")
     ] = False,
@@ -68,6 +94,9 @@ def serve_command(
             reports_dir=reports,
             cache_size=cache_size,
             refresh_every=refresh_every,
+            llm=llm_choice(llm),
+            explain_budget=explain_budget,
+            item_noun=item_noun,
         )
     # the loaded model is long-lived: keep the collector from re-scanning it (p99 pauses)
     gc.collect()

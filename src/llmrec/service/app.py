@@ -95,6 +95,19 @@ class ItemOut(BaseModel):
     source: str | None = Field(
         None, description="the retriever (or cold-start rule) that proposed the item"
     )
+    explanation_source: Literal["llm", "template"] | None = Field(
+        None,
+        description="who wrote the explanation: the LLM (checked) or the template (the LLM is "
+        "off, failed a check, or was not ready within the budget)",
+    )
+
+
+class ExplanationOut(BaseModel):
+    user_id: str
+    item_id: str
+    kind: Literal["explanation", "pitch"]
+    text: str
+    source: Literal["llm", "template"]
 
 
 class RecommendationsOut(BaseModel):
@@ -279,7 +292,8 @@ class Service:
         target = Path(model_dir) if model_dir else self.model_dir
         with self.write_lock:
             fresh = LiveModel(target, self.store, **self.live_options)
-            self.live, self.model_dir = fresh, target
+            old, self.live, self.model_dir = self.live, fresh, target
+            old.close()
         return fresh.version
 
 
@@ -513,6 +527,34 @@ def create_app(service: Service) -> FastAPI:
             raise ApiError(404, "not_found", str(e), "item_id") from None
         return {"item_id": item_id, "items": _items(items), "model_version": live.version}
 
+    @app.get(
+        "/v1/explanations",
+        response_model=ExplanationOut,
+        responses=ERRORS,
+        dependencies=[reader],
+        tags=["recommendations"],
+    )
+    def explanation(
+        user_id: Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")],
+        item_id: Annotated[str, Query(min_length=1, max_length=128)],
+        kind: Literal["explanation", "pitch"] = "explanation",
+    ) -> dict[str, Any]:
+        """Why an item suits a user, or a short personalised pitch for it (the service's
+        recommendation text): the LLM's checked wording, or the template within the budget."""
+        try:
+            out = service.live.explain(user_id, item_id, kind)
+        except UnknownItemError as e:
+            raise ApiError(404, "not_found", str(e), "item_id") from None
+        except UnknownUserError as e:
+            raise ApiError(404, "not_found", str(e), "user_id") from None
+        return {
+            "user_id": user_id,
+            "item_id": item_id,
+            "kind": kind,
+            "text": out.text,
+            "source": out.source,
+        }
+
     @app.delete(
         "/v1/users/{user_id}",
         response_model=UserDeleted,
@@ -553,6 +595,7 @@ def _items(items: list[Recommended]) -> list[dict[str, Any]]:
             "title": r.title,
             "explanation": r.explanation,
             "source": r.source,
+            "explanation_source": r.explanation_source,
         }
         for r in items
     ]

@@ -15,10 +15,11 @@ or above ``near_duplicate``) leave that user's lists.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +30,17 @@ from llmrec.data import columns as C
 from llmrec.data.ids import IdMap
 from llmrec.data.matrix import TrainData
 from llmrec.errors import LlmrecError
+from llmrec.llm.explain import LIKED, Evidence, Explainer, Explanation, Kind
+from llmrec.llm.runtime import LanguageModel, LLMConfig, LLMUnavailable, load_llm
+from llmrec.llm.safety import OutputChecker, natural_title
 from llmrec.models.base import Recommender
+from llmrec.service.explanations import Explanations
+from llmrec.text.templates import user_text
 
 if TYPE_CHECKING:
     from llmrec.service.store import Store
+
+log = logging.getLogger(__name__)
 
 LOG_FILE = "log.parquet"
 ITEMS_FILE = "items.parquet"
@@ -49,6 +57,7 @@ class Recommended:
     title: str
     explanation: str | None = None
     source: str | None = None  # the retriever (or cold-start rule) that proposed the item
+    explanation_source: str | None = None  # "llm" or "template"
 
 
 class UnknownUserError(LlmrecError):
@@ -115,7 +124,13 @@ class LiveModel:
         near_duplicate: float = 0.9,
         refresh_every: float = 1.0,
         cache_size: int = 50_000,
+        llm: str = "auto",
+        explain_budget: float = 1.5,
+        item_noun: str = "item",
     ) -> None:
+        """``llm``: "auto" (the bundled model when installed, else templates), "off", or a
+        runtime name ("transformers", "llama-cpp") that must load; ``explain_budget``: the
+        seconds a request waits for LLM explanations before templates stand in."""
         model_dir = Path(model_dir)
         for f in ("manifest.json", LOG_FILE, ITEMS_FILE):
             try:
@@ -163,6 +178,10 @@ class LiveModel:
             self._add_items(stored_items)
         self.add_events(store.events_since(self.watermark))
         self.refresh()
+        self.checker = OutputChecker([f[C.TITLE] for f in self._facts.values()], self._profiles)
+        self.explanations = Explanations(
+            Explainer(_language_model(llm), self.checker, noun=item_noun), explain_budget
+        )
 
     # --- writes ----------------------------------------------------------------------------
     def check_items(self, item_ids: list[str]) -> None:
@@ -216,6 +235,8 @@ class LiveModel:
     def _add_items(self, table: pd.DataFrame) -> None:
         self.model.add_items(table)
         self._catalogue(table)
+        if hasattr(self, "checker"):
+            self.checker.add_titles(table[C.TITLE].astype(str))
 
     def _catalogue(self, table: pd.DataFrame) -> None:
         genres = table[C.GENRES] if C.GENRES in table else pd.Series([None] * len(table))
@@ -272,39 +293,50 @@ class LiveModel:
         context = {key: v for key, v in (context or {}).items() if v is not None}
         with self._lock:
             self._current(user_id)
-            key = self._key(user_id, k, context, explain)
-            hit = self._cache.get(key)
-            if hit is not None:
-                return hit
-            out = self._recommend(user_id, k, context, explain)
-            self._cache[key] = out
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)  # first in, first out
-            return out
+            key = self._key(user_id, k, context)
+            out = self._cache.get(key)
+            if out is None:
+                out = self._recommend(user_id, k, context)
+                self._cache[key] = out
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)  # first in, first out
+            if not explain:
+                return out
+            evidence = [self._evidence(user_id, r.item_id) for r in out]
+        # outside the lock: waiting for the LLM must not hold up other requests
+        texts = self.explanations.get(user_id, evidence)
+        return [
+            replace(r, explanation=x.text, explanation_source=x.source)
+            for r, x in zip(out, texts, strict=True)
+        ]
+
+    def explain(self, user_id: str, item_id: str, kind: Kind = "explanation") -> Explanation:
+        """Why ``item_id`` suits ``user_id`` ("explanation"), or a short personalised pitch
+        for it ("pitch"), within the explanation budget."""
+        with self._lock:
+            self._current(user_id)
+            self.check_items([item_id])
+            if user_id not in self._user_pos and user_id not in self._profiles:
+                raise UnknownUserError(user_id)
+            evidence = self._evidence(user_id, item_id)
+        return self.explanations.get(user_id, [evidence], kind)[0]
 
     def cached(
         self, user_id: str, k: int, context: dict[str, str], explain: bool
     ) -> list[Recommended] | None:
         """The cached list when it is still current, without taking the lock (the server's
-        event loop answers hits itself; a miss goes to a worker thread)."""
-        if user_id in self._pending or self._dirty:
+        event loop answers hits itself; a miss, or explanations, go to a worker thread)."""
+        if explain or user_id in self._pending or self._dirty:
             return None
-        return self._cache.get(self._key(user_id, k, context, explain))
+        return self._cache.get(self._key(user_id, k, context))
 
-    def _key(
-        self, user_id: str, k: int, context: dict[str, str], explain: bool
-    ) -> tuple[object, ...]:
-        return (
-            user_id,
-            k,
-            tuple(sorted(context.items())),
-            explain,
-            self._user_version.get(user_id, 0),
-        )
+    def _key(self, user_id: str, k: int, context: dict[str, str]) -> tuple[object, ...]:
+        return (user_id, k, tuple(sorted(context.items())), self._user_version.get(user_id, 0))
 
-    def _recommend(
-        self, user_id: str, k: int, context: dict[str, str], explain: bool
-    ) -> list[Recommended]:
+    def close(self) -> None:
+        self.explanations.close()
+
+    def _recommend(self, user_id: str, k: int, context: dict[str, str]) -> list[Recommended]:
         m = self.model
         u = self._user_pos.get(user_id)
         history = m.history_[u].indices if u is not None else np.zeros(0, np.int64)
@@ -326,13 +358,7 @@ class LiveModel:
             scores = np.array([s for _, s, _ in keep], dtype=float)
             sources = [r for _, _, r in keep]
         return [
-            Recommended(
-                str(m.items_.ids[i]),
-                float(s),
-                self._title(i),
-                self._explain(i, u, history) if explain else None,
-                source,
-            )
+            Recommended(str(m.items_.ids[i]), float(s), self._title(i), source=source)
             for i, s, source in zip(idx, scores, sources, strict=True)
             if np.isfinite(s)  # -inf: excluded (a dislike) or unscorable, never a result
         ]
@@ -523,18 +549,71 @@ class LiveModel:
         top = np.argsort(-score, kind="stable")[:k]
         return top, score[top]
 
-    def _explain(self, i: int, u: int | None, history: np.ndarray) -> str:
-        """A template explanation grounded in the user's history (the most similar item
-        they interacted with), or in popularity for a user without history."""
-        if u is None or not len(history):
-            return "Popular with other users right now."
+    def _evidence(self, user_id: str, item_id: str) -> Evidence:
+        """What an explanation of ``item_id`` for ``user_id`` may rest on: the history item
+        most similar to it by text (the most recent one for models without text), its
+        rating, and their shared genres; only popularity for a user without history."""
+        m = self.model
+        i = m.items_.position(item_id)
+        facts = self._facts.get(item_id, {})
+        genres = tuple(facts.get(C.GENRES) or ())
+        profile = self._profiles.get(user_id)
+        base = Evidence(
+            item_id,
+            natural_title(self._title_of(item_id)),
+            genres,
+            profile=user_text(profile, []) if profile else "",
+        )
+        u = self._user_pos.get(user_id)
+        history = m.history_[u].indices if u is not None else np.zeros(0, np.int64)
+        history = history[history != i]
+        if not len(history):
+            return base
         vecs = self._vectors()
         if vecs is None:
-            recent = self.model.recency_[u]
-            j = int(recent.indices[np.argmin(recent.data)])
+            recent = m.recency_[u]
+            keep = recent.indices != i
+            j = int(recent.indices[keep][np.argmin(recent.data[keep])])
         else:
             j = int(history[np.argmax(vecs[history] @ vecs[i])])
-        return f"Because you interacted with {self._title(j)}."
+        other = str(m.items_.ids[j])
+        rating, liked = self._rating(u, other)
+        other_genres = set(self._facts.get(other, {}).get(C.GENRES) or ())
+        return replace(
+            base,
+            because_id=other,
+            because_title=natural_title(self._title_of(other)),
+            because_rating=rating,
+            because_liked=liked,
+            shared=tuple(g for g in genres if g in other_genres),
+        )
+
+    def _rating(self, u: int, item_id: str) -> tuple[float | None, bool]:
+        """The user's latest rating of the item (None if unrated) and whether they liked it
+        (a like event or a rating at or above ``LIKED``)."""
+        rating, liked = None, False
+        for part in (self._base, self._live):
+            mine = part[(part["user_idx"].to_numpy() == u) & (part[C.ITEM_ID] == item_id)]
+            for e, v in zip(mine[C.EVENT], mine[C.VALUE], strict=True):
+                if pd.notna(v) and e == "rate":
+                    rating = float(v)
+                liked = liked or e == "like"
+        return rating, liked or (rating is not None and rating >= LIKED)
+
+
+def _language_model(choice: str) -> LanguageModel | None:
+    """The bundled instruct model, or None (templates) when it is off or, under "auto", not
+    installed; a runtime named explicitly must load."""
+    if choice == "off":
+        return None
+    runtime = "transformers" if choice == "auto" else choice
+    try:
+        return load_llm(LLMConfig(runtime=runtime))  # type: ignore[arg-type]
+    except LLMUnavailable as e:
+        if choice != "auto":
+            raise
+        log.warning("explanations use templates: %s", e)
+        return None
 
 
 def _profiles(path: Path, deleted: set[str]) -> dict[str, dict[str, Any]]:

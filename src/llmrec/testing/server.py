@@ -63,8 +63,12 @@ def create_key(db: str, role: str, rate: float = 0.0, home: Path | None = None) 
 def serve(
     model_dir: Path, db: str, home: Path, extra_args: list[str] | None = None, timeout: float = 120
 ) -> Iterator[Server]:
-    """Start ``llmrec serve`` on a free port; wait for /healthz; stop it afterwards."""
+    """Start ``llmrec serve`` on a free port; wait for /healthz; stop it afterwards.
+    Explanations are templates unless ``extra_args`` names an ``--llm``."""
     port = free_port()
+    extra_args = list(extra_args or [])
+    if "--llm" not in extra_args:
+        extra_args += ["--llm", "off"]
     log = home / f"serve-{port}.log"
     home.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "llmrec.cli", "serve", "--model", str(model_dir),

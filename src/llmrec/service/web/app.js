@@ -243,7 +243,16 @@ function recommendation(item, n, before) {
       el("span", { class: "badge source", title: "the retriever that proposed it", text: item.source || "?" }),
       el("span", { class: "score", text: `score ${fmt(item.score, 3)}` }),
     ),
-    item.explanation ? el("p", { class: "why", text: item.explanation }) : "",
+    item.explanation ? el("p", { class: "why" },
+      el("span", { text: item.explanation }),
+      el("span", {
+        class: "by",
+        title: item.explanation_source === "llm"
+          ? "written by the language model, checked against the evidence"
+          : "template: the language model is off, failed a check or was not ready in time",
+        text: item.explanation_source === "llm" ? " · LLM" : " · template",
+      }),
+    ) : "",
     el("div", { class: "actions" },
       feedback("like", "Like", "like"),
       feedback("dislike", "Dislike", "dislike"),

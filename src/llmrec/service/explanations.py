@@ -1,0 +1,62 @@
+"""Explanations within a time budget: the API never waits longer than ``budget`` seconds.
+
+Every explanation not cached yet goes to one background thread (the LLM runs one call at a
+time anyway). The answer takes what is ready when the budget ends; the others get their
+template explanation, marked ``template``, and the LLM's text is cached when it completes, so
+the next request for the same list has it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+
+from llmrec.llm.explain import Evidence, Explainer, Explanation, Kind, template
+
+log = logging.getLogger(__name__)
+
+
+class Explanations:
+    def __init__(self, explainer: Explainer, budget: float = 1.5, max_pending: int = 256) -> None:
+        self.explainer, self.budget, self.max_pending = explainer, budget, max_pending
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="llmrec-explain")
+        self._pending: dict[tuple[str, Evidence], Future[Explanation]] = {}
+        self._lock = threading.RLock()  # a future done at once calls _done in get()
+
+    def get(
+        self, user_id: str | None, evidence: list[Evidence], kind: Kind = "explanation"
+    ) -> list[Explanation]:
+        futures: list[Future[Explanation] | Explanation] = []
+        with self._lock:
+            for e in evidence:
+                hit = self.explainer.cached(e, kind)
+                if hit is not None:
+                    futures.append(hit)
+                    continue
+                key = (kind, e)
+                f = self._pending.get(key)
+                if f is None and len(self._pending) < self.max_pending:
+                    f = self._pool.submit(self.explainer.explain, user_id, e, kind)
+                    self._pending[key] = f
+                    f.add_done_callback(lambda _, key=key: self._done(key))
+                futures.append(f if f is not None else Explanation(template(e, kind), "template"))
+        waiting = [f for f in futures if isinstance(f, Future)]
+        if waiting:
+            wait(waiting, timeout=self.budget)
+        out = []
+        for e, f in zip(evidence, futures, strict=True):
+            if isinstance(f, Explanation):
+                out.append(f)
+            elif f.done() and f.exception() is None:
+                out.append(f.result())
+            else:  # still running (or failed): the template now, the LLM's text next time
+                out.append(Explanation(template(e, kind), "template", ("over budget",)))
+        return out
+
+    def _done(self, key: tuple[str, Evidence]) -> None:
+        with self._lock:
+            self._pending.pop(key, None)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
