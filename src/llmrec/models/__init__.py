@@ -22,7 +22,10 @@ MODELS: dict[str, type[Recommender]] = {
 
 # Pipelines built from the models above live in their own packages and import ``models``:
 # resolved lazily, so importing either package first works.
-PIPELINES: dict[str, str] = {"ranker": "llmrec.ranking.ranker:Ranker"}
+PIPELINES: dict[str, str] = {
+    "ranker": "llmrec.ranking.ranker:Ranker",
+    "llm-rerank": "llmrec.ranking.llm_rerank:LLMRerank",
+}
 
 
 def get_model_class(name: str) -> type[Recommender]:
