@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service probe-new-item screenshots clean
+.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -49,6 +49,13 @@ bench-ranking: data
 bench-service: data
 	test -f $(LLMREC_HOME)/models/ml-100k-ranker/log.parquet || $(BIN)/llmrec train --dataset ml-100k
 	$(BIN)/python benchmarks/bench_service.py
+
+# the ranker tuned, then the LLM on 200 validation + 300 test users (~45 min on 2 cores)
+bench-llm: data
+	$(BIN)/python benchmarks/bench_llm.py --valid-users 200 --test-users 300 --explain-pairs 80
+
+bench-llm-runtimes: $(STAMP)
+	$(BIN)/python benchmarks/bench_llm_runtimes.py --repeats 7
 
 probe-new-item: data
 	test -f $(LLMREC_HOME)/models/ml-100k-ranker/log.parquet || $(BIN)/llmrec train --dataset ml-100k

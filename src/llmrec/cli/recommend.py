@@ -22,7 +22,7 @@ def recommend_command(
         Path | None,
         typer.Option(help="model folder from `llmrec train` (default: ml-100k-ranker)"),
     ] = None,
-    k: Annotated[int, typer.Option(min=1, max=100, help="list length")] = 10,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=100, help="list length")] = 10,
     explain: Annotated[bool, typer.Option(help="explain each item")] = False,
     pitch: Annotated[bool, typer.Option(help="a short personalised pitch per item")] = False,
     llm: LlmOption = "auto",
