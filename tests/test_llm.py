@@ -246,6 +246,12 @@ def test_budget_returns_templates_then_the_cached_llm_text() -> None:
     ex.close()
 
 
+def test_a_closed_queue_answers_with_templates() -> None:
+    ex = Explanations(Explainer(ScriptedLM("enjoyed The Godfather."), checker()), budget=1.0)
+    ex.close()  # as after a reload, for a request that still holds the old model
+    assert ex.get("u1", [EVIDENCE])[0].source == "template"
+
+
 def test_template_states_the_evidence() -> None:
     assert (
         template(EVIDENCE) == "Because you enjoyed The Godfather (1972): both are crime and drama."
@@ -328,3 +334,19 @@ def test_llm_rerank_saves_and_loads(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     again.observe(split.train)
     users = split.test.user_idx[:5]
     assert np.allclose(again.score(users), model.score(users))
+
+
+def test_deleting_a_user_forgets_their_profile_and_cached_texts(
+    served_model_dir: Path, tmp_path: Path
+) -> None:
+    c = checker()
+    c.forget("u2")
+    assert "other-profile" not in {p.rule for p in c.problems("Near 94043.", "u1")}
+    store = Store(f"sqlite:///{tmp_path / 'e.db'}")
+    live = Service(store, served_model_dir, llm="off").live
+    live.explanations = Explanations(Explainer(ScriptedLM("watched Drama item 2."), live.checker))
+    live.recommend("u0", 2, explain=True)
+    time.sleep(0.2)  # the scripted model answers at once; its texts are cached by now
+    assert live.explanations.explainer._cache
+    live.delete_user("u0")
+    assert not live.explanations.explainer._cache

@@ -106,6 +106,9 @@ class Explainer:
     def cached(self, e: Evidence, kind: Kind = "explanation") -> Explanation | None:
         return self._cache.get((kind, e))
 
+    def clear(self) -> None:
+        self._cache.clear()
+
     def explain(self, user_id: str | None, e: Evidence, kind: Kind = "explanation") -> Explanation:
         hit = self._cache.get((kind, e))
         if hit is not None:

@@ -100,6 +100,12 @@ class OutputChecker:
             if year:
                 self._by_year.setdefault(year.group(1), set()).update(forms)
 
+    def forget(self, user_id: str) -> None:
+        """Drop a deleted user's profile values."""
+        for users in self._values.values():
+            users.discard(user_id)
+        self._values = {v: users for v, users in self._values.items() if users}
+
     def problems(
         self,
         text: str,
@@ -133,7 +139,7 @@ class OutputChecker:
         if m and not _has_phrase(own_low, m.group(0).lower()):
             out.append(Rejection("unsupported-claim", m.group(0)))
         for value, users in self._values.items():
-            if user_id in users or len(users) == 0 or _has_phrase(own_low, value):
+            if user_id in users or _has_phrase(own_low, value):
                 continue
             if _has_phrase(low, value):
                 out.append(Rejection("other-profile", value))

@@ -22,6 +22,7 @@ class Explanations:
         self.explainer, self.budget, self.max_pending = explainer, budget, max_pending
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="llmrec-explain")
         self._pending: dict[tuple[str, Evidence], Future[Explanation]] = {}
+        self._closed = False
         self._lock = threading.RLock()  # a future done at once calls _done in get()
 
     def get(
@@ -36,7 +37,7 @@ class Explanations:
                     continue
                 key = (kind, e)
                 f = self._pending.get(key)
-                if f is None and len(self._pending) < self.max_pending:
+                if f is None and len(self._pending) < self.max_pending and not self._closed:
                     f = self._pool.submit(self.explainer.explain, user_id, e, kind)
                     self._pending[key] = f
                     f.add_done_callback(lambda _, key=key: self._done(key))
@@ -48,15 +49,22 @@ class Explanations:
         for e, f in zip(evidence, futures, strict=True):
             if isinstance(f, Explanation):
                 out.append(f)
-            elif f.done() and f.exception() is None:
+            elif f.done() and not f.cancelled() and f.exception() is None:
                 out.append(f.result())
             else:  # still running (or failed): the template now, the LLM's text next time
                 out.append(Explanation(template(e, kind), "template", ("over budget",)))
         return out
+
+    def forget(self) -> None:
+        """Drop every cached text (a user was deleted: their history may be quoted)."""
+        self.explainer.clear()
 
     def _done(self, key: tuple[str, Evidence]) -> None:
         with self._lock:
             self._pending.pop(key, None)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """After a reload: requests still holding the old model get templates."""
+        with self._lock:
+            self._closed = True
+            self._pool.shutdown(wait=False, cancel_futures=True)

@@ -222,6 +222,8 @@ class LiveModel:
             self._live = self._live[self._live[C.USER_ID] != user_id]
             self._dislikes.pop(user_id, None)
             self._profiles.pop(user_id, None)
+            self.checker.forget(user_id)
+            self.explanations.forget()  # cached texts may quote the user's history
             self._user_version[user_id] = self._user_version.get(user_id, 0) + 1
             self._dirty = True
             self.refresh()
@@ -593,7 +595,8 @@ class LiveModel:
         (a like event or a rating at or above ``LIKED``)."""
         rating, liked = None, False
         for part in (self._base, self._live):
-            mine = part[(part["user_idx"].to_numpy() == u) & (part[C.ITEM_ID] == item_id)]
+            mine = part[part["user_idx"].to_numpy() == u]  # ints first: cheaper than ids
+            mine = mine[mine[C.ITEM_ID] == item_id]
             for e, v in zip(mine[C.EVENT], mine[C.VALUE], strict=True):
                 if pd.notna(v) and e == "rate":
                     rating = float(v)
