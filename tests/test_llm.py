@@ -24,7 +24,7 @@ from llmrec.service.app import Service, create_app
 from llmrec.service.explanations import Explanations
 from llmrec.service.keys import create_key
 from llmrec.service.store import Store
-from llmrec.testing import FAST_RANKER, block_dataset
+from llmrec.testing import FAST_RANKER, RecommenderContract, block_dataset
 
 TITLES = ["Star Wars (1977)", "Alien (1979)", "Godfather, The (1972)", "Fargo (1996)"]
 PROFILES = {"u1": {"occupation": "student", "zip_code": "55105"},
@@ -92,6 +92,7 @@ def test_grounded_explanations_pass() -> None:
         ("You loved The Godfather. " + "It is great. " * 30, "length"),
         ("You gave The Godfather 3 stars.", "unsupported-number"),
         ("Critics adored it, as you adored The Godfather.", "unsupported-claim"),
+        ("You watched The Godfather on Netflix.", "unsupported-claim"),
         ("The Godfather the the the the the.", "repetition"),
         ("You will like this crime film.", "ungrounded"),
         ("", "empty"),
@@ -108,6 +109,17 @@ def test_own_data_may_be_repeated() -> None:
     assert c.problems(text, "u2", ["The Godfather"], ["zip code: 94043"]) == []
     assert "other-profile" in {p.rule for p in c.problems(text, "u1", ["The Godfather"])}
     assert rules("You rated The Godfather 5/5.", own="rated 5/5") == set()
+
+
+def test_the_answer_keeps_its_first_sentence_after_the_given_start() -> None:
+    from llmrec.llm.explain import _join_answer, _tidy
+
+    start = "You may like Heat because you enjoyed L.A. Confidential"
+    text = _join_answer(start, ", a crime film. Also watch Titanic.")
+    assert _tidy(text, start) == start + ", a crime film."
+    assert _join_answer("because you enjoyed Kolya", " 's humour.") == (
+        "because you enjoyed Kolya's humour."
+    )
 
 
 def test_titles_read_naturally() -> None:
@@ -232,7 +244,7 @@ def test_service_without_the_model_uses_templates(
 
 # --- explanations in the service -------------------------------------------------------------
 def test_budget_returns_templates_then_the_cached_llm_text() -> None:
-    lm = ScriptedLM("enjoyed The Godfather.", delay=0.4)  # the answer's start is given
+    lm = ScriptedLM(", a crime drama too.", delay=0.4)  # the answer's start is given
     ex = Explanations(Explainer(lm, checker(), noun="movie"), budget=0.05)
     t0 = time.perf_counter()
     first = ex.get("u1", [EVIDENCE])[0]
@@ -241,7 +253,9 @@ def test_budget_returns_templates_then_the_cached_llm_text() -> None:
     time.sleep(0.6)
     second = ex.get("u1", [EVIDENCE])[0]
     assert second.source == "llm"
-    assert second.text == "You may like Fargo (1996) because you enjoyed The Godfather."
+    assert second.text == (
+        "You may like Fargo (1996) because you enjoyed The Godfather (1972), a crime drama too."
+    )
     assert len(lm.prompts) == 1  # generated once, then cached
     ex.close()
 
@@ -264,7 +278,7 @@ def test_template_states_the_evidence() -> None:
 def test_api_explanations_and_pitches(served_model_dir: Path, tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'e.db'}")
     service = Service(store, served_model_dir, llm="off")
-    lm = ScriptedLM("watched Drama item 2.")
+    lm = ScriptedLM(", both dramas.")
     service.live.explanations = Explanations(
         Explainer(lm, service.live.checker, noun="film"), budget=5.0
     )
@@ -344,9 +358,20 @@ def test_deleting_a_user_forgets_their_profile_and_cached_texts(
     assert "other-profile" not in {p.rule for p in c.problems("Near 94043.", "u1")}
     store = Store(f"sqlite:///{tmp_path / 'e.db'}")
     live = Service(store, served_model_dir, llm="off").live
-    live.explanations = Explanations(Explainer(ScriptedLM("watched Drama item 2."), live.checker))
+    live.explanations = Explanations(Explainer(ScriptedLM(", both dramas."), live.checker))
     live.recommend("u0", 2, explain=True)
     time.sleep(0.2)  # the scripted model answers at once; its texts are cached by now
     assert live.explanations.explainer._cache
     live.delete_user("u0")
     assert not live.explanations.explainer._cache
+
+
+class TestLLMRerank(RecommenderContract):
+    """The model contract, with a scripted language model (the real one is tested above)."""
+
+    model_class = LLMRerank
+    params = {"base_params": FAST_RANKER, "top_m": 4, "weight": 0.5}
+
+    @pytest.fixture(autouse=True)
+    def _scripted(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(LLMRerank, "_llm", lambda self: ScriptedLM())

@@ -79,7 +79,7 @@ def test_every_model_has_a_contract_test_and_a_name() -> None:
 
     from llmrec.models import PIPELINES, get_model_class
 
-    for module in ("test_sequential", "test_ranker", "test_content_models"):
+    for module in ("test_sequential", "test_ranker", "test_content_models", "test_llm"):
         importlib.import_module(module)  # their contract classes, when run alone
     named = set(MODELS.values()) | {get_model_class(n) for n in PIPELINES}
     concrete = {c for c in _all_subclasses(Recommender) if not c.__name__.startswith("_")}

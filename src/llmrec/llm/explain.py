@@ -124,7 +124,10 @@ class Explainer:
         if self.llm is None or not e.because_title:
             return Explanation(fallback, "template")  # nothing personal to word
         if kind == "explanation":
-            start = f"You may like {clean(e.title, 120)} because you"
+            start = (
+                f"You may like {clean(e.title, 120)} because you {e._verb()} "
+                f"{clean(e.because_title, 120)}"
+            )
             prompt = explanation_prompt(e.facts(), self.noun, e.because_title or "", start)
             grounds = e.grounds
         else:
@@ -134,12 +137,12 @@ class Explainer:
         t0 = time.perf_counter()
         try:
             with self.llm.lock:
-                text = start + " " + self.llm.generate(prompt, self.max_tokens)
+                text = _join_answer(start, self.llm.generate(prompt, self.max_tokens))
         except Exception as err:  # a runtime failure must not take the answer down
             log.warning("LLM generation failed, template used: %s", err)
             return Explanation(fallback, "template", (f"error: {err}",))
         seconds = time.perf_counter() - t0
-        text = _tidy(text)
+        text = _tidy(text, start)
         own = [e.profile, *(v for _, v in e.facts())]
         problems: list[Rejection] = self.checker.problems(text, user_id, grounds, own)
         if text and text[-1] not in ".!?":
@@ -149,9 +152,17 @@ class Explainer:
         return Explanation(text, "llm", (), seconds)
 
 
-def _tidy(text: str) -> str:
-    """Whitespace collapsed; the first sentence only (a second one is where small models
-    drift), ended where the token limit cut it off only if it had ended already."""
+def _join_answer(start: str, rest: str) -> str:
+    rest = rest.strip()
+    if rest[:2] == "'s" or rest[:3] == " 's":
+        return start + rest.lstrip()
+    return start + ("" if rest[:1] in ",.;:!?" else " ") + rest
+
+
+def _tidy(text: str, start: str) -> str:
+    """Whitespace collapsed; the first sentence after the given ``start`` only (a second one
+    is where small models drift; titles in the start may hold full stops: "L.A. Confidential")."""
     text = " ".join(text.split())
-    m = re.search(r"[.!?](?=\s|$)", text)
+    skip = len(" ".join(start.split()))
+    m = re.compile(r"[.!?](?=\s|$)").search(text, skip)
     return text[: m.end()] if m else text

@@ -23,7 +23,11 @@ _ARTICLE = re.compile(rf"^(.*), ({_ARTICLES})$", re.IGNORECASE)
 _LEADING = re.compile(rf"^({_ARTICLES}) (.*)$", re.IGNORECASE)
 _NUMBER = re.compile(r"\d+(?:[.,/]\d+)*")
 # claims about reception that no field of ours holds: a small model invents them freely
-CLAIMS = re.compile(r"(?i)\b(?:critic\w*|award\w*|oscar\w*|acclaim\w*|prais\w*|best-?sell\w*)")
+# and services the data never names (a small model says "you watched it on Netflix")
+CLAIMS = re.compile(
+    r"(?i)\b(?:critic\w*|award\w*|oscar\w*|acclaim\w*|prais\w*|best-?sell\w*|netflix|hulu"
+    r"|amazon|prime video|disney\+|hbo|youtube|spotify|imdb|rotten tomatoes)"
+)
 # profile values that say nothing about a person (ml-100k's occupations include both)
 PLACEHOLDERS = frozenset({"", "none", "other", "unknown", "n/a", "na", "-", "m", "f"})
 
