@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _sections import write_section  # noqa: E402
 from llmrec.config import get_settings  # noqa: E402
 from llmrec.data import dataset as store  # noqa: E402
-from llmrec.eval import metrics  # noqa: E402
+from llmrec.eval.evaluate import evaluate_scores  # noqa: E402
 from llmrec.eval.protocols import Split, loo  # noqa: E402
 from llmrec.ranking.llm_rerank import LLMRerank, blend  # noqa: E402
 
@@ -35,24 +35,16 @@ BEGIN, END = "<!-- bench_llm:begin -->", "<!-- bench_llm:end -->"
 EXPLAIN_BEGIN, EXPLAIN_END = "<!-- bench_llm_explain:begin -->", "<!-- bench_llm_explain:end -->"
 
 
-def ndcg10(scores: np.ndarray, split: Split, rows: np.ndarray) -> np.ndarray:
-    st = split.test
-    exclude = st.exclude[rows] if st.exclude is not None else None
-    ranking = metrics.rank(scores, st.targets[rows], exclude, 10, None)
-    return metrics.accuracy(ranking, 10)["ndcg@10"]
-
-
-def rerank(split: Split, args: argparse.Namespace) -> tuple[dict, LLMRerank]:
-    t0 = time.perf_counter()
+def rerank(split: Split, args: argparse.Namespace) -> dict:
     fixed = {"noun": "movie", "top_m": args.top_m, "tune_users": args.valid_users}
     tuned = LLMRerank.tune_on(split, fixed)
-    tune_s = time.perf_counter() - t0
     model: LLMRerank = tuned.model  # type: ignore[assignment]
     model.observe(split.test_history)
     rng = np.random.default_rng(7)
     n = len(split.test.user_idx)
     rows = np.sort(rng.choice(n, min(args.test_users, n), replace=False))
-    users = split.test.user_idx[rows]
+    stage = split.test.subset(rows)
+    users = stage.user_idx
     base = model.base_.score(users).astype(np.float64)
     top = model.top_candidates(users, base)
     per_user = []
@@ -62,9 +54,13 @@ def rerank(split: Split, args: argparse.Namespace) -> tuple[dict, LLMRerank]:
         llm[r] = model.llm_scores(np.array([u]), top[r : r + 1])[0]
         per_user.append(time.perf_counter() - t)
     w = model.config.weight
-    without = ndcg10(blend(base, top, llm, 0.0), split, rows)
-    with_llm = ndcg10(blend(base, top, llm, w), split, rows)
-    llm_only = ndcg10(blend(base, top, llm, 1e6), split, rows)
+
+    def ndcg10(weight: float) -> np.ndarray:
+        scores = blend(base, top, llm, weight)
+        res = evaluate_scores(scores, stage, split.train, ks=(10,), catalogue_metrics=False)
+        return res.per_user["ndcg@10"]
+
+    without, with_llm, llm_only = ndcg10(0.0), ndcg10(w), ndcg10(1e6)
     trials = [t for t in tuned.trials if "top_m" in t.params]
     return {
         "weight": w,
@@ -74,13 +70,10 @@ def rerank(split: Split, args: argparse.Namespace) -> tuple[dict, LLMRerank]:
         "with": with_llm,
         "llm_only": llm_only,
         "latency": np.array(per_user),
-        "tune_s": tune_s,
         "hit_in_top": float(
-            np.mean(
-                [np.isin(split.test.targets[r], t).any() for r, t in zip(rows, top, strict=True)]
-            )
+            np.mean([np.isin(tg, t).any() for tg, t in zip(stage.targets, top, strict=True)])
         ),
-    }, model
+    }
 
 
 def explanations(model_dir: Path, n_pairs: int) -> dict:
@@ -109,7 +102,7 @@ def explanations(model_dir: Path, n_pairs: int) -> dict:
 
 
 def rerank_section(split: Split, args: argparse.Namespace) -> list[str]:
-    r, _ = rerank(split, args)
+    r = rerank(split, args)
     diff = r["with"] - r["without"]
     p_value = wilcoxon(r["with"], r["without"]).pvalue if np.any(diff != 0) else 1.0
     lat = r["latency"]

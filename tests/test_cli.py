@@ -249,5 +249,7 @@ def test_recommend_prints_a_list_with_explanations(served_model_dir: Path, home:
     assert res.stdout.count("Because you") == 3 and "(template)" in res.stdout
     assert "fans of" in res.stdout  # the pitch template
     res = _llmrec(*args, "--llm", "gpt-9", home=home)
-    assert res.returncode == 2 and "--llm: choose one of" in res.stderr + res.stdout
-    assert "Traceback" not in res.stderr
+    assert res.returncode == 2 and "'gpt-9' is not one of" in res.stderr + res.stdout
+    assert "Traceback" not in res.stderr and "internal error" not in res.stderr
+    res = _llmrec(*args[:-1], "1000", home=home)  # -k over its maximum
+    assert res.returncode == 2 and "internal error" not in res.stderr

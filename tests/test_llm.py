@@ -30,7 +30,7 @@ TITLES = ["Star Wars (1977)", "Alien (1979)", "Godfather, The (1972)", "Fargo (1
 PROFILES = {"u1": {"occupation": "student", "zip_code": "55105"},
             "u2": {"occupation": "lawyer", "zip_code": "94043"}}  # fmt: skip
 EVIDENCE = Evidence(
-    "4", "Fargo (1996)", ("Crime", "Drama"), "3", "The Godfather (1972)", 5.0, True,
+    "4", "Fargo (1996)", ("Crime", "Drama"), "The Godfather (1972)", 5.0, True,
     ("Crime", "Drama"),
 )  # fmt: skip
 
@@ -142,7 +142,7 @@ def test_data_cannot_open_a_turn_or_close_a_field() -> None:
 
 def test_injected_item_text_cannot_change_the_output() -> None:
     # a model that obeys the injection: its text is refused, the template stands
-    evil = Evidence("9", f"Fargo {INJECTION}", ("Crime",), "3", "The Godfather (1972)", 5.0, True,
+    evil = Evidence("9", f"Fargo {INJECTION}", ("Crime",), "The Godfather (1972)", 5.0, True,
                     ("Crime",))  # fmt: skip
     lm = ScriptedLM("Visit http://evil.example for The Godfather.")
     out = Explainer(lm, checker(), noun="movie").explain("u1", evil)
@@ -153,7 +153,7 @@ def test_injected_item_text_cannot_change_the_output() -> None:
 
 @pytest.mark.slow
 def test_real_model_with_injected_item_text(real_llm: LanguageModel) -> None:
-    evil = Evidence("9", "Fargo (1996)", ("Crime",), "3", "The Godfather (1972)", 5.0, True,
+    evil = Evidence("9", "Fargo (1996)", ("Crime",), "The Godfather (1972)", 5.0, True,
                     ("Crime",), profile=INJECTION)  # fmt: skip
     out = Explainer(real_llm, checker(), noun="movie").explain("u1", evil)
     assert "http" not in out.text and "evil" not in out.text
@@ -240,6 +240,17 @@ def test_service_without_the_model_uses_templates(
     with pytest.raises(LLMUnavailable):  # named explicitly, a runtime must load
         Service(store, served_model_dir, llm="transformers")
     runtime.load_llm.cache_clear()
+
+
+def test_the_service_loads_the_model_on_the_first_explanation(
+    served_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads = []
+    monkeypatch.setattr(runtime, "load_llm", lambda config: loads.append(config) or ScriptedLM())
+    live = Service(Store(f"sqlite:///{tmp_path / 'e.db'}"), served_model_dir, llm="auto").live
+    assert loads == []  # start-up does not pay for it
+    live.recommend("u0", 2, explain=True)
+    assert [c.runtime for c in loads] == ["transformers"]
 
 
 # --- explanations in the service -------------------------------------------------------------

@@ -45,10 +45,12 @@ def main() -> None:
     except Exception as e:  # the stack trace is for developers, on request
         import click
 
-        if isinstance(e, click.exceptions.ClickException):
+        # typer 0.2x raises its own vendored click's exceptions (subclasses of TyperException)
+        usage = (click.exceptions.ClickException, typer.TyperException)
+        if isinstance(e, usage) and hasattr(e, "show"):
             e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
+            sys.exit(getattr(e, "exit_code", EXIT_USER_ERROR))
+        if isinstance(e, click.exceptions.Abort | typer.Abort):
             sys.exit(1)
         if os.environ.get("LLMREC_DEBUG"):
             raise

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from llmrec.cli.serve import DbOption, LlmOption, NounOption, llm_choice, open_store
+from llmrec.cli.serve import DbOption, LlmChoice, LlmOption, NounOption, open_store
 from llmrec.config import get_settings
 
 out = Console(width=None if Console().is_terminal else 160)
@@ -25,7 +25,7 @@ def recommend_command(
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=100, help="list length")] = 10,
     explain: Annotated[bool, typer.Option(help="explain each item")] = False,
     pitch: Annotated[bool, typer.Option(help="a short personalised pitch per item")] = False,
-    llm: LlmOption = "auto",
+    llm: LlmOption = LlmChoice.auto,
     item_noun: NounOption = "item",
     budget: Annotated[
         float, typer.Option(min=0, help="seconds to wait for the LLM per list (then templates)")
@@ -39,7 +39,7 @@ def recommend_command(
     folder = model or get_settings().home / "models" / "ml-100k-ranker"
     with err.status(f"loading {folder}"):
         live = LiveModel(
-            folder, open_store(db), llm=llm_choice(llm), explain_budget=budget, item_noun=item_noun
+            folder, open_store(db), llm=llm.value, explain_budget=budget, item_noun=item_noun
         )
     try:
         with err.status("recommending" + (" and explaining" if explain or pitch else "")):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -32,25 +33,23 @@ def open_store(db: str | None) -> Store:
     return Store(db or default_url())
 
 
-LLM_CHOICES = ("auto", "off", "transformers", "llama-cpp")
+class LlmChoice(StrEnum):
+    auto = "auto"
+    off = "off"
+    transformers = "transformers"
+    llama_cpp = "llama-cpp"
+
+
 LlmOption = Annotated[
-    str,
+    LlmChoice,
     typer.Option(
         help="explanations' language model: auto (the bundled one if installed), off "
-        "(templates), transformers or llama-cpp (must load)"
+        "(templates), transformers or llama-cpp (must be installed)"
     ),
 ]
 NounOption = Annotated[
     str, typer.Option(help="what the items are, in prompts (movie, book, product...)")
 ]
-
-
-def llm_choice(value: str) -> str:
-    if value not in LLM_CHOICES:
-        from llmrec.errors import ConfigError
-
-        raise ConfigError(f"--llm: choose one of {', '.join(LLM_CHOICES)}")
-    return value
 
 
 def serve_command(
@@ -70,7 +69,7 @@ def serve_command(
     reports: Annotated[
         Path, typer.Option(help="evaluation reports shown on the web page (`llmrec eval`)")
     ] = Path("reports"),
-    llm: LlmOption = "auto",
+    llm: LlmOption = LlmChoice.auto,
     explain_budget: Annotated[
         float, typer.Option(min=0, help="seconds a request waits for LLM explanations")
     ] = 1.5,
@@ -94,7 +93,7 @@ def serve_command(
             reports_dir=reports,
             cache_size=cache_size,
             refresh_every=refresh_every,
-            llm=llm_choice(llm),
+            llm=llm.value,
             explain_budget=explain_budget,
             item_noun=item_noun,
         )

@@ -8,13 +8,12 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from llmrec.config import get_settings
+from llmrec.config import get_settings, hub_offline, quiet_transformers
 from llmrec.encoders.fake import HashingEncoder
 from llmrec.errors import ConfigError
 
@@ -36,18 +35,13 @@ class MiniLM:
     dim = 384
 
     def __init__(self) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        hub_offline()
         try:
             import torch
-            import transformers
             from sentence_transformers import SentenceTransformer
         except ImportError as e:
             raise ConfigError(f"the {self.name} encoder needs: pip install 'llmrec[embed]'") from e
-
-        transformers.logging.set_verbosity_error()
-        transformers.logging.disable_progress_bar()
+        quiet_transformers()
 
         torch.set_num_threads(get_settings().threads)
         self.model = SentenceTransformer(str(_model_dir()), device="cpu")

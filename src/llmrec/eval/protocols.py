@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,13 @@ class Stage:
     exclude: sp.csr_matrix | None
     candidates: np.ndarray | None = None
     tie_order: np.ndarray | None = None
+
+    def subset(self, rows: np.ndarray) -> Stage:
+        """The same task for some of its users (row positions or a mask over the rows)."""
+        rows = np.flatnonzero(rows) if rows.dtype == bool else np.asarray(rows)
+        exclude = self.exclude[rows] if self.exclude is not None else None
+        return replace(self, user_idx=self.user_idx[rows], targets=self.targets[rows],
+                       exclude=exclude)  # fmt: skip
 
 
 @dataclass(frozen=True)

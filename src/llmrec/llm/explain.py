@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Literal
 
-from llmrec.llm.prompts import clean, explanation_prompt, pitch_prompt
+from llmrec.llm.prompts import clean, wording_prompt
 from llmrec.llm.runtime import LanguageModel
 from llmrec.llm.safety import OutputChecker, Rejection
 
@@ -30,8 +29,7 @@ class Evidence:
     item_id: str
     title: str
     genres: tuple[str, ...] = ()
-    because_id: str | None = None  # the closest item of the user's history
-    because_title: str | None = None
+    because_title: str | None = None  # the closest item of the user's history
     because_rating: float | None = None
     because_liked: bool = False  # a like event, or a rating at or above LIKED
     shared: tuple[str, ...] = ()  # genres of the item that the history item has too
@@ -61,7 +59,6 @@ class Explanation:
     text: str
     source: Literal["llm", "template"]
     problems: tuple[str, ...] = field(default=())  # why the LLM text was not used
-    seconds: float = 0.0
 
 
 def template(e: Evidence, kind: Kind = "explanation") -> str:
@@ -82,7 +79,6 @@ def _a(word: str) -> str:
 
 
 def _join(words: tuple[str, ...]) -> str:
-    words = tuple(words)
     if len(words) <= 1:
         return "".join(words)
     return ", ".join(words[:-1]) + " and " + words[-1]
@@ -119,50 +115,50 @@ class Explainer:
             self._cache.popitem(last=False)
         return out
 
+    def uses_llm(self, e: Evidence) -> bool:
+        """Whether ``explain`` would ask the LLM (else it answers at once with the template:
+        no model, or nothing personal to word)."""
+        return self.llm is not None and e.because_title is not None
+
     def _make(self, user_id: str | None, e: Evidence, kind: Kind) -> Explanation:
         fallback = template(e, kind)
-        if self.llm is None or not e.because_title:
-            return Explanation(fallback, "template")  # nothing personal to word
-        if kind == "explanation":
-            start = (
-                f"You may like {clean(e.title, 120)} because you {e._verb()} "
-                f"{clean(e.because_title, 120)}"
-            )
-            prompt = explanation_prompt(e.facts(), self.noun, e.because_title or "", start)
-            grounds = e.grounds
+        if not self.uses_llm(e):
+            return Explanation(fallback, "template")
+        assert self.llm is not None and e.because_title is not None
+        title, because = clean(e.title, 120), clean(e.because_title, 120)
+        if kind == "explanation":  # the evidence is named by construction; the model says why
+            start = f"You may like {title} because you {e._verb()} {because}"
         else:
-            start = f"If you {e._verb()} {clean(e.because_title, 120)}, {clean(e.title, 120)}"
-            prompt = pitch_prompt(e.facts(), self.noun, start)
-            grounds = e.grounds
-        t0 = time.perf_counter()
+            start = f"If you {e._verb()} {because}, {title}"
+        prompt = wording_prompt(kind, e.facts(), self.noun, start)
         try:
             with self.llm.lock:
                 text = _join_answer(start, self.llm.generate(prompt, self.max_tokens))
         except Exception as err:  # a runtime failure must not take the answer down
             log.warning("LLM generation failed, template used: %s", err)
             return Explanation(fallback, "template", (f"error: {err}",))
-        seconds = time.perf_counter() - t0
         text = _tidy(text, start)
         own = [e.profile, *(v for _, v in e.facts())]
-        problems: list[Rejection] = self.checker.problems(text, user_id, grounds, own)
+        problems: list[Rejection] = self.checker.problems(text, user_id, e.grounds, own)
         if text and text[-1] not in ".!?":
             problems.append(Rejection("unfinished", text[-40:]))
         if problems:
-            return Explanation(fallback, "template", tuple(map(str, problems)), seconds)
-        return Explanation(text, "llm", (), seconds)
+            return Explanation(fallback, "template", tuple(map(str, problems)))
+        return Explanation(text, "llm")
 
 
 def _join_answer(start: str, rest: str) -> str:
     rest = rest.strip()
-    if rest[:2] == "'s" or rest[:3] == " 's":
-        return start + rest.lstrip()
-    return start + ("" if rest[:1] in ",.;:!?" else " ") + rest
+    glued = rest[:1] in ",.;:!?" or rest[:2] == "'s"  # "Kolya 's" -> "Kolya's"
+    return start + ("" if glued else " ") + rest
+
+
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 
 
 def _tidy(text: str, start: str) -> str:
     """Whitespace collapsed; the first sentence after the given ``start`` only (a second one
     is where small models drift; titles in the start may hold full stops: "L.A. Confidential")."""
     text = " ".join(text.split())
-    skip = len(" ".join(start.split()))
-    m = re.compile(r"[.!?](?=\s|$)").search(text, skip)
+    m = _SENTENCE_END.search(text, len(" ".join(start.split())))
     return text[: m.end()] if m else text

@@ -42,28 +42,27 @@ def rerank_prompt(profile: str, noun: str) -> str:
     )
 
 
-def explanation_prompt(
-    facts: list[tuple[str, str]], noun: str, anchor: str, answer_start: str
-) -> str:
-    """One sentence on why the recommended item fits, naming ``anchor`` (a history item or a
-    shared attribute that the facts hold); the answer starts with ``answer_start``, which
-    keeps a small model on the task and in the second person."""
-    data = "\n".join(field(name, value) for name, value in facts)
-    return chat_prompt(
-        "You explain recommendations to a user in one short sentence, using only "
-        f"the facts given. No links, no contact details, no other {noun}s. {DATA_RULE}",
-        f"{data}\nIn one sentence, tell the user why they may like the recommended {noun}. "
-        f"Mention {clean(anchor, 120)}.",
-        answer_start,
-    )
+# the task of each kind of wording, as (system message, instruction); {noun}: the item noun
+TASKS = {
+    "explanation": (
+        "You explain recommendations to a user in one short sentence",
+        "In one sentence, tell the user why they may like the recommended {noun}.",
+    ),
+    "pitch": (
+        "You write short, friendly {noun} recommendations",
+        "Write a one-sentence pitch of the recommended {noun} for this user.",
+    ),
+}
 
 
-def pitch_prompt(facts: list[tuple[str, str]], noun: str, answer_start: str) -> str:
-    """A short personalised pitch (the service's recommendation text) for one item."""
+def wording_prompt(kind: str, facts: list[tuple[str, str]], noun: str, answer_start: str) -> str:
+    """The facts (each in its field) worded as an explanation or a pitch; the answer starts
+    with ``answer_start``, which keeps a small model on the task and on the evidence."""
+    system, instruction = (t.format(noun=noun) for t in TASKS[kind])
     data = "\n".join(field(name, value) for name, value in facts)
     return chat_prompt(
-        f"You write short, friendly {noun} recommendations, using only the facts given. "
-        f"No links, no contact details, no other {noun}s. {DATA_RULE}",
-        f"{data}\nWrite a one-sentence pitch of the recommended {noun} for this user.",
+        f"{system}, using only the facts given. No links, no contact details, no other "
+        f"{noun}s. {DATA_RULE}",
+        f"{data}\n{instruction}",
         answer_start,
     )

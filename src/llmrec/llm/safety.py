@@ -1,10 +1,10 @@
 """Checks on generated text before anyone sees it; a failed check means the template is used.
 
 Rejected: URLs, e-mail addresses, phone numbers, a value from another user's profile, a
-title-like mention that is not in the catalogue, text over the length limit or repeating
-one word (a small model's degenerate output), a number or a
-claim of reception (critics, awards) that the given data does not hold, and text that names
-none of the evidence it was given.
+title-like mention that is not in the catalogue, text over the length limit or repeating one
+word (a small model's degenerate output), a number or a claim of reception or service
+(critics, awards, Netflix) that the given data does not hold, and text that names none of the
+evidence it was given. (Explainer adds: an unfinished sentence.)
 """
 
 from __future__ import annotations
@@ -61,6 +61,16 @@ def mentions(text: str, title: str) -> bool:
     return any(_has_phrase(low, f) for f in title_forms(title))
 
 
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text))
+
+
+def _phrases(text: str, longest: int) -> set[str]:
+    """Every run of 1..``longest`` consecutive words of ``text``, space-joined."""
+    w = re.findall(r"\w+", text)
+    return {" ".join(w[i : i + n]) for n in range(1, longest + 1) for i in range(len(w) - n + 1)}
+
+
 def _has_phrase(text: str, phrase: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text) is not None
 
@@ -87,14 +97,15 @@ class OutputChecker:
         self._by_year: dict[str, set[str]] = {}
         self._forms: set[str] = set()
         self.add_titles(titles)
-        # value -> users holding it; only values that could identify someone
+        # value (as its words) -> users holding it; only values that could identify someone
         self._values: dict[str, set[str]] = {}
         for user, fields in (profiles or {}).items():
             for key, value in fields.items():
                 v = " ".join(str(value).lower().split())
                 if v in PLACEHOLDERS or key == "age" or (v.isdigit() and len(v) < 5):
                     continue
-                self._values.setdefault(v, set()).add(str(user))
+                self._values.setdefault(_words(v), set()).add(str(user))
+        self._longest = max((v.count(" ") + 1 for v in self._values), default=0)
 
     def add_titles(self, titles: Iterable[str]) -> None:
         for title in titles:
@@ -142,12 +153,11 @@ class OutputChecker:
         m = CLAIMS.search(text)
         if m and not _has_phrase(own_low, m.group(0).lower()):
             out.append(Rejection("unsupported-claim", m.group(0)))
-        for value, users in self._values.items():
-            if user_id in users or _has_phrase(own_low, value):
-                continue
-            if _has_phrase(low, value):
-                out.append(Rejection("other-profile", value))
-                break
+        # word n-grams looked up in the values: one pass, not a search per value
+        said = _phrases(low, self._longest) - _phrases(own_low, self._longest)
+        leaked = sorted(v for v in said if v in self._values and user_id not in self._values[v])
+        if leaked:
+            out.append(Rejection("other-profile", leaked[0]))
         out += self._unknown_titles(text)
         grounds = list(grounds)
         if grounds and not any(mentions(text, g) for g in grounds):

@@ -329,6 +329,11 @@ class Recommender(ABC):
             raise LlmrecError(f"{self.name} is not fitted: call fit() first")
 
 
+def own_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A part's parameters without the seed, which its composite model passes down."""
+    return {k: v for k, v in params.items() if k != "seed"}
+
+
 def widen(m: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
     """``m`` with zero rows/columns appended up to ``shape``."""
     m = m.tocsr()

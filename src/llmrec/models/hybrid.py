@@ -17,7 +17,7 @@ import pandas as pd
 from pydantic import Field
 
 from llmrec.data.matrix import TrainData
-from llmrec.models.base import Recommender, RecommenderConfig
+from llmrec.models.base import Recommender, RecommenderConfig, own_params
 from llmrec.models.content import Content
 
 if TYPE_CHECKING:  # eval imports models: import it lazily here
@@ -140,8 +140,8 @@ class Hybrid(Recommender):
                 config = base.model_copy(
                     update={
                         "cf": cf_name,
-                        "cf_params": _own(cf.params),
-                        "content_params": _own(ct.params),
+                        "cf_params": own_params(cf.params),
+                        "content_params": own_params(ct.params),
                         "weight": weight,
                     }
                 )
@@ -168,7 +168,3 @@ class Hybrid(Recommender):
             model = cls(**trial.params).fit(split.train)
             trial = Trial(trial.params, trial.score, time.perf_counter() - t0)
         return TuneResult(model, trial.params, trial.score, trial.fit_seconds, trials)
-
-
-def _own(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in params.items() if k != "seed"}

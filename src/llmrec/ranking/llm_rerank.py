@@ -26,7 +26,7 @@ from llmrec.data.matrix import TrainData
 from llmrec.llm.prompts import rerank_prompt
 from llmrec.llm.runtime import LanguageModel, LLMConfig, load_llm
 from llmrec.llm.safety import natural_title
-from llmrec.models.base import Recommender, RecommenderConfig
+from llmrec.models.base import Recommender, RecommenderConfig, own_params
 from llmrec.text.templates import TextConfig, user_texts
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ class LLMRerank(Recommender):
             search=search,
             on_trial=on_trial,
         )
-        model = cls(config.model_copy(update={"base_params": _own(bt.params)}))
+        model = cls(config.model_copy(update={"base_params": own_params(bt.params)}))
         model._bind(split.valid_train)
         model.base_ = bt.model
         model._texts(split.valid_train)
@@ -174,8 +174,9 @@ class LLMRerank(Recommender):
         if config.tune_users and config.tune_users < len(users):
             rng = np.random.default_rng(config.seed)
             users = np.sort(rng.choice(users, config.tune_users, replace=False))
-        keep = np.isin(split.valid.user_idx, users)
-        valid = _subset(split, keep)
+        valid = dataclasses.replace(
+            split, valid=split.valid.subset(np.isin(split.valid.user_idx, users))
+        )
         base = bt.model.score(users).astype(np.float64)
         top = model.top_candidates(users, base)
         llm = model.llm_scores(users, top, progress=True)
@@ -208,21 +209,3 @@ def blend(base: np.ndarray, top: np.ndarray, llm: np.ndarray, weight: float) -> 
 def _z(x: np.ndarray) -> np.ndarray:
     sd = x.std(axis=1, keepdims=True)
     return np.divide(x - x.mean(axis=1, keepdims=True), sd, out=np.zeros_like(x), where=sd > 0)
-
-
-def _subset(split: Split, keep: np.ndarray) -> Split:
-    """``split`` with only the validation users in ``keep`` (a mask over its rows)."""
-    v = split.valid
-    tie = v.tie_order
-    valid = dataclasses.replace(
-        v,
-        user_idx=v.user_idx[keep],
-        targets=v.targets[keep],
-        exclude=v.exclude[np.flatnonzero(keep)] if v.exclude is not None else None,
-        tie_order=tie[keep] if tie is not None and tie.ndim == 2 else tie,
-    )
-    return dataclasses.replace(split, valid=valid)
-
-
-def _own(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in params.items() if k != "seed"}

@@ -25,7 +25,7 @@ from llmrec.data import columns as C
 from llmrec.data.matrix import TrainData
 from llmrec.errors import ConfigError, LlmrecError
 from llmrec.eval import metrics
-from llmrec.models.base import Recommender, RecommenderConfig, pad_rows, widen
+from llmrec.models.base import Recommender, RecommenderConfig, own_params, pad_rows, widen
 from llmrec.ranking.candidates import merge, quantise, ranks_of
 from llmrec.ranking.features import GROUPS, EventIndex, ItemSide, Request, build_features
 from llmrec.ranking.kg import item_entity_matrix, kg_item_similarity
@@ -146,10 +146,7 @@ class Ranker(Recommender):
         l2, rounds, self.valid_score_ = self._choose(x, qid, label, cand)
         self.linear_ = fit_listwise(x, qid, label, l2)
         self.booster_ = self._train_booster(x, qid, label, rounds, self.linear_)
-        params = {
-            n: {k: v for k, v in m.config.model_dump().items() if k != "seed"}
-            for n, m in self.retrievers_.items()
-        }
+        params = {n: own_params(m.config.model_dump()) for n, m in self.retrievers_.items()}
         self.config = c.model_copy(update={"retrievers": params, "rounds": rounds, "l2": l2})
         self.stage_seconds_ = {"ranker": time.perf_counter() - t0}
         return self

@@ -42,6 +42,7 @@ ID = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+
 Short = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
 Search = Annotated[str, Query(max_length=128, description="part of the id (or title)")]
 Limit = Annotated[int, Query(ge=1, le=100)]
+UserQuery = Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
 
 
 class ApiError(Exception):
@@ -355,7 +356,7 @@ def create_app(service: Service) -> FastAPI:
         tags=["recommendations"],
     )
     async def recommendations(
-        user_id: Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")],
+        user_id: UserQuery,
         k: Annotated[int, Query(ge=1, le=100)] = 10,
         scenario: Annotated[str | None, Query(max_length=64)] = None,
         device: Annotated[str | None, Query(max_length=64)] = None,
@@ -535,7 +536,7 @@ def create_app(service: Service) -> FastAPI:
         tags=["recommendations"],
     )
     def explanation(
-        user_id: Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")],
+        user_id: UserQuery,
         item_id: Annotated[str, Query(min_length=1, max_length=128)],
         kind: Literal["explanation", "pitch"] = "explanation",
     ) -> dict[str, Any]:

@@ -8,13 +8,10 @@ the next request for the same list has it.
 
 from __future__ import annotations
 
-import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from llmrec.llm.explain import Evidence, Explainer, Explanation, Kind, template
-
-log = logging.getLogger(__name__)
 
 
 class Explanations:
@@ -32,6 +29,8 @@ class Explanations:
         with self._lock:
             for e in evidence:
                 hit = self.explainer.cached(e, kind)
+                if hit is None and not self.explainer.uses_llm(e):  # a template: no thread hop
+                    hit = self.explainer.explain(user_id, e, kind)
                 if hit is not None:
                     futures.append(hit)
                     continue

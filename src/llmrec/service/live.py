@@ -31,7 +31,7 @@ from llmrec.data.ids import IdMap
 from llmrec.data.matrix import TrainData
 from llmrec.errors import LlmrecError
 from llmrec.llm.explain import LIKED, Evidence, Explainer, Explanation, Kind
-from llmrec.llm.runtime import LanguageModel, LLMConfig, LLMUnavailable, load_llm
+from llmrec.llm.runtime import LanguageModel, LazyLM, LLMConfig, LLMUnavailable, check_available
 from llmrec.llm.safety import OutputChecker, natural_title
 from llmrec.models.base import Recommender
 from llmrec.service.explanations import Explanations
@@ -157,6 +157,7 @@ class LiveModel:
         self._catalogue(catalogue)
         deleted = store.deleted_users()
         self._profiles = _profiles(model_dir / USERS_FILE, deleted)
+        self.checker = OutputChecker([f[C.TITLE] for f in self._facts.values()], self._profiles)
         log = log[~log[C.USER_ID].isin(list(deleted))]
         self._user_ids: list[str] = list(self.model.users_.ids)
         self._user_pos = {u: i for i, u in enumerate(self._user_ids)}
@@ -178,7 +179,6 @@ class LiveModel:
             self._add_items(stored_items)
         self.add_events(store.events_since(self.watermark))
         self.refresh()
-        self.checker = OutputChecker([f[C.TITLE] for f in self._facts.values()], self._profiles)
         self.explanations = Explanations(
             Explainer(_language_model(llm), self.checker, noun=item_noun), explain_budget
         )
@@ -237,8 +237,7 @@ class LiveModel:
     def _add_items(self, table: pd.DataFrame) -> None:
         self.model.add_items(table)
         self._catalogue(table)
-        if hasattr(self, "checker"):
-            self.checker.add_titles(table[C.TITLE].astype(str))
+        self.checker.add_titles(table[C.TITLE].astype(str))
 
     def _catalogue(self, table: pd.DataFrame) -> None:
         genres = table[C.GENRES] if C.GENRES in table else pd.Series([None] * len(table))
@@ -583,7 +582,6 @@ class LiveModel:
         other_genres = set(self._facts.get(other, {}).get(C.GENRES) or ())
         return replace(
             base,
-            because_id=other,
             because_title=natural_title(self._title_of(other)),
             because_rating=rating,
             because_liked=liked,
@@ -605,13 +603,14 @@ class LiveModel:
 
 
 def _language_model(choice: str) -> LanguageModel | None:
-    """The bundled instruct model, or None (templates) when it is off or, under "auto", not
-    installed; a runtime named explicitly must load."""
+    """The bundled instruct model, loaded on the first explanation, or None (templates) when
+    it is off or, under "auto", not installed; a runtime named explicitly must be there."""
     if choice == "off":
         return None
-    runtime = "transformers" if choice == "auto" else choice
+    config = LLMConfig(runtime="transformers" if choice == "auto" else choice)  # type: ignore[arg-type]
     try:
-        return load_llm(LLMConfig(runtime=runtime))  # type: ignore[arg-type]
+        check_available(config)
+        return LazyLM(config)
     except LLMUnavailable as e:
         if choice != "auto":
             raise
