@@ -130,7 +130,7 @@ class Explainer:
             start = f"You may like {title} because you {e._verb()} {because}"
         else:
             start = f"If you {e._verb()} {because}, {title}"
-        prompt = wording_prompt(kind, e.facts(), self.noun, start)
+        prompt = wording_prompt(kind, e.facts(), self.noun, start, anchor=because)
         try:
             with self.llm.lock:
                 text = _join_answer(start, self.llm.generate(prompt, self.max_tokens))

@@ -42,11 +42,13 @@ def rerank_prompt(profile: str, noun: str) -> str:
     )
 
 
-# the task of each kind of wording, as (system message, instruction); {noun}: the item noun
+# the task of each kind of wording, as (system message, instruction); {noun}: the item
+# noun, {anchor}: the evidence the answer must name
 TASKS = {
     "explanation": (
         "You explain recommendations to a user in one short sentence",
-        "In one sentence, tell the user why they may like the recommended {noun}.",
+        "In one sentence, tell the user why they may like the recommended {noun}. "
+        "Mention {anchor}.",
     ),
     "pitch": (
         "You write short, friendly {noun} recommendations",
@@ -55,10 +57,12 @@ TASKS = {
 }
 
 
-def wording_prompt(kind: str, facts: list[tuple[str, str]], noun: str, answer_start: str) -> str:
+def wording_prompt(
+    kind: str, facts: list[tuple[str, str]], noun: str, answer_start: str, anchor: str = ""
+) -> str:
     """The facts (each in its field) worded as an explanation or a pitch; the answer starts
     with ``answer_start``, which keeps a small model on the task and on the evidence."""
-    system, instruction = (t.format(noun=noun) for t in TASKS[kind])
+    system, instruction = (t.format(noun=noun, anchor=clean(anchor, 120)) for t in TASKS[kind])
     data = "\n".join(field(name, value) for name, value in facts)
     return chat_prompt(
         f"{system}, using only the facts given. No links, no contact details, no other "

@@ -111,9 +111,12 @@ class LazyLM(LanguageModel):
     def __init__(self, config: LLMConfig) -> None:
         super().__init__()
         self.config = config
+        self._loaded: LanguageModel | None = None
 
     def _model(self) -> LanguageModel:
-        return load_llm(self.config)
+        if self._loaded is None:
+            self._loaded = load_llm(self.config)
+        return self._loaded
 
     def score_candidates(self, prompt: str, candidates: Sequence[str]) -> np.ndarray:
         return self._model().score_candidates(prompt, candidates)
