@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.console import Console
 
-from llmrec.cli import data, evaluate, recommend, serve, train
+from llmrec.cli import data, evaluate, ope, recommend, serve, train
 from llmrec.errors import LlmrecError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.command("eval")(evaluate.eval_command)
 app.command("train")(train.train_command)
 app.command("recommend")(recommend.recommend_command)
 app.command("serve")(serve.serve_command)
+app.command("ope")(ope.ope_command)
 app.add_typer(serve.keys_app, name="keys")
 
 EXIT_USER_ERROR = 2

@@ -74,6 +74,18 @@ def serve_command(
         float, typer.Option(min=0, help="seconds a request waits for LLM explanations")
     ] = 1.5,
     item_noun: NounOption = "item",
+    explore: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="share of list positions that explore (0: the ranker's list; "
+            "impressions and propensities are logged for `llmrec ope`)",
+        ),
+    ] = 0.0,
+    explore_pool: Annotated[
+        int, typer.Option(min=1, help="how many items below the list exploration draws from")
+    ] = 50,
     demo: Annotated[
         bool, typer.Option(help="create a write key and print the page's URL and curl examples")
     ] = False,
@@ -96,6 +108,8 @@ def serve_command(
             llm=llm.value,
             explain_budget=explain_budget,
             item_noun=item_noun,
+            explore=explore,
+            explore_pool=explore_pool,
         )
     # the loaded model is long-lived: keep the collector from re-scanning it (p99 pauses)
     gc.collect()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from llmrec.data import columns as C
 from llmrec.data import dataset as store
@@ -60,10 +61,15 @@ _OBD_SHA = {
     "bts/women/women.csv": "e5d1b49a39b608585a2f3014a3f54970430cd37a495c1b73fceb85cdf428a5b8",
     "bts/women/item_context.csv": "a56295bad066a558eb783055afd9279f5f4e209a4776eafc22151c53f0ac89d4",
 }
+# the Beta prior of the logged Bernoulli Thompson sampling policy, per campaign and item
+_BTS_PRIOR = "obp/policy/conf/prior_bts.yaml"
 OBD = WheelSource(
     "obp==0.4.1",
     "obp-0.4.1-py3-none-any.whl",
-    {f"{_OBD}/{k}": v for k, v in _OBD_SHA.items()},
+    {
+        **{f"{_OBD}/{k}": v for k, v in _OBD_SHA.items()},
+        _BTS_PRIOR: "81a54fbdc184021ccc62ab97de81ec35461c032e3d7f99ccaa0a9745f732d251",
+    },
 )
 
 
@@ -182,6 +188,8 @@ def obd_tables(files: dict[str, Path]) -> Dataset:
     OBD has no user ids: a user here is the hash of the four user features (a context segment).
     Every logged impression becomes a ``view`` interaction, a click a ``click`` one (value 1);
     the campaign is the ``scenario``. Item ids are ``policy/campaign/id``: contexts differ.
+    ``bts_prior`` holds the Beta(alpha, beta) prior per campaign and item of the logged BTS
+    policy (obp's ``prior_bts.yaml``), so the BTS policy can be evaluated on other logs.
     """
     logs, items = [], []
     for policy in ("random", "bts"):
@@ -222,9 +230,19 @@ def obd_tables(files: dict[str, Path]) -> Dataset:
         "obd",
         interactions,
         it,
-        extra={"bandit_log": log.drop(columns="item_key")},
+        extra={"bandit_log": log.drop(columns="item_key"), "bts_prior": _bts_prior(files)},
         meta={"source": OBD.requirement, "implicit": True},
     )
+
+
+def _bts_prior(files: dict[str, Path]) -> pd.DataFrame:
+    prior = yaml.safe_load(files[_BTS_PRIOR].read_text())
+    rows = [
+        {"campaign": campaign, "item_id": i, "alpha": float(a), "beta": float(b)}
+        for campaign, ab in prior.items()
+        for i, (a, b) in enumerate(zip(ab["alpha"], ab["beta"], strict=True))
+    ]
+    return pd.DataFrame(rows)
 
 
 FETCHERS: dict[str, tuple[WheelSource, Callable[[dict[str, Path]], Dataset]]] = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmrec.data import columns as C
 from llmrec.errors import LlmrecError
+from llmrec.online.feedback import impression_rows
 from llmrec.service.keys import Key, digest, lookup
 from llmrec.service.live import LiveModel, Recommended, UnknownItemError, UnknownUserError
 from llmrec.service.reports import Reports
@@ -101,6 +103,14 @@ class ItemOut(BaseModel):
         description="who wrote the explanation: the LLM (checked) or the template (the LLM is "
         "off, failed a check, or was not ready within the budget)",
     )
+    propensity: float | None = Field(
+        None,
+        description="exploring service: the probability that this item is shown at this "
+        "position (logged with the impression)",
+    )
+    explored: bool | None = Field(
+        None, description="exploring service: the position shows an item from below the list"
+    )
 
 
 class ExplanationOut(BaseModel):
@@ -115,6 +125,9 @@ class RecommendationsOut(BaseModel):
     user_id: str
     items: list[ItemOut]
     model_version: str
+    impression_id: str | None = Field(
+        None, description="exploring service: the id under which this list was logged"
+    )
 
 
 class SimilarOut(BaseModel):
@@ -372,7 +385,13 @@ def create_app(service: Service) -> FastAPI:
         items = live.cached(user_id, k, context, explain)
         if items is None:  # scoring takes milliseconds: a worker thread, not the event loop
             items = await run_in_threadpool(live.recommend, user_id, k, context, explain)
-        return {"user_id": user_id, "items": _items(items), "model_version": live.version}
+        out = {"user_id": user_id, "items": _items(items), "model_version": live.version}
+        if live.explorer is not None and items:  # logged durably before the list is shown
+            out["impression_id"] = uuid.uuid4().hex
+            rows = impression_rows(out["impression_id"], user_id, items, live.explorer,
+                                   live.version)  # fmt: skip
+            await run_in_threadpool(service.store.add_impressions, rows)
+        return out
 
     @app.get(
         "/v1/users",
@@ -597,6 +616,8 @@ def _items(items: list[Recommended]) -> list[dict[str, Any]]:
             "explanation": r.explanation,
             "source": r.source,
             "explanation_source": r.explanation_source,
+            "propensity": r.propensity,
+            "explored": r.explored,
         }
         for r in items
     ]

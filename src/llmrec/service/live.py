@@ -34,6 +34,7 @@ from llmrec.llm.explain import LIKED, Evidence, Explainer, Explanation, Kind
 from llmrec.llm.runtime import LanguageModel, LazyLM, LLMConfig, LLMUnavailable, check_available
 from llmrec.llm.safety import OutputChecker, natural_title
 from llmrec.models.base import Recommender
+from llmrec.online.policies import EpsilonGreedySlate
 from llmrec.service.explanations import Explanations
 from llmrec.text.templates import user_text
 
@@ -58,6 +59,10 @@ class Recommended:
     explanation: str | None = None
     source: str | None = None  # the retriever (or cold-start rule) that proposed the item
     explanation_source: str | None = None  # "llm" or "template"
+    rank: int | None = None  # exploring: the item's 0-based rank in the ranker's list
+    propensity: float | None = None  # exploring: P(this item at this position)
+    explored: bool | None = None  # exploring: the slot showed a pool item
+    pool: int | None = None  # exploring: how many items below the list could be shown
 
 
 class UnknownUserError(LlmrecError):
@@ -127,10 +132,15 @@ class LiveModel:
         llm: str = "auto",
         explain_budget: float = 1.5,
         item_noun: str = "item",
+        explore: float = 0.0,
+        explore_pool: int = 50,
+        seed: int | None = None,
     ) -> None:
         """``llm``: "auto" (the bundled model when installed, else templates), "off", or a
         runtime name ("transformers", "llama-cpp") that must load; ``explain_budget``: the
-        seconds a request waits for LLM explanations before templates stand in."""
+        seconds a request waits for LLM explanations before templates stand in;
+        ``explore``: the share of slots that show one of the ``explore_pool`` items ranked
+        below the list instead (``online.policies.EpsilonGreedySlate``; 0: the ranker's list)."""
         model_dir = Path(model_dir)
         for f in ("manifest.json", LOG_FILE, ITEMS_FILE):
             try:
@@ -145,6 +155,8 @@ class LiveModel:
         self.version = f"{model_dir.name}@{int((model_dir / 'manifest.json').stat().st_mtime)}"
         self.near_duplicate = near_duplicate
         self.refresh_every = refresh_every
+        self.explorer = EpsilonGreedySlate(explore, explore_pool) if explore > 0 else None
+        self._rng = np.random.default_rng(seed)
         self._lock = threading.RLock()
         self._cache: OrderedDict[tuple[Any, ...], list[Recommended]] = OrderedDict()
         self._cache_size = cache_size
@@ -294,13 +306,16 @@ class LiveModel:
         context = {key: v for key, v in (context or {}).items() if v is not None}
         with self._lock:
             self._current(user_id)
-            key = self._key(user_id, k, context)
+            n = k + self.explorer.pool if self.explorer else k
+            key = self._key(user_id, n, context)
             out = self._cache.get(key)
             if out is None:
-                out = self._recommend(user_id, k, context)
+                out = self._recommend(user_id, n, context)
                 self._cache[key] = out
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)  # first in, first out
+            if self.explorer:
+                out = self._explore(out, k)
             if not explain:
                 return out
             evidence = [self._evidence(user_id, r.item_id) for r in out]
@@ -322,12 +337,23 @@ class LiveModel:
             evidence = self._evidence(user_id, item_id)
         return self.explanations.get(user_id, [evidence], kind)[0]
 
+    def _explore(self, ranked: list[Recommended], k: int) -> list[Recommended]:
+        assert self.explorer is not None
+        slate = self.explorer.choose(np.arange(len(ranked)), k, self._rng)
+        return [
+            replace(
+                ranked[int(r)], rank=int(r), propensity=float(p), explored=bool(e), pool=slate.pool
+            )  # fmt: skip
+            for r, p, e in zip(slate.items, slate.propensities, slate.explored, strict=True)
+        ]
+
     def cached(
         self, user_id: str, k: int, context: dict[str, str], explain: bool
     ) -> list[Recommended] | None:
         """The cached list when it is still current, without taking the lock (the server's
-        event loop answers hits itself; a miss, or explanations, go to a worker thread)."""
-        if explain or user_id in self._pending or self._dirty:
+        event loop answers hits itself; a miss, explanations or exploration go to a worker
+        thread)."""
+        if explain or self.explorer or user_id in self._pending or self._dirty:
             return None
         return self._cache.get(self._key(user_id, k, context))
 

@@ -70,6 +70,26 @@ deleted_users = sa.Table(
     sa.Column("user_id", sa.String(128), primary_key=True),
     sa.Column("deleted_at", sa.BigInteger, nullable=False),
 )
+# What an exploring service showed: one row per shown item, with the policy's probability of
+# showing that item at that position (``llmrec.online.policies``), for off-policy evaluation.
+impressions = sa.Table(
+    "impressions",
+    metadata,
+    sa.Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    sa.Column("impression_id", sa.String(36), nullable=False, index=True),
+    sa.Column("user_id", sa.String(128), nullable=False, index=True),
+    sa.Column("item_id", sa.String(128), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),  # 0-based slot
+    sa.Column("rank", sa.Integer, nullable=False),  # 0-based, in the ranker's list
+    sa.Column("propensity", sa.Float, nullable=False),
+    sa.Column("explored", sa.Boolean, nullable=False),
+    sa.Column("policy", sa.String(64), nullable=False),
+    sa.Column("share", sa.Float, nullable=False),
+    sa.Column("pool", sa.Integer, nullable=False),
+    sa.Column("model_version", sa.String(256), nullable=False),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+)
+IMPRESSION_COLUMNS = tuple(c.name for c in impressions.columns if c.name != "seq")
 schema_version = sa.Table(
     "schema_version",
     metadata,
@@ -83,8 +103,12 @@ def _v1(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _v2(conn: Connection) -> None:
+    impressions.create(conn, checkfirst=True)
+
+
 # (version, step): append new steps, never edit an applied one.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2)]
 EVENT_COLUMNS = (
     "event_id",
     C.USER_ID,
@@ -204,11 +228,27 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() or 0)
 
+    # --- impressions -------------------------------------------------------------------
+    def add_impressions(self, rows: list[dict[str, Any]]) -> None:
+        """Store one slate's shown items (dicts with IMPRESSION_COLUMNS) in one transaction."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                impressions.insert(), [{c: r[c] for c in IMPRESSION_COLUMNS} for r in rows]
+            )
+
+    def impressions_since(self, seq: int = 0) -> pd.DataFrame:
+        """Logged impressions with sequence number > ``seq``, in order."""
+        q = sa.select(impressions).where(impressions.c.seq > seq).order_by(impressions.c.seq)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+        return pd.DataFrame([dict(r) for r in rows], columns=["seq", *IMPRESSION_COLUMNS])
+
     # --- users -------------------------------------------------------------------------
     def delete_user(self, user_id: str) -> int:
-        """Delete the user's events and remember the deletion (so the events the model was
-        trained on are dropped too). Returns how many stored events were deleted."""
+        """Delete the user's events and impressions and remember the deletion (so the events
+        the model was trained on are dropped too). Returns how many stored events were deleted."""
         with self.engine.begin() as conn:
+            conn.execute(impressions.delete().where(impressions.c.user_id == user_id))
             n = conn.execute(events.delete().where(events.c.user_id == user_id)).rowcount
             conn.execute(deleted_users.delete().where(deleted_users.c.user_id == user_id))
             conn.execute(deleted_users.insert().values(user_id=user_id, deleted_at=_now()))
