@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes probe-new-item screenshots clean
+.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -57,6 +57,14 @@ bench-llm: data
 
 bench-llm-runtimes: $(STAMP)
 	$(BIN)/python benchmarks/bench_llm_runtimes.py --repeats 7
+
+# off-policy evaluation on the Open Bandit Dataset (~1 min)
+bench-ope: data
+	$(BIN)/python benchmarks/bench_ope.py --n-boot 2000
+
+# separate vs pooled vs multi-scenario, 3 seeds (~15 min on 2 cores)
+bench-scenarios: data
+	$(BIN)/python benchmarks/bench_scenarios.py --seeds 0 1 2
 
 probe-new-item: data
 	test -f $(LLMREC_HOME)/models/ml-100k-ranker/log.parquet || $(BIN)/llmrec train --dataset ml-100k

@@ -136,3 +136,36 @@ def test_the_rankers_value_is_estimated_from_exploration_logs(
         assert est.covers(truth) and abs(est.value - truth) < 0.03, (est, truth)
     assert values[0.3]["ips"].value == pytest.approx(observed, abs=0.02)
     assert values[0.3]["snips"].value == pytest.approx(observed, abs=1e-9)  # weights all 1
+
+
+def test_llmrec_ope_reads_what_the_service_logged(
+    store: Store, served_model_dir: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    service = Service(
+        store, served_model_dir, refresh_every=0.0, llm="off", explore=0.2, explore_pool=6, seed=0
+    )
+    client = TestClient(create_app(service))
+    h = {"Authorization": f"Bearer {create_key(store, 'write')}"}
+    for n in range(30):
+        user = f"u{n % 10}"
+        shown = get(client, h, user)["items"]
+        event = {"user_id": user, "item_id": shown[n % 5]["item_id"], "event": "click"}
+        assert client.post("/v1/events", json=event, headers=h).status_code == 202
+    db = f"sqlite:///{tmp_path / 'events.db'}"
+
+    def ope(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", "from llmrec.cli import main; main()", "ope", "--db", db, *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    res = ope("--shares", "0,0.2")
+    assert res.returncode == 0, res.stderr
+    assert "150 logged impressions" in res.stdout and "0.2" in res.stdout
+    res = ope("--shares", "0,2")
+    assert res.returncode == 2 and "--shares" in res.stderr and "Traceback" not in res.stderr

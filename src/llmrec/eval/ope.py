@@ -58,6 +58,8 @@ class Estimate:
     value: float
     low: float  # confidence interval
     high: float
+    hits: int  # rewarded impressions the target policy could have shown (w > 0, r > 0): with
+    # only a few, the bootstrap interval understates the uncertainty (0 hits: [0, 0])
 
     def covers(self, v: float) -> bool:
         return self.low <= v <= self.high
@@ -68,6 +70,7 @@ class Estimate:
             "value": self.value,
             "low": self.low,
             "high": self.high,
+            "hits": self.hits,
         }
 
 
@@ -76,7 +79,7 @@ def on_policy(
 ) -> Estimate:
     """A policy's value from its own log: the mean reward, with a bootstrap interval."""
     r = log.reward.astype(float)
-    return _estimate("on-policy", r, np.ones_like(r), alpha, n_boot, seed)
+    return _estimate("on-policy", r, np.ones_like(r), alpha, n_boot, seed, int((r > 0).sum()))
 
 
 def estimate(
@@ -115,23 +118,24 @@ def estimate(
         )
     w = target / log.pscore
     r = log.reward.astype(float)
+    hits = int(((w > 0) & (r > 0)).sum())
     out: dict[str, Estimate] = {}
     if "ips" in estimators:
-        out["ips"] = _estimate("ips", w * r, np.ones(n), alpha, n_boot, seed)
+        out["ips"] = _estimate("ips", w * r, np.ones(n), alpha, n_boot, seed, hits)
     if "snips" in estimators:
-        out["snips"] = _estimate("snips", w * r, w, alpha, n_boot, seed)
+        out["snips"] = _estimate("snips", w * r, w, alpha, n_boot, seed, hits)
     if "dr" in estimators:
         if estimated_rewards is None or estimated_rewards.shape != action_dist.shape:
             raise DataError("dr needs estimated_rewards with the shape of action_dist")
         q = estimated_rewards
         direct = np.einsum("nap,nap->np", action_dist, q)[rows, log.position]
         terms = direct + w * (r - q[rows, log.action, log.position])
-        out["dr"] = _estimate("dr", terms, np.ones(n), alpha, n_boot, seed)
+        out["dr"] = _estimate("dr", terms, np.ones(n), alpha, n_boot, seed, hits)
     return out
 
 
 def _estimate(
-    name: str, num: np.ndarray, den: np.ndarray, alpha: float, n_boot: int, seed: int
+    name: str, num: np.ndarray, den: np.ndarray, alpha: float, n_boot: int, seed: int, hits: int
 ) -> Estimate:
     """Σ num / Σ den and its percentile-bootstrap interval (resampling impressions)."""
     n = len(num)
@@ -148,4 +152,4 @@ def _estimate(
             num[idx].sum(axis=1), d, out=np.zeros(len(idx)), where=d > 0
         )
     low, high = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
-    return Estimate(name, value, float(low), float(high))
+    return Estimate(name, value, float(low), float(high), hits)

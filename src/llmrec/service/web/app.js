@@ -242,6 +242,11 @@ function recommendation(item, n, before) {
     el("div", { class: "meta" },
       el("span", { class: "badge source", title: "the retriever that proposed it", text: item.source || "?" }),
       el("span", { class: "score", text: `score ${fmt(item.score, 3)}` }),
+      item.explored ? el("span", {
+        class: "badge explored",
+        title: `exploration: shown in place of the ranker's item (probability ${fmt(item.propensity, 3)})`,
+        text: "explored",
+      }) : "",
     ),
     item.explanation ? el("p", { class: "why" },
       el("span", { text: item.explanation }),
