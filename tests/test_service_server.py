@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from llmrec.data import columns as C
-from llmrec.service.store import Store
+from llmrec.service.store import MIGRATIONS, Store
 from llmrec.testing.server import create_key, serve
 
 pytestmark = pytest.mark.slow
@@ -33,13 +33,50 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def _event(n: int, user: str = "w") -> dict[str, object]:
-    return {"user_id": f"{user}{n % 7}", "item_id": str(n % 20), "event": "view",
-            "event_id": f"ev-{n}"}  # fmt: skip
+    return {
+        "user_id": f"{user}{n % 7}",
+        "item_id": str(n % 20),
+        "event": "view",
+        "event_id": f"ev-{n}",
+    }
+
+
+def test_an_older_schema_is_upgraded_in_place(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import llmrec.service.store as store_module
+
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:1])
+    old = Store(db)
+    assert old.migrate() == 1
+    old.add_events([{**_event(1), C.TIMESTAMP: 1, C.VALUE: None}])
+    old.close()
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS)
+    new = Store(db)  # version 2 adds the impressions table; the events stay
+    assert new.count_events() == 1 and new.impressions_since(0).empty
+    row = {
+        "impression_id": "i1",
+        "user_id": "w1",
+        C.ITEM_ID: "3",
+        "position": 0,
+        "rank": 7,
+        "propensity": 0.02,
+        "explored": True,
+        "policy": "epsilon-greedy-slate",
+        "share": 0.1,
+        "pool": 5,
+        "model_version": "m@1",
+        C.TIMESTAMP: 5,
+    }
+    new.add_impressions([row, {**row, "position": 1, "rank": 1, "explored": False}])
+    got = new.impressions_since(0)
+    assert got["explored"].tolist() == [True, False] and got["rank"].tolist() == [7, 1]
+    new.delete_user("w1")
+    assert new.impressions_since(0).empty and new.count_events() == 0
+    new.close()
 
 
 def test_store_behaves_the_same_on_both_backends(db: str) -> None:
     store = Store(db)
-    assert Store(db).migrate() == 1  # re-opening re-applies nothing
+    assert Store(db).migrate() == len(MIGRATIONS)  # re-opening re-applies nothing
     rows = [{**_event(n), C.TIMESTAMP: n, C.VALUE: None} for n in range(3)]
     assert [s.duplicate for s in store.add_events(rows)] == [False] * 3
     again = store.add_events(rows[:2] + [{**_event(9), C.TIMESTAMP: 9, C.VALUE: None}])
@@ -144,11 +181,24 @@ def test_fuzz_no_5xx_and_responses_match_the_schema(
     key = create_key(db, "admin", home=home)
     with serve(served_model_dir, db, home) as srv:
         run = subprocess.run(
-            [str(Path(sys.executable).with_name("schemathesis")), "run",
-             srv.url + "/openapi.json", "-H", f"Authorization: Bearer {key}",
-             "--checks", FUZZ_CHECKS, "--max-examples", "30", "--seed", "1",
-             "--request-timeout", "30"],
-            capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
+            [
+                str(Path(sys.executable).with_name("schemathesis")),
+                "run",
+                srv.url + "/openapi.json",
+                "-H",
+                f"Authorization: Bearer {key}",
+                "--checks",
+                FUZZ_CHECKS,
+                "--max-examples",
+                "30",
+                "--seed",
+                "1",
+                "--request-timeout",
+                "30",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     assert run.returncode == 0, run.stdout[-6000:]
     assert "No issues found" in run.stdout

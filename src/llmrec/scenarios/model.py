@@ -38,6 +38,7 @@ class MultiScenarioMF:
         patience: int = 5,
         lr: float = 3e-3,
         weight_decay: float = 0.0,
+        tower_decay: float = 0.0,
         batch_size: int = 1024,
         seed: int = 0,
     ) -> None:
@@ -45,6 +46,7 @@ class MultiScenarioMF:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.mode, self.dim, self.epochs, self.patience = mode, dim, epochs, patience
         self.lr, self.weight_decay, self.batch_size, self.seed = lr, weight_decay, batch_size, seed
+        self.tower_decay = tower_decay  # pulls the scenario-specific parts towards the shared
         self.nets: dict[str | None, torch.nn.Module] = {}
         self.best_epoch: dict[str | None, int] = {}
 
@@ -94,7 +96,12 @@ class MultiScenarioMF:
         mask = torch.zeros(len(data.tasks), len(data.items), dtype=torch.bool)
         for s, t in enumerate(data.tasks):
             mask[s, torch.as_tensor(t.items)] = True
-        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        own = [p for n, p in net.named_parameters() if n in ("tower", "shift")]
+        shared = [p for n, p in net.named_parameters() if n not in ("tower", "shift")]
+        groups = [{"params": shared, "weight_decay": self.weight_decay}]
+        if own:
+            groups.append({"params": own, "weight_decay": self.tower_decay})
+        opt = torch.optim.AdamW(groups, lr=self.lr)
         users = torch.as_tensor(log["user"].to_numpy().copy())
         items = torch.as_tensor(log["item"].to_numpy().copy())
         scen = torch.as_tensor(log["scenario"].to_numpy().copy())
