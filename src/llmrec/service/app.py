@@ -388,8 +388,9 @@ def create_app(service: Service) -> FastAPI:
         out = {"user_id": user_id, "items": _items(items), "model_version": live.version}
         if live.explorer is not None and items:  # logged durably before the list is shown
             out["impression_id"] = uuid.uuid4().hex
-            rows = impression_rows(out["impression_id"], user_id, items, live.explorer,
-                                   live.version)  # fmt: skip
+            rows = impression_rows(
+                out["impression_id"], user_id, items, live.explorer, live.version
+            )
             await run_in_threadpool(service.store.add_impressions, rows)
         return out
 
