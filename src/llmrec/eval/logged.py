@@ -61,9 +61,13 @@ def obd_logs(ds: Dataset) -> dict[tuple[str, str], BanditLog]:
     if "bandit_log" not in ds.extra:
         raise DataError(f"dataset {ds.name!r} has no bandit_log: use `llmrec data fetch obd`")
     log = ds.extra["bandit_log"]
+    # the catalogue, not the log, says how many items there are: a policy may never show some
+    catalogue = ds.items.groupby(["policy", "campaign"]).size() if ds.items is not None else None
     out = {}
     for (policy, campaign), g in log.groupby(["policy", "campaign"], sort=False):
         n_actions = int(g["item_id"].max()) + 1
+        if catalogue is not None and (policy, campaign) in catalogue.index:
+            n_actions = max(n_actions, int(catalogue[(policy, campaign)]))
         affinity = g[[f"user-item_affinity_{a}" for a in range(n_actions)]].to_numpy(float)
         feedback = LoggedFeedback(
             g["item_id"].to_numpy(np.int64),

@@ -68,32 +68,25 @@ class ScenarioData:
 
     def train_log(self, only: str | None = None) -> pd.DataFrame:
         """Training events with global ``user``, ``item`` and ``scenario`` (task position)."""
-        parts = []
-        for s, t in enumerate(self.tasks):
-            if only is not None and t.name != only:
-                continue
-            log = t.train.log
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "user": t.users[log["user_idx"].to_numpy()],
-                        "item": t.items[log["item_idx"].to_numpy()],
-                        "scenario": s,
-                    }
-                )
-            )
-        return pd.concat(parts, ignore_index=True)
+        log = self._global_log(only)
+        return pd.DataFrame(
+            {"user": log["user_idx"], "item": log["item_idx"], "scenario": log["scenario"]}
+        )
 
     def pooled_train(self) -> TrainData:
         """Every scenario's training events over the global indices, for any ``Recommender``
         (a pooled baseline: score a task's users ``task.users[...]`` on ``task.items``)."""
+        return TrainData.build(self._global_log(None), self.users, self.items)
+
+    def _global_log(self, only: str | None) -> pd.DataFrame:
         parts = []
-        for t in self.tasks:
-            log = t.train.log.copy()
-            log["user_idx"] = t.users[log["user_idx"].to_numpy()]
-            log["item_idx"] = t.items[log["item_idx"].to_numpy()]
-            parts.append(log)
-        return TrainData.build(pd.concat(parts, ignore_index=True), self.users, self.items)
+        for s, t in enumerate(self.tasks):
+            if only is None or t.name == only:
+                log = t.train.log.assign(scenario=s)
+                log["user_idx"] = t.users[log["user_idx"].to_numpy()]
+                log["item_idx"] = t.items[log["item_idx"].to_numpy()]
+                parts.append(log)
+        return pd.concat(parts, ignore_index=True)
 
 
 def domain_of(genres: object, domains: dict[str, tuple[str, ...]]) -> str:
