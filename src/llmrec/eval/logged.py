@@ -126,17 +126,28 @@ class ClickModel:
     def predict_all(self, log: BanditLog) -> np.ndarray:
         """(n, actions, slots) click probabilities for every item at every slot."""
         n, a = len(log), self.n_actions
+        users = np.repeat(log.users, a, axis=0)
+        actions = np.tile(np.arange(a), n)
+        # every block but the slot's is the same for all slots: built once
+        before, after = self._blocks(users, actions, log.affinity.ravel())
         out = np.empty((n, a, SLOTS))
         for pos in range(SLOTS):
-            users = np.repeat(log.users, a, axis=0)
-            actions = np.tile(np.arange(a), n)
-            x = self._features(users, actions, np.full(n * a, pos), log.affinity.ravel())
+            slot = _one_hot(np.full(n * a, pos), SLOTS)
+            x = sp.hstack([before, slot, after]).tocsr()
             out[:, :, pos] = self.model.predict_proba(x)[:, 1].reshape(n, a)
         return out
 
     def _features(
         self, users: np.ndarray, action: np.ndarray, position: np.ndarray, affinity: np.ndarray
     ) -> sp.csr_matrix:
+        before, after = self._blocks(users, action, affinity)
+        return sp.hstack([before, _one_hot(position, SLOTS), after]).tocsr()
+
+    def _blocks(
+        self, users: np.ndarray, action: np.ndarray, affinity: np.ndarray
+    ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """The feature columns before the slot's one-hot (user features, item) and after it
+        (affinity)."""
         n = len(action)
         blocks = []
         for j, vocab in enumerate(self.vocab):
@@ -148,10 +159,13 @@ class ClickModel:
                     shape=(n, len(vocab)),
                 )
             )
-        blocks.append(sp.csr_matrix((np.ones(n), (np.arange(n), action)), (n, self.n_actions)))
-        blocks.append(sp.csr_matrix((np.ones(n), (np.arange(n), position)), (n, SLOTS)))
-        blocks.append(sp.csr_matrix(affinity.reshape(-1, 1)))
-        return sp.hstack(blocks).tocsr()
+        blocks.append(_one_hot(action, self.n_actions))
+        return sp.hstack(blocks).tocsr(), sp.csr_matrix(affinity.reshape(-1, 1))
+
+
+def _one_hot(values: np.ndarray, width: int) -> sp.csr_matrix:
+    n = len(values)
+    return sp.csr_matrix((np.ones(n), (np.arange(n), values)), shape=(n, width))
 
 
 def cross_fitted_rewards(log: BanditLog, folds: int = 3, seed: int = 0) -> np.ndarray:

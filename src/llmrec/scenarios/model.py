@@ -49,6 +49,7 @@ class MultiScenarioMF:
         self.tower_decay = tower_decay  # pulls the scenario-specific parts towards the shared
         self.nets: dict[str | None, torch.nn.Module] = {}
         self.best_epoch: dict[str | None, int] = {}
+        self.best_validation: dict[str | None, float] = {}  # mean validation NDCG@10
 
     def fit(self, data: ScenarioData, item_vectors: np.ndarray | None = None) -> MultiScenarioMF:
         """``item_vectors``: (global items x d) text vectors, or None."""
@@ -58,7 +59,7 @@ class MultiScenarioMF:
         self.data = data
         groups = data.names if self.mode == "separate" else [None]
         for only in groups:
-            self.nets[only], self.best_epoch[only] = self._fit(data, item_vectors, only)
+            self._fit(data, item_vectors, only)
         return self
 
     def score(self, task: int, user_local: np.ndarray) -> np.ndarray:
@@ -77,9 +78,8 @@ class MultiScenarioMF:
         s = self.score(task, t.valid.user_idx)
         return evaluate_scores(s, t.valid, t.train, (10,), None, False).metrics["ndcg@10"]
 
-    def _fit(
-        self, data: ScenarioData, vectors: np.ndarray | None, only: str | None
-    ) -> tuple[torch.nn.Module, int]:
+    def _fit(self, data: ScenarioData, vectors: np.ndarray | None, only: str | None) -> None:
+        """Train the network for ``only`` (None: every scenario) into ``self.nets``."""
         import torch
 
         torch.manual_seed(self.seed)
@@ -106,7 +106,7 @@ class MultiScenarioMF:
         items = torch.as_tensor(log["item"].to_numpy().copy())
         scen = torch.as_tensor(log["scenario"].to_numpy().copy())
         tasks = [s for s, t in enumerate(data.tasks) if only is None or t.name == only]
-        self.nets[only] = net
+        self.nets[only] = net  # validation_ndcg scores through it while it trains
         best, best_epoch, best_state, waited = -1.0, 0, None, 0
         for epoch in range(1, self.epochs + 1):
             net.train()
@@ -130,7 +130,7 @@ class MultiScenarioMF:
         assert best_state is not None
         net.load_state_dict(best_state)
         net.eval()
-        return net, best_epoch
+        self.best_epoch[only], self.best_validation[only] = best_epoch, best
 
 
 def _Net(
