@@ -17,11 +17,24 @@ def sorted_ids(ids: Iterable[str]) -> np.ndarray:
     This is DESIGN.md's ordering rule: it orders interactions sharing a timestamp and breaks
     score ties (the lower id wins), so dense index order == protocol order.
     """
-    unique = pd.unique(pd.Series(list(ids), dtype=object).astype(str))
-    if len(unique) and all(_INT.fullmatch(u) for u in unique):
-        order = np.argsort(np.array([int(u) for u in unique], dtype=object), kind="stable")
-        return np.asarray(unique[order], dtype=str)
-    return np.sort(np.asarray(unique, dtype=str))
+    unique = pd.Series(_as_strings(ids).unique(), dtype=object)
+    if len(unique) and unique.str.fullmatch(_INT.pattern).all():
+        lengths = unique.str.len()
+        if lengths.max() <= 18:  # fits int64: sort vectorised
+            order = np.argsort(unique.to_numpy().astype(np.int64), kind="stable")
+        else:
+            order = np.argsort(np.array([int(u) for u in unique], dtype=object), kind="stable")
+        return np.asarray(unique.to_numpy()[order], dtype=str)
+    return np.sort(np.asarray(unique.to_numpy(), dtype=str))
+
+
+def _as_strings(ids: Iterable[str]) -> pd.Series:
+    """``ids`` as a string Series, without a Python loop over array-likes (millions of ids)."""
+    if isinstance(ids, np.ndarray):
+        ids = ids.astype(object)
+    if isinstance(ids, pd.Series | pd.Index | np.ndarray | pd.api.extensions.ExtensionArray):
+        return pd.Series(ids, copy=False).astype(str)
+    return pd.Series(list(ids), dtype=object).astype(str)
 
 
 class IdMap:
@@ -42,7 +55,7 @@ class IdMap:
 
     def index(self, ids: Iterable[str]) -> np.ndarray:
         """Dense indices of ``ids``; -1 for ids not in the map."""
-        return self._index.get_indexer(pd.Index(np.asarray(list(ids), dtype=str)))
+        return self._index.get_indexer(pd.Index(_as_strings(ids)))
 
     def position(self, item_id: str) -> int:
         """Dense index of one id, -1 when absent (a hash lookup: no array is built)."""

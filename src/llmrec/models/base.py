@@ -20,6 +20,7 @@ from llmrec.data import columns as C
 from llmrec.data.ids import IdMap
 from llmrec.data.matrix import TrainData
 from llmrec.errors import ConfigError, LlmrecError
+from llmrec.models.topk import top_k
 
 if TYPE_CHECKING:  # eval imports models
     from llmrec.eval.protocols import Split
@@ -42,6 +43,16 @@ class Recommendations(NamedTuple):
     scores: list[np.ndarray]
 
 
+class TopK(NamedTuple):
+    """Flat top-k lists: ``row`` indexes the requested users, ``sources`` (when the model
+    has parts) names the part that proposed each item."""
+
+    row: np.ndarray
+    item_idx: np.ndarray
+    score: np.ndarray
+    sources: list[str] | None
+
+
 class Recommender(ABC):
     """Scores items for users; never ranks for evaluation nor evaluates (``eval/`` does)."""
 
@@ -62,7 +73,7 @@ class Recommender(ABC):
         try:
             self.config = config or self.config_class(**params)
         except ValidationError as e:
-            raise ConfigError(f"{self.name}: invalid parameters: {_pydantic_msg(e)}") from e
+            raise ConfigError(f"{self.name}: invalid parameters: {pydantic_message(e)}") from e
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
@@ -162,28 +173,44 @@ class Recommender(ABC):
     ) -> tuple[Recommendations, list[list[str]]]:
         """``recommend`` plus, per item, the part of the model that proposed it: the
         retriever of a two-stage model that ranked it best, or the model's own name."""
-        self._check_fitted()
         user_ids = [str(u) for u in user_ids]
+        self._check_fitted()
         idx = self.users_.index(user_ids)
         if (idx < 0).any():
             missing = [u for u, i in zip(user_ids, idx, strict=True) if i < 0][:5]
             raise LlmrecError(f"unknown user ids: {', '.join(missing)}")
-        scores, source, names = self._score_with_sources(idx, context)
-        scores = scores.astype(np.float64)
+        top = self.top_k(idx, k, exclude_seen, context)
+        bounds = np.searchsorted(top.row, np.arange(len(idx) + 1))
+        ids = self.items_.ids[top.item_idx]
+        sources = top.sources if top.sources is not None else [self.name] * len(top.row)
+        out_ids, out_scores, out_sources = [], [], []
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            out_ids.append(ids[lo:hi].tolist())
+            out_scores.append(top.score[lo:hi])
+            out_sources.append(list(sources[lo:hi]))
+        return Recommendations(out_ids, out_scores), out_sources
+
+    def top_k(
+        self,
+        user_idx: np.ndarray,
+        k: int = 10,
+        exclude_seen: bool = True,
+        context: dict[str, str] | None = None,
+    ) -> TopK:
+        """``recommend`` over user indices, as flat arrays (what batch jobs write): rows in
+        user order, best first within a user; NaN scores rank last as -inf."""
+        self._check_fitted()
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        scores, source, names = self._score_with_sources(user_idx, context)
+        scores = np.array(scores, dtype=np.result_type(scores.dtype, np.float32))
         scores[np.isnan(scores)] = -np.inf
         if exclude_seen:
-            seen = self.history_[idx].toarray().astype(bool)
-            scores[seen] = np.nan
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        out_ids, out_scores, out_sources = [], [], []
-        for u, (row, o) in enumerate(zip(scores, order, strict=True)):
-            o = o[~np.isnan(row[o])]
-            out_ids.append(self.items_.ids[o].tolist())
-            out_scores.append(row[o])
-            out_sources.append(
-                [names[j] for j in source[u, o]] if source is not None else [self.name] * len(o)
-            )
-        return Recommendations(out_ids, out_scores), out_sources
+            seen = self.history_[user_idx]
+            scores[np.repeat(np.arange(len(user_idx)), np.diff(seen.indptr)), seen.indices] = np.nan
+        rows, cols = top_k(scores, k)
+        picked = scores[rows, cols]
+        sources = None if source is None else [names[j] for j in source[rows, cols]]
+        return TopK(rows, cols, picked, sources)
 
     def save(self, path: str | Path, extra: Callable[[Path], None] | None = None) -> None:
         """A directory: ``manifest.json`` (readable) + ``arrays.npz`` (no pickle); atomic.
@@ -349,5 +376,5 @@ def pad_rows(a: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([a, np.zeros((n - len(a), *a.shape[1:]), a.dtype)])
 
 
-def _pydantic_msg(e: ValidationError) -> str:
+def pydantic_message(e: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
