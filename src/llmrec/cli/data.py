@@ -55,6 +55,46 @@ def import_command(
     out.print(f"{name}: imported ({_summary(report.dataset)})", highlight=False)
 
 
+@app.command("synth")
+def synth_command(
+    name: Annotated[str, typer.Argument(help="dataset name to create or replace")],
+    users: Annotated[int, typer.Option(min=1, help="users (each gets at least one event)")],
+    items: Annotated[int, typer.Option(min=1, help="items")],
+    interactions: Annotated[int, typer.Option(min=1, help="events in all")],
+    clusters: Annotated[int, typer.Option(min=1, help="taste clusters")] = 20,
+    popularity_exponent: Annotated[
+        float, typer.Option(min=0, help="Zipf exponent of item popularity")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+) -> None:
+    """A synthetic dataset for scale tests: power-law popularity and activity, taste
+    clusters, generated item texts; written chunk by chunk (memory ~ users + items)."""
+    from pydantic import ValidationError
+    from rich.progress import Progress
+
+    from llmrec.data.synth import SynthConfig, synthesize
+    from llmrec.errors import ConfigError
+    from llmrec.models.base import pydantic_message
+
+    try:
+        cfg = SynthConfig(
+            users=users,
+            items=items,
+            interactions=interactions,
+            clusters=clusters,
+            popularity_exponent=popularity_exponent,
+            seed=seed,
+        )
+    except ValidationError as e:
+        raise ConfigError(f"data synth: {pydantic_message(e)}") from None
+    s = get_settings()
+    with Progress(transient=True) as bar:
+        task = bar.add_task(f"writing {name}", total=interactions)
+        n = synthesize(name, cfg, s.datasets_dir, lambda n: bar.advance(task, n))
+    counts = f"{n['interactions']:,} interactions, {n['users']:,} users, {n['items']:,} items"
+    out.print(f"{name}: synthesized in {s.datasets_dir / name} ({counts})", highlight=False)
+
+
 @app.command("list")
 def list_command() -> None:
     """The datasets in $LLMREC_HOME."""

@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,23 +72,39 @@ def list_datasets(root: Path) -> list[str]:
 
 
 def save(ds: Dataset, root: Path) -> Path:
-    """Write ``ds`` under ``root/<name>`` atomically.
-
-    The tables go into a fresh hidden version folder; a symlink named after the dataset is then
-    swapped onto it with one ``os.replace``: readers see the old dataset or the new one, never a
-    half-written one, and a crash leaves at most an orphan hidden folder (cleaned on next save).
-    """
-    root.mkdir(parents=True, exist_ok=True)
-    link = dataset_path(root, ds.name)
-    version = root / f".{ds.name}@{uuid.uuid4().hex[:12]}"  # "@" never occurs in a name
-    try:
-        version.mkdir()
+    """Write ``ds`` under ``root/<name>`` atomically (see ``writing``)."""
+    with writing(root, ds.name) as version:
         for table, df in ds.tables().items():
             df.to_parquet(version / f"{table}.parquet", index=False)
-        manifest = {"name": ds.name, "tables": sorted(ds.tables()), **ds.summary(), **ds.meta}
+        summary = {"tables": sorted(ds.tables()), **ds.summary(), **ds.meta}
+        (version / _SUMMARY).write_text(json.dumps(summary))
+    return dataset_path(root, ds.name)
+
+
+_SUMMARY = ".summary.json"
+
+
+@contextmanager
+def writing(root: Path, name: str) -> Iterator[Path]:
+    """A fresh hidden version folder to write a dataset's ``<table>.parquet`` files into,
+    table by table or chunk by chunk; the writer leaves in ``.summary.json`` the table
+    names, the counts of ``Dataset.summary`` and any meta. On a clean exit the manifest is
+    written and a symlink named after the dataset is swapped onto the folder with one
+    ``os.replace``: readers see the old dataset or the new one, never a half-written one;
+    an error removes the folder, and a crash leaves at most an orphan hidden folder
+    (cleaned on next save)."""
+    root.mkdir(parents=True, exist_ok=True)
+    link = dataset_path(root, name)
+    version = root / f".{name}@{uuid.uuid4().hex[:12]}"  # "@" never occurs in a name
+    try:
+        version.mkdir()
+        yield version
+        summary = json.loads((version / _SUMMARY).read_text())
+        (version / _SUMMARY).unlink()
+        manifest = {"name": name, **summary}
         (version / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
         _fsync_dir(version)
-        tmp_link = root / f".{ds.name}@link-{uuid.uuid4().hex[:8]}"
+        tmp_link = root / f".{name}@link-{uuid.uuid4().hex[:8]}"
         os.symlink(version.name, tmp_link)
         if link.exists() and not link.is_symlink():
             shutil.rmtree(link)  # a plain folder from a copy: replace it as a whole
@@ -95,8 +113,7 @@ def save(ds: Dataset, root: Path) -> Path:
     except BaseException:
         shutil.rmtree(version, ignore_errors=True)
         raise
-    _remove_stale_versions(root, ds.name, keep=version.name)
-    return link
+    _remove_stale_versions(root, name, keep=version.name)
 
 
 def load(root: Path, name: str) -> Dataset:

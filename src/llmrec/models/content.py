@@ -35,10 +35,10 @@ def embed_items(
 
 def embed_catalogue(train: TrainData, encoder: str) -> np.ndarray:
     """Unit text vectors of every item of ``train``, in item index order (cached on disk)."""
-    return embed_items(_items_frame(train), encoder, train.kg, train.item_entity)
+    return embed_items(items_frame(train), encoder, train.kg, train.item_entity)
 
 
-def _items_frame(train: TrainData) -> pd.DataFrame:
+def items_frame(train: TrainData) -> pd.DataFrame:
     if train.item_table is not None:
         return train.item_table
     return pd.DataFrame({C.ITEM_ID: train.items.ids, C.TITLE: train.items.ids})
@@ -151,7 +151,7 @@ class UserText(_TextModel):
         self._observe(train)
 
     def _observe(self, data: TrainData) -> None:
-        titles = _items_frame(data)[C.TITLE].astype(str).to_numpy()
+        titles = items_frame(data)[C.TITLE].astype(str).to_numpy()
         texts = user_texts(
             data.log,
             data.n_users,
