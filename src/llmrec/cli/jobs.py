@@ -1,0 +1,120 @@
+"""``llmrec jobs``: batch work over a whole dataset or model, in this process or on Ray."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from llmrec.config import get_settings
+from llmrec.data import dataset as store
+from llmrec.jobs.engine import Engine, JobResult, Run
+
+app = typer.Typer(help="Batch jobs (embed, features, recommend), local or on Ray.")
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+
+EngineOption = Annotated[
+    Engine, typer.Option(help="local: this process (no Ray); ray: Ray Data actors")
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="an existing Ray cluster (auto, ray://head:10001); default: a local one",
+    ),
+]
+WorkersOption = Annotated[
+    int, typer.Option(min=1, help="Ray actors, one CPU each (a local cluster gets this many)")
+]
+BatchOption = Annotated[int, typer.Option(min=1, help="rows per partition handed to a worker")]
+OutOption = Annotated[Path, typer.Option("--out", help="output folder of Parquet parts")]
+
+
+class What(StrEnum):
+    items = "items"
+    users = "users"
+
+
+def _run(engine: Engine, address: str | None, workers: int, batch_size: int) -> Run:
+    return Run(engine, address, workers, batch_size, progress=err.is_terminal)
+
+
+def _report(result: JobResult) -> None:
+    rate = result.inputs / result.seconds if result.seconds else float("nan")
+    out.print(
+        f"{result.job}: {result.inputs:,} inputs -> {result.rows:,} rows in {result.out} "
+        f"({result.seconds:.1f} s, {rate:,.0f}/s, engine {result.engine})",
+        highlight=False,
+    )
+
+
+def _model_dir(model: Path | None) -> Path:
+    return model or get_settings().home / "models" / "ml-100k-ranker"
+
+
+@app.command("recommend")
+def recommend_command(
+    out_dir: OutOption,
+    model: Annotated[
+        Path | None, typer.Option(help="saved model folder (default: ml-100k-ranker)")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="list length")] = 10,
+    exclude_seen: Annotated[bool, typer.Option(help="drop items the user has seen")] = True,
+    engine: EngineOption = Engine.local,
+    ray_address: AddressOption = None,
+    workers: WorkersOption = 2,
+    batch_size: BatchOption = 1024,
+) -> None:
+    """Top-k for every user of a saved model: user_id, rank, item_id, score, source."""
+    from llmrec.jobs.recommend import batch_recommend
+
+    run = _run(engine, ray_address, workers, batch_size)
+    with err.status(f"loading {_model_dir(model)}"):
+        from llmrec.models.base import Recommender
+
+        loaded = Recommender.load(_model_dir(model))
+    _report(batch_recommend(loaded, out_dir, run, k=k, exclude_seen=exclude_seen))
+
+
+@app.command("embed")
+def embed_command(
+    out_dir: OutOption,
+    dataset: Annotated[str, typer.Option(help="dataset name")] = "ml-100k",
+    what: Annotated[What, typer.Option(help="item catalogue or user profiles")] = What.items,
+    encoder: Annotated[str, typer.Option(help="minilm, minilm-static or hashing")] = "minilm",
+    engine: EngineOption = Engine.local,
+    ray_address: AddressOption = None,
+    workers: WorkersOption = 2,
+    batch_size: BatchOption = 1024,
+) -> None:
+    """Embed item texts or user profile texts: id, vector (L2-normalised float32)."""
+    from llmrec.jobs.embed import embed_texts
+
+    ds = store.load(get_settings().datasets_dir, dataset)
+    run = _run(engine, ray_address, workers, batch_size)
+    _report(embed_texts(ds, what.value, out_dir, run, encoder=encoder))
+
+
+@app.command("features")
+def features_command(
+    out_dir: OutOption,
+    model: Annotated[
+        Path | None, typer.Option(help="saved ranker folder (default: ml-100k-ranker)")
+    ] = None,
+    engine: EngineOption = Engine.local,
+    ray_address: AddressOption = None,
+    workers: WorkersOption = 2,
+    batch_size: BatchOption = 256,
+) -> None:
+    """The ranker's candidates and features for every user: user_id, position, item_id, …"""
+    from llmrec.jobs.features import ranker_features
+    from llmrec.models.base import Recommender
+
+    run = _run(engine, ray_address, workers, batch_size)
+    with err.status(f"loading {_model_dir(model)}"):
+        loaded = Recommender.load(_model_dir(model))
+    _report(ranker_features(loaded, out_dir, run))
