@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,6 +12,9 @@ from rich.console import Console
 from llmrec.config import get_settings
 from llmrec.data import dataset as store
 from llmrec.jobs.engine import Engine, JobResult, Run
+
+if TYPE_CHECKING:
+    from llmrec.models.base import Recommender
 
 app = typer.Typer(help="Batch jobs (embed, features, recommend), local or on Ray.")
 out = Console(soft_wrap=True)
@@ -52,8 +55,12 @@ def _report(result: JobResult) -> None:
     )
 
 
-def _model_dir(model: Path | None) -> Path:
-    return model or get_settings().home / "models" / "ml-100k-ranker"
+def _load(model: Path | None) -> Recommender:
+    from llmrec.models.base import Recommender
+
+    folder = model or get_settings().home / "models" / "ml-100k-ranker"
+    with err.status(f"loading {folder}"):
+        return Recommender.load(folder)
 
 
 @app.command("recommend")
@@ -73,11 +80,7 @@ def recommend_command(
     from llmrec.jobs.recommend import batch_recommend
 
     run = _run(engine, ray_address, workers, batch_size)
-    with err.status(f"loading {_model_dir(model)}"):
-        from llmrec.models.base import Recommender
-
-        loaded = Recommender.load(_model_dir(model))
-    _report(batch_recommend(loaded, out_dir, run, k=k, exclude_seen=exclude_seen))
+    _report(batch_recommend(_load(model), out_dir, run, k=k, exclude_seen=exclude_seen))
 
 
 @app.command("embed")
@@ -112,9 +115,6 @@ def features_command(
 ) -> None:
     """The ranker's candidates and features for every user: user_id, position, item_id, …"""
     from llmrec.jobs.features import ranker_features
-    from llmrec.models.base import Recommender
 
     run = _run(engine, ray_address, workers, batch_size)
-    with err.status(f"loading {_model_dir(model)}"):
-        loaded = Recommender.load(_model_dir(model))
-    _report(ranker_features(loaded, out_dir, run))
+    _report(ranker_features(_load(model), out_dir, run))

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from threadpoolctl import threadpool_limits
 
+from llmrec.atomic import replace_folder
 from llmrec.config import get_settings
 from llmrec.errors import ConfigError, LlmrecError
 
@@ -125,7 +126,7 @@ def run_job(
         )
         result.seconds = round(time.perf_counter() - t0, 3)
         (tmp / "job.json").write_text(json.dumps(asdict(result), indent=2, default=str))
-        _swap_in(tmp, out)
+        replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -250,14 +251,3 @@ def _check_out(out: Path) -> None:
     if out.is_dir() and ((out / "job.json").is_file() or not any(out.iterdir())):
         return
     raise LlmrecError(f"{out} exists and is not a job's output: choose another --out")
-
-
-def _swap_in(tmp: Path, out: Path) -> None:
-    if out.exists() or out.is_symlink():
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
