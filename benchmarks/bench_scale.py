@@ -1,0 +1,213 @@
+"""Scaling: batch top-k and catalogue embedding at growing sizes, local engine vs Ray.
+
+Every measured step is the real command (`llmrec data synth`, `llmrec jobs ...`) in a child
+process; a sampler adds up the proportional set size (PSS: shared pages split between
+the processes that map them, so Ray's object store is not counted twice) of the child and
+all its descendants (Ray's raylet, GCS and actors included) every 0.2 s: peak memory is
+the largest sum. Local = one process with LLMREC_THREADS=2; Ray = a local cluster of 2
+CPUs, 2 actors with one thread each. Both engines' outputs are compared row for row.
+
+    .venv/bin/python benchmarks/bench_scale.py                # 10k, 100k, 1M users
+    .venv/bin/python benchmarks/bench_scale.py --sizes 10k    # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+# users, items, interactions
+SIZES = {
+    "10k": (10_000, 1_000, 200_000),
+    "100k": (100_000, 10_000, 2_000_000),
+    "1m": (1_000_000, 100_000, 20_000_000),
+}
+LLMREC = [sys.executable, "-c", "from llmrec.cli import main; main()"]
+
+
+def measure(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
+    """Wall seconds and peak PSS (GiB) of ``cmd`` and its descendants; fails loudly."""
+    t0 = time.perf_counter()
+    child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    peak = 0.0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        root = psutil.Process(child.pid)
+        while not done.is_set():
+            total = 0
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                break
+            for p in procs:
+                try:
+                    total += p.memory_full_info().pss
+                except psutil.Error:
+                    pass
+            peak = max(peak, total / 2**30)
+            done.wait(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output, _ = child.communicate()
+    done.set()
+    sampler.join()
+    wall = time.perf_counter() - t0
+    if child.returncode != 0:
+        sys.stdout.write(output.decode(errors="replace")[-4000:])
+        raise SystemExit(f"failed ({child.returncode}): {' '.join(cmd[3:])}")
+    return {"wall_s": round(wall, 2), "peak_gib": round(peak, 3)}
+
+
+def fit(home: Path, name: str, out: Path, epochs: int) -> None:
+    """Child mode: ALS on every event of ``name`` (what batch top-k then serves)."""
+    from llmrec.data import dataset as store
+    from llmrec.eval.protocols import full_train
+    from llmrec.models.mf import ALS
+
+    data = full_train(store.load(home / "datasets", name))
+    ALS(epochs=epochs, seed=0).fit(data).save(out)
+
+
+def same_rows(a: Path, b: Path, keys: list[str]) -> bool:
+    from llmrec.jobs import read_output
+
+    x = read_output(a).sort_values(keys, ignore_index=True)
+    y = read_output(b).sort_values(keys, ignore_index=True)
+    if "vector" in x:
+        return x[keys].equals(y[keys]) and np.array_equal(np.stack(x.vector), np.stack(y.vector))
+    return x.equals(y)
+
+
+def job_seconds(out: Path) -> float:
+    return float(json.loads((out / "job.json").read_text())["seconds"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    ap.add_argument("--engines", nargs="+", default=["local", "ray"])
+    ap.add_argument("--home", type=Path, default=ROOT / "reports" / "scale-home")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--k", type=int, default=10)
+    # the transformer encoder is ~80 texts/s on 2 cores: its sizes are capped separately
+    ap.add_argument("--minilm-max-items", type=int, default=10_000)
+    ap.add_argument("--json", type=Path, default=ROOT / "reports" / "scale.json")
+    ap.add_argument("--plot", type=Path, default=ROOT / "benchmarks" / "scale.png")
+    ap.add_argument("--fit-child", nargs=2, metavar=("NAME", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    env = {**os.environ, "LLMREC_HOME": str(args.home), "LLMREC_THREADS": "2"}
+    if args.fit_child:
+        fit(args.home, args.fit_child[0], Path(args.fit_child[1]), args.epochs)
+        return
+    rows: list[dict[str, object]] = []
+    for size in args.sizes:
+        users, items, events = SIZES[size]
+        name = f"synth-{size}"
+        step = measure(
+            [*LLMREC, "data", "synth", name, "--users", str(users), "--items", str(items),
+             "--interactions", str(events)],
+            env,
+        )  # fmt: skip
+        base = {"size": size, "users": users, "items": items, "interactions": events}
+        rows.append({**base, "stage": "synthesize", "engine": "local", **step})
+        print(rows[-1], flush=True)
+        model = args.home / "models" / f"{name}-als"
+        step = measure([sys.executable, __file__, "--home", str(args.home), "--epochs",
+                        str(args.epochs), "--fit-child", name, str(model)], env)  # fmt: skip
+        rows.append({**base, "stage": "fit als (single machine)", "engine": "local", **step})
+        print(rows[-1], flush=True)
+        outs: dict[str, dict[str, Path]] = {}
+        for engine in args.engines:
+            out = args.home / "out" / f"recs-{size}-{engine}"
+            step = measure(
+                [*LLMREC, "jobs", "recommend", "--model", str(model), "--out", str(out), "-k",
+                 str(args.k), "--engine", engine, "--workers", "2"],
+                env,
+            )  # fmt: skip
+            sec = job_seconds(out)
+            rows.append({**base, "stage": "batch top-k", "engine": engine, **step,
+                         "job_s": sec, "per_s": round(users / sec, 1)})  # fmt: skip
+            outs.setdefault("batch top-k", {})[engine] = out
+            print(rows[-1], flush=True)
+            for encoder in ("minilm-static", "minilm"):
+                if encoder == "minilm" and items > args.minilm_max_items:
+                    continue
+                out = args.home / "out" / f"embed-{encoder}-{size}-{engine}"
+                step = measure(
+                    [*LLMREC, "jobs", "embed", "--dataset", name, "--what", "items",
+                     "--encoder", encoder, "--out", str(out), "--engine", engine,
+                     "--workers", "2", "--batch-size", "512"],
+                    env,
+                )  # fmt: skip
+                sec = job_seconds(out)
+                rows.append({**base, "stage": f"embed items ({encoder})", "engine": engine,
+                             **step, "job_s": sec, "per_s": round(items / sec, 1)})  # fmt: skip
+                outs.setdefault(f"embed items ({encoder})", {})[engine] = out
+                print(rows[-1], flush=True)
+        for stage, by_engine in outs.items():
+            if len(by_engine) == 2:
+                keys = ["user_id", "rank"] if stage == "batch top-k" else ["item_id"]
+                same = same_rows(by_engine["local"], by_engine["ray"], keys)
+                for r in rows:
+                    if r["size"] == size and r["stage"] == stage:
+                        r["same_as_local"] = same
+        for out in (args.home / "out").glob(f"*-{size}-*"):
+            shutil.rmtree(out, ignore_errors=True)  # the 1M lists are ~100 MB per engine
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(rows, indent=2))
+    table = pd.DataFrame(rows)
+    print(markdown(table))
+    plot(table, args.plot)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    cols = [c for c in table.columns if c not in ("users", "items", "interactions")]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in table[cols].itertuples(index=False):
+        lines.append("| " + " | ".join("" if pd.isna(v) else str(v) for v in r) + " |")
+    return "\n".join(lines)
+
+
+def plot(table: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    jobs = table[table["stage"].str.startswith(("batch", "embed"))]
+    for (stage, engine), g in jobs.groupby(["stage", "engine"]):
+        x = g["users"] if stage == "batch top-k" else g["items"]
+        style = "-o" if engine == "local" else "--s"
+        label = f"{stage}, {engine}"
+        axes[0].loglog(x, g["wall_s"], style, label=label)
+        axes[1].loglog(x, g["peak_gib"], style, label=label)
+    axes[0].set(xlabel="users (top-k) / items (embedding)", ylabel="wall seconds",
+                title="cost vs size (log-log)")  # fmt: skip
+    axes[1].set(xlabel="users (top-k) / items (embedding)", ylabel="peak memory, GiB (PSS)",
+                title="peak memory vs size")  # fmt: skip
+    for ax in axes:
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
