@@ -24,6 +24,7 @@ demo: data
 	$(BIN)/llmrec eval --dataset ml-100k --model pop,ease,content,hybrid --protocol cold-items
 	$(BIN)/llmrec eval --dataset ml-100k --model pop,ease,content,user-text,hybrid --protocol cold-users
 	$(BIN)/llmrec train --dataset ml-100k
+	$(BIN)/llmrec jobs recommend --out reports/ml-100k-top10
 	$(BIN)/llmrec serve --demo --item-noun movie
 
 test: data

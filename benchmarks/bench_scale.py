@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,10 @@ import pandas as pd
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _sections import write_section  # noqa: E402
+
+BEGIN, END = "<!-- bench_scale:begin -->", "<!-- bench_scale:end -->"
 # users, items, interactions
 SIZES = {
     "10k": (10_000, 1_000, 200_000),
@@ -94,7 +99,7 @@ def same_rows(a: Path, b: Path, keys: list[str]) -> bool:
 
 
 def job_seconds(out: Path) -> float:
-    return float(json.loads((out / "job.json").read_text())["seconds"])
+    return float(json.loads((out / "_job.json").read_text())["seconds"])
 
 
 def main() -> None:
@@ -109,7 +114,13 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=ROOT / "reports" / "scale.json")
     ap.add_argument("--plot", type=Path, default=ROOT / "benchmarks" / "scale.png")
     ap.add_argument("--fit-child", nargs=2, metavar=("NAME", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--report-only", action="store_true", help="table, plot and section from --json"
+    )
     args = ap.parse_args()
+    if args.report_only:
+        report(json.loads(args.json.read_text()), args)
+        return
     env = {**os.environ, "LLMREC_HOME": str(args.home), "LLMREC_THREADS": "2"}
     if args.fit_child:
         fit(args.home, args.fit_child[0], Path(args.fit_child[1]), args.epochs)
@@ -170,9 +181,55 @@ def main() -> None:
             shutil.rmtree(out, ignore_errors=True)  # the 1M lists are ~100 MB per engine
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(rows, indent=2))
+    report(rows, args)
+
+
+def report(rows: list[dict[str, object]], args: argparse.Namespace) -> None:
     table = pd.DataFrame(rows)
-    print(markdown(table))
     plot(table, args.plot)
+    sizes = " ".join(dict.fromkeys(table["size"]))
+    lines = [
+        "## Scale-out: batch top-k and catalogue embedding, local vs Ray (issue #9)",
+        "",
+        f"Command: `.venv/bin/python benchmarks/bench_scale.py --sizes {sizes}` "
+        f"({platform.machine()}, 2 cores, 24 GiB; ray {_version('ray')}, "
+        f"torch {_version('torch')}). Data from `llmrec data synth` (20 taste clusters, "
+        "Zipf popularity); the model is ALS (64 factors, "
+        f"{args.epochs} epochs) fitted on every event; top-k = {args.k}, seen items excluded. "
+        "Every step is one run of the real command in a fresh process: `wall s` is the "
+        "command from start to exit (imports, loading, Ray start-up included), `job s` the "
+        "job alone (from `_job.json`), `per s` users or items per job second, `peak GiB` the "
+        "largest sum of PSS over the process and all its descendants (Ray's included). "
+        "Local: one process, 2 threads; Ray: a local cluster of 2 CPUs, 2 actors of one "
+        "thread. `same` = the Ray output equals the local one row for row.",
+        "",
+        "| users | items | events | step | engine | wall s | job s | per s | peak GiB | same |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in table.to_dict("records"):
+        same = r.get("same_as_local")
+        lines.append(
+            f"| {r['users']:,} | {r['items']:,} | {r['interactions']:,} | {r['stage']} | "
+            f"{r['engine']} | {r['wall_s']:.1f} | {_num(r.get('job_s'))} | "
+            f"{_num(r.get('per_s'), 0)} | {r['peak_gib']:.2f} | "
+            f"{'' if same is None or same != same else ('yes' if same else 'NO')} |"
+        )
+    shown = args.plot.relative_to(ROOT) if args.plot.is_relative_to(ROOT) else args.plot
+    lines += ["", f"![scaling]({shown})"]
+    write_section(ROOT / "BENCHMARKS.md", BEGIN, END, lines)
+
+
+def _num(v: object, digits: int = 1) -> str:
+    return "" if v is None or v != v else f"{float(v):,.{digits}f}"  # type: ignore[arg-type]
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def markdown(table: pd.DataFrame) -> str:

@@ -115,7 +115,7 @@ def test_local_batch_recommend_is_recommend(als: Recommender, tmp_path: Path) ->
     assert (got["rank"].groupby(got[C.USER_ID]).min() == 1).all()
     batch_recommend(als, tmp_path / "recs", Run(batch_size=1000), k=3)
     assert len(read_output(tmp_path / "recs")) == 3 * SMALL.users
-    assert (tmp_path / "recs" / "job.json").is_file()
+    assert (tmp_path / "recs" / "_job.json").is_file()
 
 
 def test_jobs_refuse_to_overwrite_other_folders(als: Recommender, tmp_path: Path) -> None:
@@ -210,3 +210,23 @@ def test_ray_ranker_features_and_lists(
     recs = _lists(read_output(tmp_path / "recs-local"))
     users = list(ranker.users_.ids)
     assert [recs[u] for u in users] == ranker.recommend(users, k=5).item_ids
+
+
+def test_run_options_are_checked() -> None:
+    from llmrec.errors import ConfigError
+
+    assert Run(engine="ray").engine is Engine.ray  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="unknown engine 'spark'"):
+        Run(engine="spark")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="--ray-address needs --engine ray"):
+        Run(address="auto")
+    with pytest.raises(ConfigError, match="at least 1"):
+        Run(workers=0)
+
+
+def test_unreachable_ray_cluster_is_a_clear_error(als: Recommender, tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="the ray extra is installed by `make install`")
+    ray_run = Run(engine=Engine.ray, address="ray://127.0.0.1:9")  # nothing listens on 9
+    with pytest.raises(LlmrecError, match="cannot reach the Ray cluster at 'ray://127.0.0.1:9'"):
+        batch_recommend(als, tmp_path / "recs", ray_run)
+    assert not (tmp_path / "recs").exists()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -56,6 +57,10 @@ class Run:
     progress: bool = False
 
     def __post_init__(self) -> None:
+        try:  # the Python API may pass "ray"
+            object.__setattr__(self, "engine", Engine(self.engine))
+        except ValueError:
+            raise ConfigError(f"unknown engine {self.engine!r}: local or ray") from None
         if self.workers < 1 or self.batch_size < 1:
             raise ConfigError("workers and batch_size must be at least 1")
         if self.address and self.engine is not Engine.ray:
@@ -64,7 +69,7 @@ class Run:
 
 @dataclass
 class JobResult:
-    """What a job wrote (also saved as ``job.json`` in ``out``)."""
+    """What a job wrote (also saved as ``_job.json`` in ``out``)."""
 
     job: str
     out: str
@@ -91,9 +96,8 @@ def require_ray() -> ModuleType:
 
 def resolve(value: Any) -> Any:
     """A shared object inside a worker: fetched from the object store when it is a reference."""
-    if type(value).__name__ == "ObjectRef":
-        import ray
-
+    ray = sys.modules.get("ray")  # a worker of the Ray engine has it imported
+    if ray is not None and isinstance(value, ray.ObjectRef):
         return ray.get(value)
     return value
 
@@ -121,11 +125,9 @@ def run_job(
         else:
             _run_local(inputs, fn(**kwargs, **(shared or {})), tmp, run)
         rows = sum(pq.ParquetFile(p).metadata.num_rows for p in tmp.glob("*.parquet"))
-        result = JobResult(
-            name, str(out), run.engine.value, rows, len(inputs), 0.0, dict(params or {})
-        )
-        result.seconds = round(time.perf_counter() - t0, 3)
-        (tmp / "job.json").write_text(json.dumps(asdict(result), indent=2, default=str))
+        seconds = round(time.perf_counter() - t0, 3)
+        result = JobResult(name, str(out), run.engine, rows, len(inputs), seconds, params or {})
+        (tmp / "_job.json").write_text(json.dumps(asdict(result), indent=2, default=str))
         replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -164,8 +166,6 @@ def _run_local(inputs: pd.DataFrame, fn: BatchFn, tmp: Path, run: Run) -> None:
 @contextmanager
 def _torch_threads(n: int) -> Iterator[None]:
     """Torch's intra-op threads for the job (top-k selection, encoders), restored after."""
-    import sys
-
     torch = sys.modules.get("torch")
     if torch is None:
         yield
@@ -217,7 +217,10 @@ def ray_session(run: Run) -> Iterator[None]:
     ray = require_ray()
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     if run.address:
-        ray.init(address=run.address, log_to_driver=False, logging_level="WARNING")
+        try:
+            ray.init(address=run.address, log_to_driver=False, logging_level="WARNING")
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise LlmrecError(f"cannot reach the Ray cluster at {run.address!r}: {e}") from None
     else:
         ray.init(
             num_cpus=run.workers,
@@ -248,6 +251,6 @@ def _check_out(out: Path) -> None:
     """Refuse to replace anything but an earlier job's output (or an empty folder)."""
     if not (out.exists() or out.is_symlink()):
         return
-    if out.is_dir() and ((out / "job.json").is_file() or not any(out.iterdir())):
+    if out.is_dir() and ((out / "_job.json").is_file() or not any(out.iterdir())):
         return
     raise LlmrecError(f"{out} exists and is not a job's output: choose another --out")
