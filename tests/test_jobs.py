@@ -225,8 +225,15 @@ def test_run_options_are_checked() -> None:
 
 
 def test_unreachable_ray_cluster_is_a_clear_error(als: Recommender, tmp_path: Path) -> None:
+    """In a child process (this one may hold a Ray session): one line, exit code 2."""
     pytest.importorskip("ray", reason="the ray extra is installed by `make install`")
-    ray_run = Run(engine=Engine.ray, address="ray://127.0.0.1:9")  # nothing listens on 9
-    with pytest.raises(LlmrecError, match="cannot reach the Ray cluster at 'ray://127.0.0.1:9'"):
-        batch_recommend(als, tmp_path / "recs", ray_run)
+    als.save(tmp_path / "als")
+    address = "ray://127.0.0.1:9"  # nothing listens on port 9
+    out = str(tmp_path / "recs")
+    model = str(tmp_path / "als")
+    r = _llmrec("jobs", "recommend", "--model", model, "--out", out, "--engine", "ray",
+                "--ray-address", address)  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert "cannot reach the Ray cluster at 'ray://127.0.0.1:9'" in r.stderr
+    assert "Traceback" not in r.stderr
     assert not (tmp_path / "recs").exists()

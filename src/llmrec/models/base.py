@@ -202,13 +202,9 @@ class Recommender(ABC):
         self._check_fitted()
         user_idx = np.asarray(user_idx, dtype=np.int64)
         scores, source, names = self._score_with_sources(user_idx, context)
-        scores = np.array(scores, dtype=np.result_type(scores.dtype, np.float32))
-        scores[np.isnan(scores)] = -np.inf
-        if exclude_seen:
-            seen = self.history_[user_idx]
-            scores[np.repeat(np.arange(len(user_idx)), np.diff(seen.indptr)), seen.indices] = np.nan
-        rows, cols = top_k(scores, k)
-        picked = scores[rows, cols]
+        rows, cols = top_k(scores, k, self.history_[user_idx] if exclude_seen else None)
+        picked = scores[rows, cols].astype(np.result_type(scores.dtype, np.float32))
+        picked[np.isnan(picked)] = -np.inf
         sources = None if source is None else [names[j] for j in source[rows, cols]]
         return TopK(rows, cols, picked, sources)
 
