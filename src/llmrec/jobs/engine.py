@@ -191,9 +191,11 @@ def _run_ray(
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = run.progress
         refs = {k: ray.put(v) for k, v in shared.items()}  # once, whatever the actor count
-        # blocks of whole batches, a few per actor so that a slow one does not hold the rest
-        n_blocks = max(1, min(-(-len(inputs) // run.batch_size), 8 * run.workers))
-        ds = ray.data.from_pandas(_split(inputs, n_blocks) or [inputs])
+        # a few blocks per actor (a slow one does not hold the rest), each of whole batches:
+        # the partitions are the local engine's, so a model sees the same batches
+        n_batches = -(-len(inputs) // run.batch_size)
+        per_block = -(-n_batches // max(1, min(n_batches, 8 * run.workers))) * run.batch_size
+        ds = ray.data.from_pandas(_split(inputs, per_block) or [inputs])
         mapped = ds.map_batches(
             fn,
             fn_constructor_kwargs={**kwargs, **refs},
@@ -242,8 +244,7 @@ def _llmrec_env() -> dict[str, str]:
     return env
 
 
-def _split(df: pd.DataFrame, n: int) -> list[pd.DataFrame]:
-    size = -(-len(df) // n)
+def _split(df: pd.DataFrame, size: int) -> list[pd.DataFrame]:
     return [df.iloc[lo : lo + size].reset_index(drop=True) for lo in range(0, len(df), size)]
 
 
