@@ -237,3 +237,18 @@ def test_unreachable_ray_cluster_is_a_clear_error(als: Recommender, tmp_path: Pa
     assert "cannot reach the Ray cluster at 'ray://127.0.0.1:9'" in r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "recs").exists()
+
+
+def test_top_k_and_embed_check_their_arguments(
+    als: Recommender, synth_root: Path, tmp_path: Path
+) -> None:
+    from llmrec.errors import ConfigError
+
+    with pytest.raises(LlmrecError, match="user index out of range"):
+        als.top_k(np.array([0, SMALL.users]))
+    ds = store.load(synth_root, "small")
+    with pytest.raises(ConfigError, match="'items' or 'users', not 'genres'"):
+        embed_texts(ds, "genres", tmp_path / "e", encoder="hashing")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="unknown encoder 'bert'"):
+        embed_texts(ds, "items", tmp_path / "e", encoder="bert")
+    assert not (tmp_path / "e").exists()

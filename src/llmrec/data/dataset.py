@@ -75,33 +75,37 @@ def save(ds: Dataset, root: Path) -> Path:
     """Write ``ds`` under ``root/<name>`` atomically (see ``writing``)."""
     with writing(root, ds.name) as version:
         for table, df in ds.tables().items():
-            df.to_parquet(version / f"{table}.parquet", index=False)
-        summary = {"tables": sorted(ds.tables()), **ds.summary(), **ds.meta}
-        (version / _SUMMARY).write_text(json.dumps(summary))
+            df.to_parquet(version.path / f"{table}.parquet", index=False)
+        version.manifest.update(tables=sorted(ds.tables()), **ds.summary(), **ds.meta)
     return dataset_path(root, ds.name)
 
 
-_SUMMARY = ".summary.json"
+@dataclass
+class Version:
+    """A dataset version being written: its folder and the manifest the writer fills in
+    (``tables``, the counts of ``Dataset.summary``, any meta)."""
+
+    path: Path
+    manifest: dict[str, Any] = field(default_factory=dict)
 
 
 @contextmanager
-def writing(root: Path, name: str) -> Iterator[Path]:
+def writing(root: Path, name: str) -> Iterator[Version]:
     """A fresh hidden version folder to write a dataset's ``<table>.parquet`` files into,
-    table by table or chunk by chunk; the writer leaves in ``.summary.json`` the table
-    names, the counts of ``Dataset.summary`` and any meta. On a clean exit the manifest is
-    written and a symlink named after the dataset is swapped onto the folder with one
-    ``os.replace``: readers see the old dataset or the new one, never a half-written one;
-    an error removes the folder, and a crash leaves at most an orphan hidden folder
-    (cleaned on next save)."""
+    table by table or chunk by chunk. On a clean exit the manifest is written and a symlink
+    named after the dataset is swapped onto the folder with one ``os.replace``: readers see
+    the old dataset or the new one, never a half-written one; an error removes the folder,
+    and a crash leaves at most an orphan hidden folder (cleaned on next save)."""
     root.mkdir(parents=True, exist_ok=True)
     link = dataset_path(root, name)
     version = root / f".{name}@{uuid.uuid4().hex[:12]}"  # "@" never occurs in a name
     try:
         version.mkdir()
-        yield version
-        summary = json.loads((version / _SUMMARY).read_text())
-        (version / _SUMMARY).unlink()
-        manifest = {"name": name, **summary}
+        written = Version(version)
+        yield written
+        if "tables" not in written.manifest:
+            raise ValueError("dataset.writing: the writer set no manifest['tables']")
+        manifest = {"name": name, **written.manifest}
         (version / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
         _fsync_dir(version)
         tmp_link = root / f".{name}@link-{uuid.uuid4().hex[:8]}"

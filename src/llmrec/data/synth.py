@@ -12,7 +12,6 @@ genre and words, so text encoders can find the clusters that collaborative filte
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -104,10 +103,10 @@ def synthesize(
     activity = rng.pareto(c.activity_shape, c.users) + 1.0
     extra_left, weight_left = c.interactions - c.users, float(activity.sum())
     with store.writing(root, name) as version:
-        items = _items(rng, item_taste, c.clusters)
-        pq.write_table(pa.Table.from_pandas(items, preserve_index=False), version / "items.parquet")
-        pq.write_table(_users(rng, c.users), version / "users.parquet")
-        with pq.ParquetWriter(version / "interactions.parquet", _SCHEMA) as writer:
+        items = pa.Table.from_pandas(_items(rng, item_taste, c.clusters), preserve_index=False)
+        pq.write_table(items, version.path / "items.parquet")
+        pq.write_table(_users(rng, c.users), version.path / "users.parquet")
+        with pq.ParquetWriter(version.path / "interactions.parquet", _SCHEMA) as writer:
             for lo in range(0, c.users, c.chunk_users):
                 hi = min(lo + c.chunk_users, c.users)
                 w = activity[lo:hi]
@@ -122,8 +121,7 @@ def synthesize(
                     progress(len(chunk))
         summary = {"interactions": c.interactions, "users": c.users, "items": c.items}
         meta = {"source": "llmrec data synth", "synth": c.model_dump(), "implicit": False}
-        tables = ["interactions", "items", "users"]
-        (version / ".summary.json").write_text(json.dumps({"tables": tables, **summary, **meta}))
+        version.manifest.update(tables=["interactions", "items", "users"], **summary, **meta)
     return summary
 
 

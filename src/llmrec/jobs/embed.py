@@ -69,6 +69,8 @@ def embed_texts(
 ) -> JobResult:
     """Embed the item catalogue or the user profiles of ``ds`` into ``out``."""
     run = run or Run()
+    if what not in ("items", "users"):
+        raise ConfigError(f"embed: what is 'items' or 'users', not {what!r}")
     if encoder not in ENCODERS:
         raise ConfigError(f"unknown encoder {encoder!r}: choose one of {', '.join(ENCODERS)}")
     texts = texts_of(ds, what)

@@ -173,8 +173,8 @@ class Recommender(ABC):
     ) -> tuple[Recommendations, list[list[str]]]:
         """``recommend`` plus, per item, the part of the model that proposed it: the
         retriever of a two-stage model that ranked it best, or the model's own name."""
-        user_ids = [str(u) for u in user_ids]
         self._check_fitted()
+        user_ids = [str(u) for u in user_ids]
         idx = self.users_.index(user_ids)
         if (idx < 0).any():
             missing = [u for u, i in zip(user_ids, idx, strict=True) if i < 0][:5]
@@ -201,6 +201,8 @@ class Recommender(ABC):
         user order, best first within a user; NaN scores rank last as -inf."""
         self._check_fitted()
         user_idx = np.asarray(user_idx, dtype=np.int64)
+        if user_idx.size and (user_idx.min() < 0 or user_idx.max() >= len(self.users_)):
+            raise LlmrecError("user index out of range")
         scores, source, names = self._score_with_sources(user_idx, context)
         rows, cols = top_k(scores, k, self.history_[user_idx] if exclude_seen else None)
         picked = scores[rows, cols].astype(np.result_type(scores.dtype, np.float32))
