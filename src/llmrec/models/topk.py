@@ -63,7 +63,7 @@ def _scorable(scores: np.ndarray) -> np.ndarray:
     """A float copy of ``scores`` with NaN as -inf, in one pass (torch's threads if any)."""
     if not np.issubdtype(scores.dtype, np.floating):
         return scores.astype(np.float64)
-    if _HAS_TORCH:
+    if _HAS_TORCH and scores.flags.writeable:  # torch wraps only writable arrays
         import torch
 
         t = torch.from_numpy(np.ascontiguousarray(scores))
