@@ -63,6 +63,8 @@ def _scorable(scores: np.ndarray) -> np.ndarray:
     """A float copy of ``scores`` with NaN as -inf, in one pass (torch's threads if any)."""
     if not np.issubdtype(scores.dtype, np.floating):
         return scores.astype(np.float64)
+    if not np.isnan(scores).any():  # the usual case: a plain copy is the cheapest pass
+        return scores.copy()
     if _HAS_TORCH and scores.flags.writeable:  # torch wraps only writable arrays
         import torch
 
