@@ -69,6 +69,7 @@ bench-scenarios: data
 
 # batch top-k and catalogue embedding at 10k / 100k / 1M users, local vs Ray (~35 min)
 bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/bench_topk.py
 	$(BIN)/python benchmarks/bench_scale.py
 
 probe-new-item: data
