@@ -3,6 +3,7 @@ the Ray engine against the local one (a local Ray cluster of 2 CPUs started in t
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -194,8 +195,17 @@ def test_ray_ranker_features_and_lists(
     equal the local ones, and the lists are the service's model's."""
     ranker = Recommender.load(served_model_dir)
     ray_run = Run(engine=Engine.ray, workers=2, batch_size=8)
+    # every user's first two unseen items as labels (the label matrix goes through the store)
+    seen = ranker.history_.toarray() > 0
+    first = [np.flatnonzero(~row)[:2] for row in seen]
+    labels = pd.DataFrame(
+        {
+            C.USER_ID: np.repeat(ranker.users_.ids, [len(f) for f in first]),
+            C.ITEM_ID: ranker.items_.ids[np.concatenate(first)],
+        }
+    )
     for name, job in (
-        ("features", lambda out, run: ranker_features(ranker, out, run)),
+        ("features", lambda out, run: ranker_features(ranker, out, run, labels)),
         ("recs", lambda out, run: batch_recommend(ranker, out, run, k=5)),
     ):
         job(tmp_path / f"{name}-local", Run(batch_size=8))
@@ -206,10 +216,57 @@ def test_ray_ranker_features_and_lists(
         pd.testing.assert_frame_equal(a, b)
     feats = read_output(tmp_path / "features-local")
     assert list(feats.columns[:3]) == [C.USER_ID, "position", C.ITEM_ID]
-    assert list(feats.columns[3:]) == list(ranker.feature_names_)
+    assert list(feats.columns[3:]) == ["label", *ranker.feature_names_]
+    assert feats["label"].isin([0, 1]).all()
     recs = _lists(read_output(tmp_path / "recs-local"))
     users = list(ranker.users_.ids)
     assert [recs[u] for u in users] == ranker.recommend(users, k=5).item_ids
+
+
+def test_ranker_features_with_labels_are_training_data(
+    served_model_dir: Path, tmp_path: Path
+) -> None:
+    """--labels adds a label column (1 = the pair is in the file) without changing a feature;
+    pairs of unknown ids are counted, seen pairs too (never candidates), recall is reported."""
+    ranker = Recommender.load(served_model_dir)
+    plain = read_output(ranker_features(ranker, tmp_path / "plain", Run(batch_size=16)).out)
+    users = list(ranker.users_.ids)
+    hits = plain.groupby(C.USER_ID).head(2).iloc[::3][[C.USER_ID, C.ITEM_ID]]  # candidates
+    seen_u, seen_i = ranker.history_.nonzero()
+    seen = pd.DataFrame({C.USER_ID: [users[seen_u[0]]], C.ITEM_ID: [ranker.items_.ids[seen_i[0]]]})
+    unknown = pd.DataFrame({C.USER_ID: ["newcomer"], C.ITEM_ID: [ranker.items_.ids[0]]})
+    labels = pd.concat([hits, hits.head(3), seen, unknown], ignore_index=True)  # duplicates too
+    csv = tmp_path / "next.csv"
+    labels.assign(rating="5").to_csv(csv, index=False)  # extra columns are ignored
+    r = _llmrec("jobs", "features", "--model", str(served_model_dir), "--out",
+                str(tmp_path / "train"), "--labels", str(csv), "--batch-size", "16")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    got = read_output(tmp_path / "train")
+    assert list(got.columns[:4]) == [C.USER_ID, "position", C.ITEM_ID, "label"]
+    pd.testing.assert_frame_equal(got.drop(columns="label"), plain)
+    want = pd.MultiIndex.from_frame(got[[C.USER_ID, C.ITEM_ID]]).isin(
+        pd.MultiIndex.from_frame(labels[[C.USER_ID, C.ITEM_ID]])
+    )
+    assert (got["label"].to_numpy() == want).all() and got["label"].sum() == len(hits)
+    job = json.loads((tmp_path / "train" / "_job.json").read_text())["params"]
+    assert job["label_rows"] == len(labels)
+    assert job["label_pairs"] == len(hits) + 1 and job["label_pairs_seen"] == 1
+    assert job["labelled_candidates"] == len(hits) and job["label_recall"] == 1.0
+    assert f"{len(hits):,} of the {len(hits):,} unseen among the candidates (100.0%)" in r.stdout
+
+    stranger = tmp_path / "stranger.csv"
+    stranger.write_text("user_id,item_id\nnobody,nothing\n")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user_id,movie\nu1,m1\n")
+    for path, message in (
+        (stranger, "none of its 1 rows names a user and an item the model knows"),
+        (bad, "missing required column"),
+    ):
+        r = _llmrec("jobs", "features", "--model", str(served_model_dir), "--out",
+                    str(tmp_path / "x"), "--labels", str(path))  # fmt: skip
+        assert r.returncode == 2 and message in r.stderr and str(path) in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+    assert not (tmp_path / "x").exists()
 
 
 def test_run_options_are_checked() -> None:

@@ -108,13 +108,33 @@ def features_command(
     model: Annotated[
         Path | None, typer.Option(help="saved ranker folder (default: ml-100k-ranker)")
     ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV/TSV/Parquet of user_id,item_id pairs: adds a label column (1 = a pair)"
+        ),
+    ] = None,
     engine: EngineOption = Engine.local,
     ray_address: AddressOption = None,
     workers: WorkersOption = 2,
     batch_size: BatchOption = 256,
 ) -> None:
-    """The ranker's candidates and features for every user: user_id, position, item_id, …"""
+    """The ranker's candidates and features for every user: user_id, position, item_id,
+    [label,] then the features; with --labels, training data for a ranker."""
+    from llmrec.data.importer import read_pairs
     from llmrec.jobs.features import ranker_features
 
+    pairs = read_pairs(labels) if labels is not None else None
     run = _run(engine, ray_address, workers, batch_size)
-    _report(ranker_features(_load(model), out_dir, run))
+    result = ranker_features(_load(model), out_dir, run, pairs, str(labels))
+    _report(result)
+    if pairs is not None:
+        p = result.params
+        unseen = p["label_pairs"] - p["label_pairs_seen"]
+        recall = "n/a" if p["label_recall"] is None else f"{p['label_recall']:.1%}"
+        out.print(
+            f"labels: {p['label_rows']:,} rows, {p['label_pairs']:,} pairs of known users and "
+            f"items ({p['label_pairs_seen']:,} already seen); {p['labelled_candidates']:,} of "
+            f"the {unseen:,} unseen among the candidates ({recall})",
+            highlight=False,
+        )

@@ -135,6 +135,17 @@ def parse_timestamps(s: pd.Series, name: str, col: str = C.TIMESTAMP) -> pd.Seri
     return num.astype("int64")
 
 
+def read_pairs(path: Path) -> pd.DataFrame:
+    """(user_id, item_id) rows of a CSV/TSV or Parquet file (other columns ignored): labels
+    for training data, say. Empty ids are an error naming the row."""
+    name = str(path)
+    df = read_table(path)
+    _require(df, (C.USER_ID, C.ITEM_ID), name)
+    if df.empty:
+        raise DataError("no rows", file=name)
+    return pd.DataFrame({c: _ids(df, c, name) for c in (C.USER_ID, C.ITEM_ID)})
+
+
 def _interactions(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, list[str]]:
     _require(df, (C.USER_ID, C.ITEM_ID, C.TIMESTAMP), name)
     if df.empty:
