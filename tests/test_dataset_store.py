@@ -18,6 +18,24 @@ def test_round_trip(tmp_path: Path) -> None:
     assert store.list_datasets(tmp_path) == ["tiny"]
 
 
+def test_a_loaded_dataset_saves_under_another_name_with_fresh_counts(tmp_path: Path) -> None:
+    """load -> filter -> save as a new name (a held-out split, say): the manifest's counts
+    are the new tables', the rest of the meta (checksums of a fetch) is kept."""
+    import dataclasses
+    import json
+
+    ds = tiny_dataset()
+    ds.meta["sha256"] = {"u.data": "abc"}
+    store.save(ds, tmp_path)
+    back = store.load(tmp_path, "tiny")
+    assert "interactions" not in back.meta and back.meta["sha256"] == {"u.data": "abc"}
+    part = dataclasses.replace(back, name="tiny-head", interactions=back.interactions.head(4))
+    store.save(part, tmp_path)
+    manifest = json.loads((store.dataset_path(tmp_path, "tiny-head") / "manifest.json").read_text())
+    assert manifest["interactions"] == 4 and manifest["sha256"] == {"u.data": "abc"}
+    assert manifest["users"] == part.interactions["user_id"].nunique()
+
+
 def test_replace_keeps_one_version(tmp_path: Path) -> None:
     ds = tiny_dataset()
     store.save(ds, tmp_path)

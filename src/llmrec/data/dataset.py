@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -38,6 +38,8 @@ class Dataset:
         out = {t: getattr(self, t) for t in _TABLES if getattr(self, t) is not None}
         out.update(self.extra)
         return out
+
+    SUMMARY: ClassVar[tuple[str, ...]] = ("interactions", "users", "items")
 
     def summary(self) -> dict[str, int]:
         return {
@@ -76,7 +78,8 @@ def save(ds: Dataset, root: Path) -> Path:
     with writing(root, ds.name) as version:
         for table, df in ds.tables().items():
             df.to_parquet(version.path / f"{table}.parquet", index=False)
-        version.manifest.update(tables=sorted(ds.tables()), **ds.summary(), **ds.meta)
+        # the counts are the tables' own, whatever a loaded dataset's meta still says
+        version.manifest.update({**ds.meta, **ds.summary(), "tables": sorted(ds.tables())})
     return dataset_path(root, ds.name)
 
 
@@ -131,7 +134,8 @@ def load(root: Path, name: str) -> Dataset:
     manifest = json.loads((path / "manifest.json").read_text())
     frames = {t: pd.read_parquet(path / f"{t}.parquet") for t in manifest["tables"]}
     core = {t: frames.pop(t, None) for t in _TABLES}
-    meta = {k: v for k, v in manifest.items() if k not in {"name", "tables"}}
+    derived = {"name", "tables", *Dataset.SUMMARY}  # recomputed from the tables on save
+    meta = {k: v for k, v in manifest.items() if k not in derived}
     return Dataset(name=name, extra=frames, meta=meta, **core)  # type: ignore[arg-type]
 
 
