@@ -309,7 +309,7 @@ def findings(table: pd.DataFrame) -> str:
                 "; the transformer MiniLM "
                 + " and ".join(f"{r['per_s']:,.0f} on {r['engine']}" for _, r in last.iterrows())
                 + f" items/s at {last['items'].iloc[0]:,} items (its sizes stop there: 10× more "
-                "would take tens of minutes per engine)."
+                "would take over ten minutes per engine)."
                 if len(mini)
                 else "."
             )
