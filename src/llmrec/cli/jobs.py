@@ -121,20 +121,19 @@ def features_command(
 ) -> None:
     """The ranker's candidates and features for every user: user_id, position, item_id,
     [label,] then the features; with --labels, training data for a ranker."""
-    from llmrec.data.importer import read_pairs
+    from llmrec.data.importer import read_table
     from llmrec.jobs.features import ranker_features
 
-    pairs = read_pairs(labels) if labels is not None else None
+    pairs = read_table(labels) if labels is not None else None  # checked by the job
     run = _run(engine, ray_address, workers, batch_size)
-    result = ranker_features(_load(model), out_dir, run, pairs, str(labels))
+    result = ranker_features(_load(model), out_dir, run, pairs, str(labels or "labels"))
     _report(result)
     if pairs is not None:
         p = result.params
-        unseen = p["label_pairs"] - p["label_pairs_seen"]
         recall = "n/a" if p["label_recall"] is None else f"{p['label_recall']:.1%}"
         out.print(
             f"labels: {p['label_rows']:,} rows, {p['label_pairs']:,} pairs of known users and "
             f"items ({p['label_pairs_seen']:,} already seen); {p['labelled_candidates']:,} of "
-            f"the {unseen:,} unseen among the candidates ({recall})",
+            f"the {p['label_pairs_unseen']:,} unseen among the candidates ({recall})",
             highlight=False,
         )

@@ -135,11 +135,9 @@ def parse_timestamps(s: pd.Series, name: str, col: str = C.TIMESTAMP) -> pd.Seri
     return num.astype("int64")
 
 
-def read_pairs(path: Path) -> pd.DataFrame:
-    """(user_id, item_id) rows of a CSV/TSV or Parquet file (other columns ignored): labels
-    for training data, say. Empty ids are an error naming the row."""
-    name = str(path)
-    df = read_table(path)
+def pairs(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The (user_id, item_id) columns of ``df`` as stripped text; a missing column, no rows or
+    an empty id is an error naming ``name`` (and the row)."""
     _require(df, (C.USER_ID, C.ITEM_ID), name)
     if df.empty:
         raise DataError("no rows", file=name)

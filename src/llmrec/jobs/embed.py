@@ -49,6 +49,8 @@ def texts_of(ds: Dataset, what: Literal["items", "users"]) -> pd.DataFrame:
     """(id, text) rows: every item of the catalogue, or every user with events."""
     from llmrec.eval.protocols import full_train
 
+    if what not in ("items", "users"):
+        raise ConfigError(f"embed: what is 'items' or 'users', not {what!r}")
     if what == "items":
         items = ds.items.drop_duplicates(C.ITEM_ID)
         texts = item_texts(items, None, ds.kg, ds.item_entity)
@@ -69,8 +71,6 @@ def embed_texts(
 ) -> JobResult:
     """Embed the item catalogue or the user profiles of ``ds`` into ``out``."""
     run = run or Run()
-    if what not in ("items", "users"):
-        raise ConfigError(f"embed: what is 'items' or 'users', not {what!r}")
     if encoder not in ENCODERS:
         raise ConfigError(f"unknown encoder {encoder!r}: choose one of {', '.join(ENCODERS)}")
     texts = texts_of(ds, what)

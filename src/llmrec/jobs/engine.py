@@ -111,12 +111,12 @@ def run_job(
     run: Run,
     shared: dict[str, Any] | None = None,
     params: dict[str, Any] | None = None,
-    summary: Callable[[pa.Table], dict[str, Any]] | None = None,
-    summary_columns: list[str] | None = None,
+    summary: tuple[list[str], Callable[[list[pa.Table]], dict[str, Any]]] | None = None,
 ) -> JobResult:
     """``fn(**kwargs, **shared)`` mapped over ``inputs`` in ``run.batch_size`` rows, written
     as Parquet parts under ``out`` (replaced atomically on a local or shared filesystem).
-    ``summary`` turns ``summary_columns`` of the whole output into more ``params``."""
+    ``summary`` = (columns, fn): ``fn`` turns those columns of every part into more
+    ``params`` (recorded in ``_job.json``)."""
     out = Path(out)
     _check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -127,12 +127,12 @@ def run_job(
             _run_ray(inputs, fn, kwargs, shared or {}, tmp, run)
         else:
             _run_local(inputs, fn(**kwargs, **(shared or {})), tmp, run)
-        rows = sum(pq.ParquetFile(p).metadata.num_rows for p in tmp.glob("*.parquet"))
+        parts = sorted(tmp.glob("*.parquet"))
+        rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
         params = dict(params or {})
         if summary is not None:
-            parts = sorted(tmp.glob("*.parquet"))
-            cols = [pq.read_table(p, columns=summary_columns) for p in parts]
-            params.update(summary(pa.concat_tables(cols)) if cols else {})
+            columns, fn = summary
+            params.update(fn([pq.read_table(p, columns=columns) for p in parts]))
         seconds = round(time.perf_counter() - t0, 3)
         result = JobResult(name, str(out), run.engine, rows, len(inputs), seconds, params)
         (tmp / "_job.json").write_text(json.dumps(asdict(result), indent=2, default=str))

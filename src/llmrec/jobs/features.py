@@ -9,6 +9,7 @@ feature column the ranker was trained with, in its order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from llmrec.data import columns as C
+from llmrec.data.importer import pairs
 from llmrec.errors import DataError, LlmrecError
 from llmrec.jobs.engine import JobResult, Run, resolve, run_job
 from llmrec.models.base import Recommender
@@ -55,10 +57,7 @@ def label_matrix(
     """Users x items of ``model``: 1 where a (user_id, item_id) row of ``labels`` names a
     known user and item. Rows naming an id the model lacks (a user or item newer than it)
     are counted, not kept; a file that names none it knows is an error."""
-    missing = [c for c in (C.USER_ID, C.ITEM_ID) if c not in labels.columns]
-    if missing or labels.empty:
-        problem = f"missing column {missing[0]!r}" if missing else "no rows"
-        raise DataError(f"labels need user_id and item_id rows: {problem}", file=source)
+    labels = pairs(labels, source)
     u = model.users_.index(labels[C.USER_ID])
     i = model.items_.index(labels[C.ITEM_ID])
     known = (u >= 0) & (i >= 0)
@@ -68,13 +67,19 @@ def label_matrix(
             f"(first: user {labels[C.USER_ID].iloc[0]!r}, item {labels[C.ITEM_ID].iloc[0]!r})",
             file=source,
         )
-    shape = (len(model.users_), len(model.items_))
-    m = sp.csr_matrix((np.ones(int(known.sum()), np.int8), (u[known], i[known])), shape=shape)
-    m.sum_duplicates()
-    m.data[:] = 1
-    m.eliminate_zeros()
+    n_items = len(model.items_)
+    cell = np.unique(u[known] * n_items + i[known])  # a pair listed twice is one label
+    m = sp.csr_matrix(
+        (np.ones(len(cell), np.int8), (cell // n_items, cell % n_items)),
+        shape=(len(model.users_), n_items),
+    )
     seen = int(m.multiply(model.history_ != 0).nnz)  # never candidates: seen items are excluded
-    counts = {"label_rows": len(labels), "label_pairs": int(m.nnz), "label_pairs_seen": seen}
+    counts = {
+        "label_rows": len(labels),
+        "label_pairs": len(cell),
+        "label_pairs_seen": seen,
+        "label_pairs_unseen": len(cell) - seen,
+    }
     return m, counts
 
 
@@ -101,17 +106,21 @@ def ranker_features(
         "users": n,
     }
     shared: dict[str, object] = {"model": model}
-    summary = None
+    summary: tuple[list[str], Callable[[list[pa.Table]], dict[str, object]]] | None = None
     if labels is not None:
         matrix, counts = label_matrix(model, labels, labels_source)
         params |= {"labels": labels_source, **counts}
         shared["labels"] = matrix
-        unseen = counts["label_pairs"] - counts["label_pairs_seen"]
+        unseen = counts["label_pairs_unseen"]
 
-        def summary(t: pa.Table) -> dict[str, object]:
-            hits = int(pc.sum(t["label"]).as_py() or 0)
-            recall = round(hits / unseen, 6) if unseen else None
-            return {"labelled_candidates": hits, "label_recall": recall}
+        def recall(parts: list[pa.Table]) -> dict[str, object]:
+            hits = sum(int(pc.sum(t["label"]).as_py() or 0) for t in parts)
+            return {
+                "labelled_candidates": hits,
+                "label_recall": round(hits / unseen, 6) if unseen else None,
+            }
+
+        summary = (["label"], recall)
 
     return run_job(
         "features",
@@ -123,5 +132,4 @@ def ranker_features(
         shared=shared,
         params=params,
         summary=summary,
-        summary_columns=["label"],
     )

@@ -140,12 +140,17 @@ class Recommender(ABC):
             self.history_, self.recency_ = widen(self.history_, shape), widen(self.recency_, shape)
         return self
 
-    def score(self, user_idx: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
-        """Dense scores (len(user_idx), n candidates); higher is better. All items when None."""
+    def _user_indices(self, user_idx: np.ndarray) -> np.ndarray:
+        """``user_idx`` as int64, checked against this fitted model's users."""
         self._check_fitted()
         user_idx = np.asarray(user_idx, dtype=np.int64)
         if user_idx.size and (user_idx.min() < 0 or user_idx.max() >= len(self.users_)):
             raise LlmrecError("user index out of range")
+        return user_idx
+
+    def score(self, user_idx: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
+        """Dense scores (len(user_idx), n candidates); higher is better. All items when None."""
+        user_idx = self._user_indices(user_idx)
         items = np.arange(len(self.items_)) if candidates is None else np.asarray(candidates)
         return np.asarray(self._score(user_idx, items), dtype=np.float32)
 
@@ -199,10 +204,7 @@ class Recommender(ABC):
     ) -> TopK:
         """``recommend`` over user indices, as flat arrays (what batch jobs write): rows in
         user order, best first within a user; NaN scores rank last as -inf."""
-        self._check_fitted()
-        user_idx = np.asarray(user_idx, dtype=np.int64)
-        if user_idx.size and (user_idx.min() < 0 or user_idx.max() >= len(self.users_)):
-            raise LlmrecError("user index out of range")
+        user_idx = self._user_indices(user_idx)
         scores, source, names = self._score_with_sources(user_idx, context)
         rows, cols = top_k(scores, k, self.history_[user_idx] if exclude_seen else None)
         picked = scores[rows, cols].astype(np.result_type(scores.dtype, np.float32))

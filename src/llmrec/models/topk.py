@@ -60,7 +60,8 @@ def _rows_of(m: sp.csr_matrix) -> np.ndarray:
 
 
 def _scorable(scores: np.ndarray) -> np.ndarray:
-    """A float copy of ``scores`` with NaN as -inf, in one pass (torch's threads if any)."""
+    """A float copy of ``scores`` with NaN as -inf: a NaN check and numpy's copy when there
+    is none (the usual case, cheaper than any fused pass), else one torch pass."""
     if not np.issubdtype(scores.dtype, np.floating):
         return scores.astype(np.float64)
     if not np.isnan(scores).any():  # the usual case: a plain copy is the cheapest pass
