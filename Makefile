@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale probe-new-item screenshots clean
+.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -71,6 +71,9 @@ bench-scenarios: data
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/bench_topk.py
 	$(BIN)/python benchmarks/bench_scale.py
+
+bench-labels: data
+	$(BIN)/python benchmarks/bench_labels.py
 
 probe-new-item: data
 	test -f $(LLMREC_HOME)/models/ml-100k-ranker/log.parquet || $(BIN)/llmrec train --dataset ml-100k
