@@ -3,12 +3,27 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from llmrec.data import columns as C
+from llmrec.data.dataset import Dataset
 from llmrec.data.matrix import TrainData
 from llmrec.errors import ConfigError, LlmrecError
 from llmrec.eval.protocols import loo
-from llmrec.models import ALS, BPR, EASE, MODELS, ItemKNN, Pop, Random, Recommender, UserKNN
+from llmrec.models import (
+    ALS,
+    BPR,
+    EASE,
+    EXTRA_MODELS,
+    MODELS,
+    ItemKNN,
+    Pop,
+    Random,
+    Recommender,
+    Repeat,
+    UserKNN,
+)
 from llmrec.models.knn import cosine_neighbours
 from llmrec.testing import RecommenderContract, tiny_dataset
 
@@ -81,7 +96,8 @@ def test_every_model_has_a_contract_test_and_a_name() -> None:
 
     for module in ("test_sequential", "test_ranker", "test_content_models", "test_llm"):
         importlib.import_module(module)  # their contract classes, when run alone
-    named = set(MODELS.values()) | {get_model_class(n) for n in PIPELINES}
+    named = set(MODELS.values()) | set(EXTRA_MODELS.values())
+    named |= {get_model_class(n) for n in PIPELINES}
     concrete = {c for c in _all_subclasses(Recommender) if not c.__name__.startswith("_")}
     tested = {c.model_class for c in _all_subclasses(RecommenderContract)}
     assert concrete <= tested
@@ -144,3 +160,39 @@ def test_userknn_matches_precomputed_cosine_neighbours() -> None:
     sim = cosine_neighbours(train.matrix.T.tocsr(), k=train.n_users, shrink=5.0)
     expected = (sim @ train.matrix).toarray()
     np.testing.assert_allclose(m.score(np.arange(train.n_users)), expected, rtol=1e-4, atol=1e-5)
+
+
+class TestRepeat(RecommenderContract):
+    model_class = Repeat
+
+    def test_known_answer_ranking(self, fitted: Recommender, train: TrainData) -> None:
+        """With seen items allowed: the user's own items first, most frequent and latest
+        first; the rest by popularity."""
+        counts = np.asarray(train.matrix.sum(axis=0)).ravel()
+        for u, uid in enumerate(train.users.ids[:5]):
+            own = set(train.items.ids[train.matrix[u].indices])
+            items, _ = fitted.recommend([uid], k=len(own) + 2, exclude_seen=False)
+            assert set(items[0][: len(own)]) == own
+            latest = train.items.ids[train.recency[u].indices[train.recency[u].data == 1]]
+            assert items[0][0] in latest
+            rest, _ = fitted.recommend([uid], k=3)
+            assert [counts[train.items.index([i])[0]] for i in rest[0]] == sorted(
+                (counts[train.items.index([i])[0]] for i in rest[0]), reverse=True
+            )
+
+    def test_frequency_counts(self) -> None:
+        inter = pd.DataFrame(
+            {
+                C.USER_ID: ["a"] * 5 + ["b"],
+                C.ITEM_ID: ["1", "2", "2", "2", "3", "1"],
+                C.TIMESTAMP: [1, 2, 3, 4, 5, 1],
+            }
+        )
+        from llmrec.eval.protocols import full_train
+
+        data = full_train(Dataset("r", inter, pd.DataFrame({C.ITEM_ID: ["1", "2", "3"]})))
+        m = Repeat(half_life=None, frequency=1.0).fit(data)
+        items, _ = m.recommend(["a"], k=3, exclude_seen=False)
+        assert items[0][0] == "2"  # had three times
+        m = Repeat(half_life=1.0, frequency=0.0).fit(data)
+        assert m.recommend(["a"], k=1, exclude_seen=False)[0][0] == ["3"]  # the latest

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from llmrec.config import get_settings
 from llmrec.data import dataset as store
+from llmrec.data.events import CANONICAL, DEFAULT_WEIGHTS, EventRules, rules_with
 from llmrec.data.fetch import FETCHERS, fetch
 from llmrec.data.importer import import_dataset
 
@@ -42,11 +43,29 @@ def import_command(
     drop_unknown: Annotated[
         bool, typer.Option(help="drop interactions whose item is not in --items")
     ] = False,
+    events: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--events",
+            help="declare a custom event name as a built-in type, e.g. add_to_cart=cart "
+            "(repeatable; types: " + ", ".join(CANONICAL) + ")",
+        ),
+    ] = None,
+    event_weight: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--event-weight",
+            help="weight of an event name or type, e.g. cart=3 (repeatable; defaults: "
+            + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_WEIGHTS.items())
+            + ", rate = its value)",
+        ),
+    ] = None,
 ) -> None:
     """Validate and import your own data; all or nothing (an old dataset is replaced atomically)."""
     s = get_settings()
+    rules = rules_with(EventRules(), events, event_weight)
     report = import_dataset(
-        name, interactions, s.datasets_dir, items, users, drop_unknown=drop_unknown
+        name, interactions, s.datasets_dir, items, users, drop_unknown=drop_unknown, events=rules
     )
     for file, cols in report.ignored_columns.items():
         out.print(f"note: {file}: ignored columns {', '.join(cols)}", highlight=False)

@@ -18,7 +18,7 @@ from llmrec.eval import report
 from llmrec.eval.protocols import PROTOCOLS, make_split
 from llmrec.eval.runner import EvalRun, run
 from llmrec.eval.tuning import grid
-from llmrec.models import MODELS, PIPELINES, get_model_class
+from llmrec.models import EXTRA_MODELS, MODELS, PIPELINES, get_model_class
 
 out = Console(width=None if Console().is_terminal else 130)
 err = Console(stderr=True)
@@ -43,7 +43,7 @@ def eval_command(
     model: Annotated[
         str,
         typer.Option(
-            help=f"{', '.join([*MODELS, *PIPELINES])}, or a comma-separated list; all = "
+            help=f"{', '.join([*MODELS, *EXTRA_MODELS, *PIPELINES])}, or a list; all = "
             "every single model (pipelines by name: all,ranker)"
         ),
     ],
@@ -100,6 +100,8 @@ def eval_command(
             )
             progress.update(task, description=f"{n}: done")
     out.print(_table(runs))
+    for line in repeat_lines(runs[0]):
+        out.print(line, highlight=False)
     if len(runs) > 1 or model == "all":
         paths = report.write(runs, reports)
         out.print(f"report: {paths['markdown']}, chart: {paths['chart']}", highlight=False)
@@ -107,6 +109,31 @@ def eval_command(
         docs = [r.to_json() for r in runs]
         report.write_json(docs[0] if len(docs) == 1 and model != "all" else docs, json_out)
         out.print(f"results: {json_out}", highlight=False)
+
+
+def repeat_lines(r: EvalRun) -> list[str]:
+    """What the protocol did about repeat consumption, in words (empty when nothing)."""
+    n = r.repeats or {}
+    if r.protocol == "repeats":
+        lines = [
+            f"repeats: {n.get('test_targets_repeat', 0)} of {r.n_users} test targets are items "
+            "the user had before (nothing is excluded from the ranking)"
+        ]
+        for part in ("repeat", "new"):
+            lines.append(
+                f"  {part} targets: "
+                + ", ".join(f"{m} {r.metrics.get(f'{m} {part}', float('nan')):.4f}"
+                            for m in ("recall@10", "ndcg@10"))
+            )  # fmt: skip
+        return lines
+    if n.get("users_latest_event_repeat"):
+        return [
+            f"repeats: {n['users_latest_event_repeat']} of {r.n_users} users' latest events "
+            f"repeat items they had; they are evaluated on their latest new item "
+            f"({n['events_after_test_left_out']} later events left out; "
+            "`--protocol repeats` scores repeat targets)"
+        ]
+    return []
 
 
 def _table(runs: list[EvalRun]) -> Table:

@@ -21,6 +21,7 @@ RELATION = "relation"
 TAIL = "tail"
 ENTITY = "entity"
 
-EVENTS = ("view", "click", "rate", "like", "dislike", "purchase")
+# the canonical event types (``data.events``: their weights, declared custom names)
+EVENTS = ("view", "click", "cart", "purchase", "rate", "like", "dislike")
 
 INTERACTION_COLUMNS = (USER_ID, ITEM_ID, TIMESTAMP, EVENT, VALUE, *CONTEXT_COLUMNS)

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from llmrec.data import columns as C
 from llmrec.data import dataset as store
 from llmrec.data.dataset import Dataset
+from llmrec.data.events import EventRules
 from llmrec.errors import DataError
 
 _CSV = {".csv": ",", ".tsv": "\t", ".txt": ","}
@@ -144,7 +145,7 @@ def pairs(df: pd.DataFrame, name: str) -> pd.DataFrame:
     return pd.DataFrame({c: _ids(df, c, name) for c in (C.USER_ID, C.ITEM_ID)})
 
 
-def _interactions(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, list[str]]:
+def _interactions(df: pd.DataFrame, name: str, rules: EventRules) -> tuple[pd.DataFrame, list[str]]:
     _require(df, (C.USER_ID, C.ITEM_ID, C.TIMESTAMP), name)
     if df.empty:
         raise DataError("no interactions", file=name)
@@ -160,15 +161,7 @@ def _interactions(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, list[str]]
     default_event = "rate" if has_value else "view"
     if C.EVENT in df.columns:
         ev = df[C.EVENT].astype(str).str.strip().str.lower().replace("", default_event)
-        bad = (~ev.isin(C.EVENTS)).to_numpy()
-        if bad.any():
-            i = _first_bad(bad)
-            raise DataError(
-                f"unknown event {df[C.EVENT].iloc[i]!r}: use one of {', '.join(C.EVENTS)}",
-                file=name,
-                row=i + 1,
-                column=C.EVENT,
-            )
+        rules.check(ev, file=name)
         out[C.EVENT] = ev
     else:
         out[C.EVENT] = default_event
@@ -216,10 +209,13 @@ def import_dataset(
     users: Path | None = None,
     *,
     drop_unknown: bool = False,
+    events: EventRules | None = None,
 ) -> ImportReport:
-    """Validate every file, then save the dataset atomically; on any error nothing is written."""
+    """Validate every file, then save the dataset atomically; on any error nothing is written.
+    ``events`` declares custom event names and weights (kept in the dataset's manifest)."""
     store.check_name(name)
-    inter, ignored = _interactions(read_table(interactions), str(interactions))
+    events = events or EventRules()
+    inter, ignored = _interactions(read_table(interactions), str(interactions), events)
     dropped = 0
     if items is not None:
         item_table = _items(read_table(items), str(items))
@@ -245,7 +241,8 @@ def import_dataset(
         ids = pd.unique(inter[C.ITEM_ID])
         item_table = pd.DataFrame({C.ITEM_ID: ids, C.TITLE: ids})
     user_table = _users(read_table(users), str(users)) if users is not None else None
-    ds = Dataset(name, inter, item_table, user_table, meta={"source": "import", "implicit": True})
+    meta = {"source": "import", "implicit": True, **events.to_meta()}
+    ds = Dataset(name, inter, item_table, user_table, meta=meta)
     store.save(ds, root)
     ignored_columns = {str(interactions): ignored} if ignored else {}
     return ImportReport(ds, dropped, ignored_columns)

@@ -9,6 +9,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from llmrec.data import columns as C
+from llmrec.data.events import EventRules
 from llmrec.data.ids import IdMap
 
 
@@ -19,6 +20,9 @@ class TrainData:
     ``matrix`` is binary (implicit feedback: every interaction counts once per user-item pair);
     ``recency`` has the same pattern, valued 1 for the user's latest item, 2 for the one before...
     (by each pair's last interaction), so models can weigh recent history more;
+    ``strength`` has the same pattern again, valued by what the pair's events mean
+    (``data.events``: the weight of its strongest event, e.g. view 1, purchase 5, a rating its
+    value, a pair with only dislikes negative); models with ``weighting="events"`` use it.
     ``log`` keeps every event, sorted by (user, timestamp, item), for sequence-aware models.
     ``items``/``users`` are the side tables aligned to the indices (rows may be missing values).
     """
@@ -32,6 +36,19 @@ class TrainData:
     user_table: pd.DataFrame | None = None
     kg: pd.DataFrame | None = None  # head, relation, tail (text facts for items)
     item_entity: pd.DataFrame | None = None
+    strength: sp.csr_matrix | None = None  # None: every pair weighs 1
+    rules: EventRules = EventRules()
+
+    @property
+    def weights(self) -> sp.csr_matrix:
+        """The pair weights (``strength``), or the binary matrix when the events carry none."""
+        return self.matrix if self.strength is None else self.strength
+
+    @property
+    def weighted(self) -> bool:
+        """Whether the pairs weigh differently (else ``weighting="events"`` changes nothing)."""
+        s = self.strength
+        return s is not None and s.nnz > 0 and bool(np.ptp(s.data) > 0)
 
     @property
     def n_users(self) -> int:
@@ -51,20 +68,45 @@ class TrainData:
         user_table: pd.DataFrame | None = None,
         kg: pd.DataFrame | None = None,
         item_entity: pd.DataFrame | None = None,
+        rules: EventRules | None = None,
     ) -> TrainData:
-        """``log`` has user_idx/item_idx columns already (see ``eval.protocols``)."""
+        """``log`` has user_idx/item_idx columns already (see ``eval.protocols``); its
+        ``event``/``value`` columns, read with ``rules``, give the pair weights."""
+        rules = rules or EventRules()
         order = np.lexsort((log["item_idx"], log[C.TIMESTAMP], log["user_idx"]))
         log = log.iloc[order].reset_index(drop=True)
         pairs = log.drop_duplicates(["user_idx", "item_idx"], keep="last")
         rank = pairs.groupby("user_idx").cumcount(ascending=False).to_numpy() + 1
-        recency = sp.csr_matrix(
-            (rank.astype(np.float32), (pairs["user_idx"], pairs["item_idx"])),
-            shape=(len(users), len(items)),
+        shape = (len(users), len(items))
+        # one CSR build; its data are the pairs' positions, so every matrix shares the pattern
+        pos = sp.csr_matrix(
+            (np.arange(1, len(pairs) + 1), (pairs["user_idx"], pairs["item_idx"])), shape=shape
         )
-        recency.sort_indices()
+        pos.sort_indices()
+        perm = pos.data - 1
+        recency = pos.astype(np.float32)
+        recency.data = rank[perm].astype(np.float32)
         matrix = recency.copy()
         matrix.data[:] = 1.0
-        return cls(users, items, matrix, recency, log, item_table, user_table, kg, item_entity)
+        strength = None
+        if C.EVENT in log and len(log):
+            value = log[C.VALUE] if C.VALUE in log else np.full(len(log), np.nan)
+            w = rules.weights_of(log[C.EVENT], value)
+            per_pair = pd.DataFrame(
+                {"u": log["user_idx"].to_numpy(), "i": log["item_idx"].to_numpy(), "w": w}
+            )
+            agg = per_pair.groupby(["u", "i"], sort=False)["w"].agg(["max", "min"])
+            pw = np.where(agg["max"] > 0, agg["max"], agg["min"])
+            lookup = pd.Series(pw, index=agg.index)
+            key = pd.MultiIndex.from_arrays(
+                [pairs["user_idx"].to_numpy(), pairs["item_idx"].to_numpy()]
+            )
+            strength = recency.copy()
+            strength.data = lookup.reindex(key).to_numpy(dtype=np.float32)[perm]
+        return cls(
+            users, items, matrix, recency, log, item_table, user_table, kg, item_entity,
+            strength, rules,
+        )  # fmt: skip
 
     def subset(self, keep_rows: np.ndarray) -> TrainData:
         """Same indices, fewer interactions (used to carve a validation fold out of training)."""
@@ -80,6 +122,7 @@ class TrainData:
             self.user_table,
             self.kg,
             self.item_entity,
+            self.rules,
         )
 
 

@@ -10,11 +10,12 @@ import scipy.sparse as sp
 
 from llmrec.data import columns as C
 from llmrec.data.dataset import Dataset
+from llmrec.data.events import EventRules
 from llmrec.data.ids import IdMap
 from llmrec.data.matrix import TrainData, aligned_table
 from llmrec.errors import DataError
 
-PROTOCOLS = ("loo", "cold-items", "cold-users")
+PROTOCOLS = ("loo", "repeats", "cold-items", "cold-users")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ class Split:
     valid: Stage
     test: Stage
     test_history: TrainData
+    # repeat consumption: how many users' latest events repeat an item they had, and (the
+    # ``repeats`` protocol) per test user whether the target is a repeat
+    repeats: dict[str, int] | None = None
+    test_is_repeat: np.ndarray | None = None
 
 
 def _indexed_log(ds: Dataset, users: IdMap, items: IdMap) -> pd.DataFrame:
@@ -99,6 +104,7 @@ def _train(ds: Dataset, log: pd.DataFrame, users: IdMap, items: IdMap) -> TrainD
         aligned_table(ds.users, C.USER_ID, users),
         ds.kg,
         ds.item_entity,
+        EventRules.from_meta(ds.meta),
     )
 
 
@@ -109,29 +115,103 @@ def _exclusion(train: TrainData, user_idx: np.ndarray, extra: np.ndarray | None)
     return ex.tocsr()
 
 
-def loo(ds: Dataset, min_interactions: int = 3) -> Split:
-    """Temporal leave-one-out: per user, last = test, second last = validation, rest = train."""
-    counts = ds.interactions[C.USER_ID].astype(str).value_counts()
+def _held_out(
+    ds: Dataset, min_interactions: int, new_only: bool
+) -> tuple[IdMap, IdMap, pd.DataFrame, np.ndarray, np.ndarray]:
+    """(users, items, log, test row, validation row per user): the user's last two events,
+    or (``new_only``) their last two first-time items; users with fewer than
+    ``min_interactions`` distinct items are dropped."""
+    inter = ds.interactions
+    distinct = inter.drop_duplicates([C.USER_ID, C.ITEM_ID])[C.USER_ID].astype(str)
+    counts = distinct.value_counts()
     kept = counts.index[counts >= min_interactions]
     if len(kept) == 0:
-        raise DataError(f"no user has {min_interactions} or more interactions: loo needs them")
+        name = "loo" if new_only else "repeats"
+        raise DataError(f"no user has {min_interactions} or more distinct items: {name} needs them")
     users = IdMap.from_values(kept)
     items = catalogue(ds)
     log = _indexed_log(ds, users, items)
-    last = _last_per_user(log["user_idx"].to_numpy())
-    second = np.r_[last[1:], False]
-    test, valid = log[last], log[second]
-    train = _train(ds, log[~(last | second)], users, items)
-    known = train.with_log(log[~last])
-    vu, tu = valid["user_idx"].to_numpy(), test["user_idx"].to_numpy()
-    vi, ti = valid["item_idx"].to_numpy(), test["item_idx"].to_numpy()
+    u = log["user_idx"].to_numpy()
+    rows = np.arange(len(log))
+    candidate = (
+        ~log.duplicated(["user_idx", "item_idx"]).to_numpy()
+        if new_only
+        else np.ones(len(log), bool)
+    )
+    # per user, the last and second-last candidate rows
+    cand_rows, cand_users = rows[candidate], u[candidate]
+    last = _last_per_user(cand_users)
+    second = np.r_[last[1:], False] & (np.r_[cand_users[1:], -1] == cand_users)
+    return users, items, log, cand_rows[last], cand_rows[second]
+
+
+def loo(ds: Dataset, min_interactions: int = 3) -> Split:
+    """Temporal leave-one-out: per user, the latest *new* item (one the user had not had
+    before) = test, the new item before it = validation, the events before that = train.
+
+    Without repeat consumption (MovieLens) these are simply the last and second-last events.
+    With repeats, a user whose latest events return to items they had is evaluated on their
+    latest new item, and the events after it are left out (they lie in the test's future):
+    a seen item can never be a target that history-excluding models are blamed for missing.
+    ``repeats`` in the split counts the users this concerns; the ``repeats`` protocol
+    evaluates repeat targets instead.
+    """
+    users, items, log, test_row, valid_row = _held_out(ds, min_interactions, new_only=True)
+    u = log["user_idx"].to_numpy()
+    pos = np.arange(len(log))
+    valid_at = np.full(len(users), -1)
+    test_at = np.full(len(users), -1)
+    valid_at[u[valid_row]], test_at[u[test_row]] = valid_row, test_row
+    train = _train(ds, log[pos < valid_at[u]], users, items)
+    known = train.with_log(log[pos < test_at[u]])
+    vu, tu = u[valid_row], u[test_row]
+    vi, ti = log["item_idx"].to_numpy()[valid_row], log["item_idx"].to_numpy()[test_row]
+    later = np.bincount(u[pos > test_at[u]], minlength=len(users))
+    repeats = {
+        "users_latest_event_repeat": int((later > 0).sum()),
+        "events_after_test_left_out": int(later.sum()),
+    }
     return Split(
         "loo",
         train,
         train,
         Stage(vu, vi[:, None], _exclusion(train, vu, None)),
-        Stage(tu, ti[:, None], _exclusion(train, tu, vi)),
+        Stage(tu, ti[:, None], known.matrix[tu].astype(bool).tocsr()),
         known,
+        repeats,
+    )
+
+
+def repeats(ds: Dataset, min_interactions: int = 3) -> Split:
+    """Leave-one-out over every event, repeats included: the user's latest event = test, the
+    one before = validation; nothing is excluded, so every model may recommend what a user
+    already had (a ``repeat`` retriever does only that). ``test_is_repeat`` marks the test
+    users whose target they had had before: the report scores repeat and new targets apart."""
+    users, items, log, test_row, valid_row = _held_out(ds, min_interactions, new_only=False)
+    u = log["user_idx"].to_numpy()
+    keep = np.ones(len(log), bool)
+    keep[test_row] = keep[valid_row] = False
+    train = _train(ds, log[keep], users, items)
+    keep[valid_row] = True
+    known = train.with_log(log[keep])
+    vu, tu = u[valid_row], u[test_row]
+    vi, ti = log["item_idx"].to_numpy()[valid_row], log["item_idx"].to_numpy()[test_row]
+    is_repeat = np.asarray(known.matrix[tu, ti]).ravel() > 0
+    valid_repeat = np.asarray(train.matrix[vu, vi]).ravel() > 0
+    counts = {
+        "test_targets_repeat": int(is_repeat.sum()),
+        "test_targets_new": int((~is_repeat).sum()),
+        "valid_targets_repeat": int(valid_repeat.sum()),
+    }
+    return Split(
+        "repeats",
+        train,
+        train,
+        Stage(vu, vi[:, None], None),
+        Stage(tu, ti[:, None], None),
+        known,
+        counts,
+        is_repeat,
     )
 
 
@@ -249,6 +329,8 @@ def holdout(data: TrainData, min_interactions: int = 3) -> Split:
 def make_split(ds: Dataset, protocol: str, seed: int = 0) -> Split:
     if protocol == "loo":
         return loo(ds)
+    if protocol == "repeats":
+        return repeats(ds)
     if protocol == "cold-items":
         return cold_items(ds, seed=seed)
     if protocol == "cold-users":

@@ -33,6 +33,7 @@ class EvalRun:
     ranks: np.ndarray = field(repr=False)  # per test user, best target rank (0 = none)
     per_user: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
     trials: list[Trial] = field(default_factory=list)
+    repeats: dict[str, int] | None = None  # the protocol's repeat counts (``Split.repeats``)
 
     def to_json(self) -> dict[str, Any]:
         """DESIGN.md's ``--json`` document (plus tuning facts)."""
@@ -49,6 +50,7 @@ class EvalRun:
             "n_users": self.n_users,
             "n_items": self.n_items,
             "trials": [{"params": t.params, "valid_ndcg@10": t.score} for t in self.trials],
+            "repeats": self.repeats,
         }
 
 
@@ -75,12 +77,18 @@ def run(
         tuned.model, split.test, split.train, item_vectors=genre_vectors(split.train.item_table)
     )
     eval_seconds = time.perf_counter() - t0
+    metrics = dict(result.metrics)
+    if split.test_is_repeat is not None:  # repeat and new targets scored apart
+        for part, mask in (("repeat", split.test_is_repeat), ("new", ~split.test_is_repeat)):
+            for name in ("recall@10", "ndcg@10"):
+                vals = result.per_user[name][mask]
+                metrics[f"{name} {part}"] = float(vals.mean()) if len(vals) else float("nan")
     return EvalRun(
         dataset=ds.name,
         protocol=split.protocol,
         model=model,
         params=tuned.params,
-        metrics=result.metrics,
+        metrics=metrics,
         valid_ndcg10=tuned.valid_score,
         fit_seconds=tuned.fit_seconds,
         tune_seconds=tune_seconds,
@@ -91,4 +99,5 @@ def run(
         ranks=result.ranks,
         per_user=result.per_user,
         trials=tuned.trials,
+        repeats=split.repeats,
     )

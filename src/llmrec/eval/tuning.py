@@ -98,7 +98,15 @@ def tune(
     configs = grid(model_cls.search_space, fixed) if search else [fixed]
     trials: list[Trial] = []
     best: tuple[float, Recommender, dict[str, Any], float] | None = None
-    for params in configs:
+    # event weighting is tried once, on the best configuration: it doubles no grid
+    weigh = (
+        search
+        and "weighting" in model_cls.config_class.model_fields
+        and "weighting" not in fixed
+        and split.valid_train.weighted
+    )
+    while configs:
+        params = configs.pop(0)
         model = model_cls(**params)
         if model_cls.iterative:
             score, epochs, seconds = _fit_early_stopped(
@@ -117,6 +125,9 @@ def tune(
             on_trial(trial)
         if best is None or score > best[0]:
             best = (score, model, params, seconds)
+        if not configs and weigh:
+            weigh = False
+            configs.append({**best[2], "weighting": "events"})
     assert best is not None
     score, model, params, seconds = best
     if split.valid_train is not split.train:  # cold-items: refit on all of training

@@ -12,12 +12,15 @@ from llmrec.models.hybrid import Hybrid
 from llmrec.models.knn import ItemKNN, UserKNN
 from llmrec.models.mf import ALS, BPR
 from llmrec.models.pop import Pop, Random
+from llmrec.models.repeat import Repeat
 from llmrec.models.sasrec import SASRec
 
 MODELS: dict[str, type[Recommender]] = {
     m.name: m
     for m in (Random, Pop, ItemKNN, UserKNN, EASE, ALS, BPR, SASRec, Content, UserText, Hybrid)
 }
+# models that only make sense on some data, left out of ``--model all`` (named, they run)
+EXTRA_MODELS: dict[str, type[Recommender]] = {Repeat.name: Repeat}
 
 
 # Pipelines built from the models above live in their own packages and import ``models``:
@@ -33,9 +36,9 @@ def get_model_class(name: str) -> type[Recommender]:
         module, attr = PIPELINES[name].split(":")
         return getattr(importlib.import_module(module), attr)
     try:
-        return MODELS[name]
+        return MODELS[name] if name in MODELS else EXTRA_MODELS[name]
     except KeyError:
-        known = ", ".join([*MODELS, *PIPELINES])
+        known = ", ".join([*MODELS, *EXTRA_MODELS, *PIPELINES])
         raise ConfigError(f"unknown model {name!r}: choose one of {known}") from None
 
 
@@ -43,12 +46,14 @@ __all__ = [
     "ALS",
     "BPR",
     "EASE",
+    "EXTRA_MODELS",
     "MODELS",
     "PIPELINES",
     "ItemKNN",
     "Pop",
     "Random",
     "Recommendations",
+    "Repeat",
     "Recommender",
     "SASRec",
     "RecommenderConfig",

@@ -8,7 +8,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Self
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from llmrec.atomic import replace_folder
 from llmrec.data import columns as C
+from llmrec.data.events import EventRules
 from llmrec.data.ids import IdMap
 from llmrec.data.matrix import TrainData
 from llmrec.errors import ConfigError, LlmrecError
@@ -27,6 +28,8 @@ if TYPE_CHECKING:  # eval imports models
     from llmrec.eval.tuning import Trial, TuneResult
 
 FORMAT_VERSION = 1
+# how CF models read the history: every pair 1, or weighted by its events (``data.events``)
+Weighting = Literal["binary", "events"]
 
 
 class RecommenderConfig(BaseModel):
@@ -95,7 +98,8 @@ class Recommender(ABC):
     def _bind(self, train: TrainData) -> None:
         """Take ``train``'s users, items and history as the fitted ones."""
         self.users_, self.items_ = train.users, train.items
-        self.history_, self.recency_ = train.matrix, train.recency
+        self.history_, self.recency_, self.strength_ = train.matrix, train.recency, train.weights
+        self.event_rules_ = train.rules
 
     def observe(self, data: TrainData) -> Self:
         """Take ``data`` as what is now known of the users (e.g. training plus validation
@@ -112,7 +116,7 @@ class Recommender(ABC):
         if grown and not np.array_equal(data.users.ids[:n_old], self.users_.ids):
             raise LlmrecError("observe(): new users must come after the known ones")
         self.users_ = data.users
-        self.history_, self.recency_ = data.matrix, data.recency
+        self.history_, self.recency_, self.strength_ = data.matrix, data.recency, data.weights
         if grown:
             self._add_users(n_old)
         self._observe(data)
@@ -138,6 +142,7 @@ class Recommender(ABC):
             self.items_ = grown
             shape = (len(self.users_), len(grown))
             self.history_, self.recency_ = widen(self.history_, shape), widen(self.recency_, shape)
+            self.strength_ = widen(self.strength_, shape)
         return self
 
     def _user_indices(self, user_idx: np.ndarray) -> np.ndarray:
@@ -227,15 +232,17 @@ class Recommender(ABC):
                 "history_indptr": h.indptr,
                 "history_indices": h.indices,
                 "history_rank": h.data,
+                "history_strength": self.strength_.data,
                 **{f"state_{k}": v for k, v in self._state().items()},
             }
-            np.savez(tmp / "arrays.npz", **arrays)
+            np.savez(tmp / "arrays.npz", **{k: savable(k, v) for k, v in arrays.items()})
             manifest = {
                 "family": self.name,
                 "format_version": FORMAT_VERSION,
                 "params": self.config.model_dump(mode="json"),
                 "n_users": len(self.users_),
                 "n_items": len(self.items_),
+                **self.event_rules_.to_meta(),
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
             if extra is not None:
@@ -269,18 +276,29 @@ class Recommender(ABC):
         )
         model.history_ = model.recency_.copy()
         model.history_.data[:] = 1.0
+        model.strength_ = model.history_
+        if "history_strength" in arrays:  # older folders: every pair weighs 1
+            model.strength_ = model.recency_.copy()
+            model.strength_.data = arrays["history_strength"]
+        model.event_rules_ = EventRules.from_meta(manifest)
         model._load_state({k[6:]: v for k, v in arrays.items() if k.startswith("state_")})
         return model
 
-    def weighted_history(self, user_idx: np.ndarray, half_life: float | None) -> sp.csr_matrix:
-        """The users' history rows, each item weighted 0.5 ** (age / half_life), age 0 = latest.
+    def weighted_history(
+        self, user_idx: np.ndarray, half_life: float | None, weighting: Weighting = "binary"
+    ) -> sp.csr_matrix:
+        """The users' history rows, each item weighted 0.5 ** (age / half_life), age 0 = latest,
+        times the pair's event weight when ``weighting`` is "events".
 
-        ``half_life`` None gives the plain binary history.
+        ``half_life`` None and "binary" give the plain binary history.
         """
+        base = self.strength_ if weighting == "events" else self.history_
         if half_life is None:
-            return self.history_[user_idx]
+            return base[user_idx]
         h = self.recency_[user_idx].copy()
         h.data = np.power(0.5, (h.data - 1.0) / half_life).astype(np.float32)
+        if weighting == "events":
+            h.data *= base[user_idx].data  # same sparsity pattern
         return h
 
     @classmethod
@@ -339,14 +357,40 @@ class Recommender(ABC):
     def _adopt(self, part: Recommender, state: dict[str, np.ndarray], prefix: str) -> Recommender:
         """Load a component of a composite model: this model's users, items and history,
         and the ``prefix``-ed slice of ``state``."""
-        part.users_, part.items_ = self.users_, self.items_
-        part.history_, part.recency_ = self.history_, self.recency_
+        part._adopt_history(self)
         part._load_state({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
         return part
+
+    def _adopt_history(self, other: Recommender) -> None:
+        """Take ``other``'s users, items and history (all its views of the event log)."""
+        self.users_, self.items_ = other.users_, other.items_
+        self.history_, self.recency_, self.strength_ = (
+            other.history_,
+            other.recency_,
+            other.strength_,
+        )
+        self.event_rules_ = other.event_rules_
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "history_"):
             raise LlmrecError(f"{self.name} is not fitted: call fit() first")
+
+
+def savable(name: str, a: np.ndarray) -> np.ndarray:
+    """``a`` as an array that loads without pickle: text (object arrays of strings, as pandas
+    hands them out) becomes fixed-width unicode, missing text the empty string. Any other
+    object array is a bug in the model's ``_state``, named here rather than at load time."""
+    a = np.asarray(a)
+    if a.dtype != object:
+        return a
+    values = pd.Series(a.ravel(), dtype=object)
+    missing = values.isna().to_numpy()
+    text = values[~missing]
+    if not text.map(lambda v: isinstance(v, str)).all():
+        kinds = sorted({type(v).__name__ for v in text})
+        raise LlmrecError(f"cannot save state {name!r}: it holds {', '.join(kinds)} objects")
+    out = np.where(missing, "", values.to_numpy()).astype(str)
+    return out.reshape(a.shape)
 
 
 def own_params(params: dict[str, Any]) -> dict[str, Any]:

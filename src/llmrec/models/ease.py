@@ -8,13 +8,16 @@ from pydantic import Field
 from scipy import linalg
 
 from llmrec.data.matrix import TrainData
-from llmrec.models.base import Recommender, RecommenderConfig
+from llmrec.models.base import Recommender, RecommenderConfig, Weighting
 
 
 class EASEConfig(RecommenderConfig):
     reg: float = Field(500.0, gt=0, description="L2 penalty lambda")
     half_life: float | None = Field(
         None, gt=0, description="history items weigh 0.5 ** (age / half_life); None: equal"
+    )
+    weighting: Weighting = Field(
+        "binary", description="history as 1 per item, or weighted by its events (data.events)"
     )
 
 
@@ -30,7 +33,7 @@ class EASE(Recommender):
     config: EASEConfig
 
     def _fit(self, train: TrainData) -> None:
-        x = train.matrix
+        x = train.weights if self.config.weighting == "events" else train.matrix
         gram = (x.T @ x).toarray().astype(np.float64)
         gram[np.diag_indices_from(gram)] += self.config.reg
         p = linalg.inv(gram, overwrite_a=True, check_finite=False)
@@ -39,7 +42,7 @@ class EASE(Recommender):
         self.weights_ = np.ascontiguousarray(b, dtype=np.float32)  # sparse @ F-order copies
 
     def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
-        h = self.weighted_history(user_idx, self.config.half_life)
+        h = self.weighted_history(user_idx, self.config.half_life, self.config.weighting)
         return np.asarray(h @ self.weights_)[:, item_idx]  # slicing weights first copies them
 
     def _add_items(self, items: pd.DataFrame, index: np.ndarray, n_items: int) -> None:

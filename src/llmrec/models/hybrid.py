@@ -146,8 +146,7 @@ class Hybrid(Recommender):
                     }
                 )
                 model = cls(config)
-                model.users_, model.items_ = cf.model.users_, cf.model.items_
-                model.history_, model.recency_ = cf.model.history_, cf.model.recency_
+                model._adopt_history(cf.model)
                 model.cf_, model.content_ = cf.model, ct.model
                 score = valid_score_of(_blend(z_cf, z_content, weight), split)
                 trial = Trial(config.model_dump(), score, cf.fit_seconds + ct.fit_seconds)

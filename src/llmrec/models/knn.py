@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from llmrec.data.matrix import TrainData
-from llmrec.models.base import Recommender, RecommenderConfig, widen
+from llmrec.models.base import Recommender, RecommenderConfig, Weighting, widen
 
 _BLOCK = 2048  # columns of the similarity computed at once
 
@@ -47,6 +47,9 @@ class KNNConfig(RecommenderConfig):
     half_life: float | None = Field(
         None, gt=0, description="history items weigh 0.5 ** (age / half_life); None: equal"
     )
+    weighting: Weighting = Field(
+        "binary", description="history as 1 per item, or weighted by its events (data.events)"
+    )
 
 
 class ItemKNN(Recommender):
@@ -62,10 +65,12 @@ class ItemKNN(Recommender):
     config: KNNConfig
 
     def _fit(self, train: TrainData) -> None:
-        self.sim_ = cosine_neighbours(train.matrix, self.config.k, self.config.shrink)
+        c = self.config
+        x = train.weights if c.weighting == "events" else train.matrix
+        self.sim_ = cosine_neighbours(x, c.k, c.shrink)
 
     def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
-        h = self.weighted_history(user_idx, self.config.half_life)
+        h = self.weighted_history(user_idx, self.config.half_life, self.config.weighting)
         return (h @ self.sim_.T).toarray()[:, item_idx]  # slicing sim first copies it
 
     def _add_items(self, items: pd.DataFrame, index: np.ndarray, n_items: int) -> None:
@@ -99,7 +104,7 @@ class UserKNN(Recommender):
 
     def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         c = self.config
-        q = self.weighted_history(user_idx, c.half_life)
+        q = self.weighted_history(user_idx, c.half_life, c.weighting)
         q_norm = np.sqrt(np.asarray(q.multiply(q).sum(axis=1))).astype(np.float32)
         sim = (q @ self.history_.T).toarray()
         sim /= q_norm * self.norms_[None, :] + c.shrink + 1e-12
@@ -108,7 +113,9 @@ class UserKNN(Recommender):
         if k < sim.shape[1]:
             drop = np.argpartition(-sim, k - 1, axis=1)[:, k:]
             np.put_along_axis(sim, drop, 0.0, axis=1)
-        return np.asarray(self.history_[:, item_idx].T.dot(sim.T).T)
+        # neighbours are found by what they consumed; they vote with their event weights
+        votes = self.strength_ if c.weighting == "events" else self.history_
+        return np.asarray(votes[:, item_idx].T.dot(sim.T).T)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"norms": self.norms_}

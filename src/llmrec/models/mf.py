@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from llmrec.config import get_settings
 from llmrec.data.matrix import TrainData
-from llmrec.models.base import Recommender, RecommenderConfig, pad_rows
+from llmrec.models.base import Recommender, RecommenderConfig, Weighting, pad_rows
 
 
 class _Factors(Recommender):
@@ -47,6 +47,9 @@ class ALSConfig(RecommenderConfig):
         None, gt=0, description="interaction weight 0.5 ** (age / half_life); None: 1"
     )
     epochs: int = Field(15, ge=1)
+    weighting: Weighting = Field(
+        "binary", description="history as 1 per item, or weighted by its events (data.events)"
+    )
 
 
 class ALS(_Factors):
@@ -73,7 +76,7 @@ class ALS(_Factors):
                 random_state=c.seed,
                 num_threads=get_settings().threads,
             )
-            weights = self.weighted_history(np.arange(train.n_users), c.half_life)
+            weights = self.weighted_history(np.arange(train.n_users), c.half_life, c.weighting)
             model.fit(weights.tocsr(), show_progress=False)
         self.user_factors_, self.item_factors_ = model.user_factors, model.item_factors
 

@@ -67,7 +67,11 @@ class Context(Strict):
 class EventIn(Strict):
     user_id: ID
     item_id: ID
-    event: Literal["view", "click", "rate", "like", "dislike", "purchase"]
+    event: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{0,31}$",
+        description="a built-in type (" + ", ".join(C.EVENTS) + ") or a custom name the "
+        "served dataset declares (e.g. add_to_cart)",
+    )
     value: float | None = Field(None, ge=-1e6, le=1e6, description="the rating for 'rate'")
     timestamp: int | None = Field(None, ge=0, le=2**33, description="unix seconds; now if absent")
     event_id: ID | None = Field(None, description="makes a retry idempotent")
@@ -474,7 +478,15 @@ def create_app(service: Service) -> FastAPI:
 
         now = int(time.time())
         rows = []
+        names = service.live.model.event_rules_.names
         for n, e in enumerate(batch):
+            if e.event not in names:
+                raise ApiError(
+                    422,
+                    "invalid_request",
+                    f"unknown event {e.event!r}: use one of {', '.join(names)}",
+                    f"{where(n)}.event",
+                )
             if e.event == "rate" and e.value is None:
                 raise ApiError(
                     422, "invalid_request", "a 'rate' event needs a value", f"{where(n)}.value"

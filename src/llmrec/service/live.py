@@ -271,7 +271,7 @@ class LiveModel:
             self._join_arrived()
             log = pd.concat([self._base, self._live], ignore_index=True)
             users = IdMap(np.asarray(self._user_ids))
-            data = TrainData.build(log, users, self.model.items_)
+            data = TrainData.build(log, users, self.model.items_, rules=self.model.event_rules_)
             self.model.observe(data)
             self._popularity(data)
             self._user_events = np.bincount(data.log["user_idx"], minlength=data.n_users)
