@@ -105,14 +105,19 @@ def test_context_share_feature_follows_the_request_device() -> None:
 
 
 def _with_changed_test_items(ds: Dataset, seed: int) -> Dataset:
-    """Each user's last interaction (the loo test item) replaced by another random item."""
+    """Each user's last interaction (the loo test item) replaced by another random item,
+    one new to the user (loo's target is the latest new item: a repeat would move it)."""
     inter = ds.interactions.copy()
     inter["_t"] = inter[C.ITEM_ID].astype(int)
     inter = inter.sort_values([C.USER_ID, C.TIMESTAMP, "_t"])
     last = ~inter[C.USER_ID].duplicated(keep="last")
     rng = np.random.default_rng(seed)
-    n_items = len(ds.items)
-    inter.loc[last, C.ITEM_ID] = [str(rng.integers(n_items)) for _ in range(int(last.sum()))]
+    earlier = inter[~last].groupby(C.USER_ID)[C.ITEM_ID].agg(set)
+    new = [
+        str(rng.choice(sorted(set(range(len(ds.items))) - {int(i) for i in earlier[u]})))
+        for u in inter.loc[last, C.USER_ID]
+    ]
+    inter.loc[last, C.ITEM_ID] = new
     return Dataset(ds.name, inter.drop(columns="_t").reset_index(drop=True), ds.items)
 
 

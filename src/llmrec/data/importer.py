@@ -31,6 +31,8 @@ class ImportReport:
     dataset: Dataset
     dropped_unknown: int = 0
     ignored_columns: dict[str, list[str]] = field(default_factory=dict)
+    # optional attributes that did not parse, kept as missing: "file: column" -> what happened
+    unreadable: dict[str, str] = field(default_factory=dict)
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -145,7 +147,9 @@ def pairs(df: pd.DataFrame, name: str) -> pd.DataFrame:
     return pd.DataFrame({c: _ids(df, c, name) for c in (C.USER_ID, C.ITEM_ID)})
 
 
-def _interactions(df: pd.DataFrame, name: str, rules: EventRules) -> tuple[pd.DataFrame, list[str]]:
+def interactions_table(
+    df: pd.DataFrame, name: str, rules: EventRules
+) -> tuple[pd.DataFrame, list[str]]:
     _require(df, (C.USER_ID, C.ITEM_ID, C.TIMESTAMP), name)
     if df.empty:
         raise DataError("no interactions", file=name)
@@ -172,7 +176,32 @@ def _interactions(df: pd.DataFrame, name: str, rules: EventRules) -> tuple[pd.Da
     return out[[c for c in C.INTERACTION_COLUMNS if c in out.columns]], ignored
 
 
-def _items(df: pd.DataFrame, name: str) -> pd.DataFrame:
+def _optional_numbers(
+    s: pd.Series, col: str, name: str, what: str, strict: bool, unreadable: dict[str, str] | None
+) -> pd.Series:
+    """An optional attribute column as numbers: values that do not parse are refused when
+    ``strict``, else stored as missing and counted in ``unreadable`` (first rows named)."""
+    if strict:
+        return _numbers(s, col, name, what)
+    text = s.astype(str).str.strip()
+    out = pd.to_numeric(text.where(text != ""), errors="coerce")
+    bad = (out.isna() & (text != "")).to_numpy()
+    if bad.any() and unreadable is not None:
+        rows = np.flatnonzero(bad)
+        shown = ", ".join(f"{r + 1} ({text.iloc[r]!r})" for r in rows[:3])
+        more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
+        unreadable[f"{name}: {col}"] = (
+            f"{len(rows)} values are not {what}, stored as missing: rows {shown}{more} "
+            "(--strict refuses them)"
+        )
+    return out.astype(float)
+
+
+def items_table(
+    df: pd.DataFrame, name: str, strict: bool = False, unreadable: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """The items table: ``item_id`` required and unique; ``year`` (optional) read as a number
+    (see ``_optional_numbers`` for values that are not), ``genres`` split on '|'."""
     _require(df, (C.ITEM_ID,), name)
     out = df.copy()
     out[C.ITEM_ID] = _ids(df, C.ITEM_ID, name)
@@ -181,7 +210,8 @@ def _items(df: pd.DataFrame, name: str) -> pd.DataFrame:
         out[C.TITLE] = out[C.ITEM_ID]
     out[C.TITLE] = out[C.TITLE].astype(str).where(out[C.TITLE].astype(str) != "", out[C.ITEM_ID])
     if C.YEAR in out.columns:
-        out[C.YEAR] = _numbers(out[C.YEAR], C.YEAR, name, "a year").round().astype("Int64")
+        year = _optional_numbers(out[C.YEAR], C.YEAR, name, "a year", strict, unreadable)
+        out[C.YEAR] = year.round().astype("Int64")
     if C.GENRES in out.columns:
         out[C.GENRES] = [
             list(g)
@@ -193,7 +223,7 @@ def _items(df: pd.DataFrame, name: str) -> pd.DataFrame:
     return out[first + [c for c in out.columns if c not in first]].reset_index(drop=True)
 
 
-def _users(df: pd.DataFrame, name: str) -> pd.DataFrame:
+def users_table(df: pd.DataFrame, name: str) -> pd.DataFrame:
     _require(df, (C.USER_ID,), name)
     out = df.copy()
     out[C.USER_ID] = _ids(df, C.USER_ID, name)
@@ -210,24 +240,47 @@ def import_dataset(
     *,
     drop_unknown: bool = False,
     events: EventRules | None = None,
+    strict: bool = False,
 ) -> ImportReport:
     """Validate every file, then save the dataset atomically; on any error nothing is written.
-    ``events`` declares custom event names and weights (kept in the dataset's manifest)."""
+    ``events`` declares custom event names and weights (kept in the dataset's manifest).
+    Optional attributes that do not parse are stored as missing and reported (``strict``:
+    refused)."""
     store.check_name(name)
     events = events or EventRules()
-    inter, ignored = _interactions(read_table(interactions), str(interactions), events)
-    dropped = 0
+    inter, ignored = interactions_table(read_table(interactions), str(interactions), events)
+    unreadable: dict[str, str] = {}
+    item_table = None
     if items is not None:
-        item_table = _items(read_table(items), str(items))
-        unknown = (~inter[C.ITEM_ID].isin(item_table[C.ITEM_ID])).to_numpy()
+        item_table = items_table(read_table(items), str(items), strict, unreadable)
+    user_table = users_table(read_table(users), str(users)) if users is not None else None
+    meta = {"source": "import", "implicit": True, **events.to_meta()}
+    ds = Dataset(name, inter, item_table, user_table, meta=meta)  # type: ignore[arg-type]
+    report = finish_import(ds, root, str(interactions), ignored, drop_unknown, items)
+    report.unreadable = unreadable
+    return report
+
+
+def finish_import(
+    ds: Dataset,
+    root: Path,
+    inter_file: str,
+    ignored: list[str],
+    drop_unknown: bool,
+    items_file: Path | None,
+) -> ImportReport:
+    """Check the interactions against the items table (or make one from them), then save."""
+    inter, dropped = ds.interactions, 0
+    if ds.items is not None:
+        unknown = (~inter[C.ITEM_ID].isin(ds.items[C.ITEM_ID])).to_numpy()
         if unknown.any():
             if not drop_unknown:
                 i = _first_bad(unknown)
                 raise DataError(
-                    f"item {inter[C.ITEM_ID].iloc[i]!r} is not in {items} "
+                    f"item {inter[C.ITEM_ID].iloc[i]!r} is not in {items_file} "
                     f"({int(unknown.sum())} interactions reference unknown items; "
                     "pass --drop-unknown to drop them)",
-                    file=str(interactions),
+                    file=inter_file,
                     row=i + 1,
                     column=C.ITEM_ID,
                 )
@@ -235,14 +288,11 @@ def import_dataset(
             dropped = int(unknown.sum())
             if inter.empty:
                 raise DataError(
-                    "no interactions left after dropping unknown items", file=str(interactions)
+                    "no interactions left after dropping unknown items", file=inter_file
                 )
+        ds.interactions = inter
     else:
         ids = pd.unique(inter[C.ITEM_ID])
-        item_table = pd.DataFrame({C.ITEM_ID: ids, C.TITLE: ids})
-    user_table = _users(read_table(users), str(users)) if users is not None else None
-    meta = {"source": "import", "implicit": True, **events.to_meta()}
-    ds = Dataset(name, inter, item_table, user_table, meta=meta)
+        ds.items = pd.DataFrame({C.ITEM_ID: ids, C.TITLE: ids})
     store.save(ds, root)
-    ignored_columns = {str(interactions): ignored} if ignored else {}
-    return ImportReport(ds, dropped, ignored_columns)
+    return ImportReport(ds, dropped, {inter_file: ignored} if ignored else {})

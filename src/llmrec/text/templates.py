@@ -22,7 +22,7 @@ class TextConfig(BaseModel):
     )
     description_columns: tuple[str, ...] = ("description", "text", "overview", "plot")
     # attributes never rendered: ids, internal keys, identifying data
-    skip_attributes: tuple[str, ...] = ("zip_code", "local_item_id", "policy", "campaign")
+    skip_attributes: tuple[str, ...] = ("zip_code", "local_item_id", "policy", "campaign", "body")
     max_attributes: int = 8
     max_kg_items: int = Field(3, ge=0, description="items named per knowledge-graph role")
     kg_roles: tuple[str, ...] = Field(DEFAULT_ROLES, description="roles in text.kg.ROLES")
