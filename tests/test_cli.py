@@ -106,7 +106,7 @@ def test_user_errors_exit_2_without_traceback(tmp_path: Path) -> None:
             ["data", "import", "x", "--interactions", str(tmp_path / "bad.csv")],
             "row 1, column 'timestamp': cannot parse 'soon'",
         ),
-        (["data", "fetch", "ml-1m"], "unknown dataset 'ml-1m'"),
+        (["data", "fetch", "ml-10m"], "unknown dataset 'ml-10m'"),
     ]
     for args, message in cases:
         res = _llmrec(*args, home=tmp_path / "home")

@@ -11,8 +11,8 @@ from llmrec.errors import FetchError
 
 
 def test_unknown_dataset(tmp_path: Path) -> None:
-    with pytest.raises(FetchError, match="unknown dataset 'ml-1m'"):
-        fetch("ml-1m", tmp_path, tmp_path)
+    with pytest.raises(FetchError, match="unknown dataset 'ml-10m'"):
+        fetch("ml-10m", tmp_path, tmp_path)
 
 
 def test_checksum_failure_writes_nothing(tmp_path: Path) -> None:
