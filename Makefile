@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels probe-new-item screenshots clean
+.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -71,6 +71,10 @@ bench-scenarios: data
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/bench_topk.py
 	$(BIN)/python benchmarks/bench_scale.py
+
+# every model on ml-100k, ml-1m, ibm-articles and a book-crossing sample (~2 h on 2 cores)
+bench-datasets: data
+	$(BIN)/python benchmarks/bench_datasets.py
 
 bench-labels: data
 	$(BIN)/python benchmarks/bench_labels.py

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -253,3 +254,39 @@ def test_recommend_prints_a_list_with_explanations(served_model_dir: Path, home:
     assert "Traceback" not in res.stderr and "internal error" not in res.stderr
     res = _llmrec(*args[:-1], "1000", home=home)  # -k over its maximum
     assert res.returncode == 2 and "internal error" not in res.stderr
+
+
+def test_recommend_finds_the_model_creates_no_store_and_flags_unknown_users(
+    served_model_dir: Path, home: Path
+) -> None:
+    import shutil
+
+    (home / "models").mkdir(parents=True)
+    empty = _llmrec("recommend", "--user", "u0", home=home)
+    assert empty.returncode == 2 and "no model in" in empty.stderr and "have: none" in empty.stderr
+    # the only model is another dataset's: it is used (no ml-100k-ranker hard-coded)
+    shutil.copytree(served_model_dir, home / "models" / "blocks-ranker")
+    res = _llmrec("recommend", "--user", "u0", "--k", "3", home=home)
+    assert res.returncode == 0, res.stderr
+    assert "cold-start" not in res.stderr
+    assert not (home / "llmrec.db").exists() and not list(home.rglob("*.db"))  # a read only
+    other = _llmrec("recommend", "--user", "u0", "--dataset", "ml-100k", home=home)
+    assert other.returncode == 2 and "trained on 'ml-100k'" in other.stderr
+    assert "blocks-ranker" in other.stderr  # names what exists
+    cold = _llmrec("recommend", "--user", "nobody-like-this", "--k", "3", home=home)
+    assert cold.returncode == 0 and "cold-start list" in cold.stderr
+    assert "nobody-like-this" not in cold.stderr
+
+
+def test_eval_prints_progress_lines_and_ranks_when_piped(home: Path, tmp_path: Path) -> None:
+    store.save(block_dataset(), home / "datasets")
+    reports = tmp_path / "reports"
+    res = _llmrec(
+        "eval", "--dataset", "blocks", "--model", "ease", "--reports", str(reports), home=home
+    )
+    assert res.returncode == 0, res.stderr
+    lines = [x for x in res.stderr.splitlines() if "ease:" in x]
+    assert "tuning on validation (36 settings)" in lines[0]
+    assert sum("trial" in x for x in lines) == 36 and "test ndcg@10" in lines[-1]
+    ranks = pd.read_parquet(reports / "blocks-loo-ease.ranks.parquet")
+    assert list(ranks.columns) == ["user_id", "ease"] and len(ranks) == 40

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from llmrec.config import get_settings
@@ -17,7 +25,7 @@ from llmrec.errors import ConfigError
 from llmrec.eval import report
 from llmrec.eval.protocols import PROTOCOLS, make_split
 from llmrec.eval.runner import EvalRun, run
-from llmrec.eval.tuning import grid
+from llmrec.eval.tuning import Trial, n_trials
 from llmrec.models import EXTRA_MODELS, MODELS, PIPELINES, get_model_class
 
 out = Console(width=None if Console().is_terminal else 130)
@@ -83,32 +91,64 @@ def eval_command(
     ) as progress:
         for n in names:
             cls = get_model_class(n)
-            total = len(grid(cls.search_space, {**params, "seed": seed})) if tune else 1
-            total = None if cls.composite and tune else total  # unknown up front
+            total = (n_trials(cls, split, {**params, "seed": seed}) or None) if tune else 1
             task = progress.add_task(f"{n}: tuning on validation", total=total)
+            lines = _ProgressLines(n, total, enabled=not err.is_terminal)
+
+            def on_trial(trial: Trial, task: TaskID = task, lines: _ProgressLines = lines) -> None:
+                progress.advance(task)
+                lines.trial(trial)
+
+            lines.start()
             runs.append(
                 run(
-                    ds,
-                    n,
-                    protocol,
-                    params,
-                    search=tune,
-                    seed=seed,
-                    split=split,
-                    on_trial=lambda _t, task=task: progress.advance(task),
+                    ds, n, protocol, params, search=tune, seed=seed, split=split,
+                    on_trial=on_trial,
                 )
-            )
+            )  # fmt: skip
             progress.update(task, description=f"{n}: done")
+            lines.done(runs[-1])
     out.print(_table(runs))
     for line in repeat_lines(runs[0]):
         out.print(line, highlight=False)
     if len(runs) > 1 or model == "all":
         paths = report.write(runs, reports)
         out.print(f"report: {paths['markdown']}, chart: {paths['chart']}", highlight=False)
+    else:
+        r = runs[0]
+        ranks = report.write_ranks(
+            runs, reports / f"{r.dataset}-{r.protocol}-{r.model}.ranks.parquet"
+        )
+        out.print(f"per-user ranks: {ranks}", highlight=False)
     if json_out is not None:
         docs = [r.to_json() for r in runs]
         report.write_json(docs[0] if len(docs) == 1 and model != "all" else docs, json_out)
         out.print(f"results: {json_out}", highlight=False)
+
+
+class _ProgressLines:
+    """Plain progress lines on stderr when it is not a terminal (a file, a pipe, CI), where
+    the live bar shows nothing: one line per model start, per trial and per result."""
+
+    def __init__(self, model: str, total: int | None, enabled: bool) -> None:
+        self.model, self.total, self.enabled = model, total, enabled
+        self.n, self.t0 = 0, time.perf_counter()
+
+    def _say(self, text: str) -> None:
+        if self.enabled:
+            elapsed = time.perf_counter() - self.t0
+            err.print(f"[{elapsed:7.1f} s] {self.model}: {text}", highlight=False, soft_wrap=True)
+
+    def start(self) -> None:
+        self._say("tuning on validation" + (f" ({self.total} settings)" if self.total else ""))
+
+    def trial(self, trial: Trial) -> None:
+        self.n += 1
+        of = f"/{self.total}" if self.total else ""
+        self._say(f"trial {self.n}{of} valid ndcg@10 {trial.score:.4f} ({trial.fit_seconds:.1f} s)")
+
+    def done(self, r: EvalRun) -> None:
+        self._say(f"test ndcg@10 {r.metrics.get('ndcg@10', float('nan')):.4f}")
 
 
 def repeat_lines(r: EvalRun) -> list[str]:

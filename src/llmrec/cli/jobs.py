@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from llmrec.cli._options import model_folder
 from llmrec.config import get_settings
 from llmrec.data import dataset as store
 from llmrec.jobs.engine import Engine, JobResult, Run
@@ -58,7 +59,7 @@ def _report(result: JobResult) -> None:
 def _load(model: Path | None) -> Recommender:
     from llmrec.models.base import Recommender
 
-    folder = model or get_settings().home / "models" / "ml-100k-ranker"
+    folder = model_folder(model)
     with err.status(f"loading {folder}"):
         return Recommender.load(folder)
 
@@ -67,7 +68,7 @@ def _load(model: Path | None) -> Recommender:
 def recommend_command(
     out_dir: OutOption,
     model: Annotated[
-        Path | None, typer.Option(help="saved model folder (default: ml-100k-ranker)")
+        Path | None, typer.Option(help="saved model folder (default: the newest trained one)")
     ] = None,
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="list length")] = 10,
     exclude_seen: Annotated[bool, typer.Option(help="drop items the user has seen")] = True,
@@ -106,7 +107,7 @@ def embed_command(
 def features_command(
     out_dir: OutOption,
     model: Annotated[
-        Path | None, typer.Option(help="saved ranker folder (default: ml-100k-ranker)")
+        Path | None, typer.Option(help="saved ranker folder (default: the newest trained one)")
     ] = None,
     labels: Annotated[
         Path | None,

@@ -30,7 +30,7 @@ def ope_command(
         raise ConfigError(f"--shares: not a list of numbers: {shares!r}") from None
     if not wanted or any(not 0 <= x <= 1 for x in wanted):
         raise ConfigError(f"--shares: give numbers in [0, 1], got {shares!r}")
-    store = open_store(db)
+    store = open_store(db, create=False)
     try:
         imp = store.impressions_since(0)
         values = share_values(imp, store.events_since(0), wanted, horizon)

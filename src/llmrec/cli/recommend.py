@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from llmrec.cli._options import model_folder
 from llmrec.cli.serve import DbOption, LlmChoice, LlmOption, NounOption, open_store
-from llmrec.config import get_settings
 
 out = Console(width=None if Console().is_terminal else 160)
 err = Console(stderr=True)
@@ -20,7 +20,10 @@ def recommend_command(
     user: Annotated[str, typer.Option(help="user id")],
     model: Annotated[
         Path | None,
-        typer.Option(help="model folder from `llmrec train` (default: ml-100k-ranker)"),
+        typer.Option(help="model folder from `llmrec train` (default: the newest trained one)"),
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="without --model: the newest model trained on it")
     ] = None,
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=100, help="list length")] = 10,
     explain: Annotated[bool, typer.Option(help="explain each item")] = False,
@@ -34,12 +37,16 @@ def recommend_command(
 ) -> None:
     """Top-k for one user, as the service computes it (stored live events included);
     --explain / --pitch add the LLM's checked text, or the template when it fails a check."""
-    from llmrec.service.live import LiveModel
+    from llmrec.service.live import COLD_SOURCES, LiveModel
 
-    folder = model or get_settings().home / "models" / "ml-100k-ranker"
+    folder = model_folder(model, dataset)
     with err.status(f"loading {folder}"):
         live = LiveModel(
-            folder, open_store(db), llm=llm.value, explain_budget=budget, item_noun=item_noun
+            folder,
+            open_store(db, create=False),  # a read: never creates the store
+            llm=llm.value,
+            explain_budget=budget,
+            item_noun=item_noun,
         )
     try:
         with err.status("recommending" + (" and explaining" if explain or pitch else "")):
@@ -62,3 +69,9 @@ def recommend_command(
             row.append(f"{pitches[n].text} ({pitches[n].source})")
         table.add_row(*row)
     out.print(table)
+    if items and all(r.source in COLD_SOURCES for r in items):
+        err.print(
+            f"note: this user has no events in {folder.name} nor in the events store: "
+            "a cold-start list (popular and text-neighbour items)",
+            highlight=False,
+        )

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from llmrec.cli._options import model_folder
 from llmrec.config import get_settings
 from llmrec.service.keys import DEFAULT_RATE, ROLES, create_key
 
@@ -27,9 +28,14 @@ DbOption = Annotated[
 ]
 
 
-def open_store(db: str | None) -> Store:
+def open_store(db: str | None, create: bool = True) -> Store:
+    """The events store ``db`` (default: SQLite in $LLMREC_HOME). A read-only command passes
+    ``create=False``: without a default store file it reads an empty in-memory one instead
+    of creating the file."""
     from llmrec.service.store import Store, default_url  # needs the serve extra
 
+    if db is None and not create and not get_settings().events_db.exists():
+        return Store("sqlite:///:memory:")
     return Store(db or default_url())
 
 
@@ -55,7 +61,7 @@ NounOption = Annotated[
 def serve_command(
     model: Annotated[
         Path | None,
-        typer.Option(help="model folder from `llmrec train` (default: ml-100k-ranker)"),
+        typer.Option(help="model folder from `llmrec train` (default: the newest trained one)"),
     ] = None,
     db: DbOption = None,
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
@@ -95,8 +101,7 @@ def serve_command(
 
     from llmrec.service.app import Service, create_app
 
-    s = get_settings()
-    folder = model or s.home / "models" / "ml-100k-ranker"
+    folder = model_folder(model)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     with err.status(f"loading {folder}"):
         service = Service(
@@ -169,7 +174,7 @@ def keys_list(db: DbOption = None) -> None:
     table = Table()
     for col in ("id", "name", "prefix", "role", "rate/s", "revoked"):
         table.add_column(col)
-    for k in open_store(db).keys():
+    for k in open_store(db, create=False).keys():
         revoked = "yes" if k["revoked_at"] else ""
         table.add_row(
             str(k["id"]), k["name"], k["prefix"] + "…", k["role"], f"{k['rate_limit']:g}", revoked

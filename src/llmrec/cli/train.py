@@ -64,7 +64,7 @@ def train_command(
         from llmrec.cli.serve import open_store
         from llmrec.service.store import with_store
 
-        ds, store_seq = with_store(ds, open_store(db))
+        ds, store_seq = with_store(ds, open_store(db, create=False))
     target = out_dir or s.home / "models" / f"{dataset}-{name}"
     stages: dict[str, float] = {}
     t_all = time.perf_counter()

@@ -124,9 +124,17 @@ def write(runs: Sequence[EvalRun], out_dir: Path) -> dict[str, Path]:
     _atomic(paths["markdown"], lambda p: Path(p).write_text(markdown(runs)))
     chart(runs, paths["chart"])
     write_json([r.to_json() for r in runs], paths["json"])
-    ranks = pd.DataFrame({"user_id": runs[0].user_ids, **{r.model: r.ranks for r in runs}})
-    _atomic(paths["ranks"], lambda p: ranks.to_parquet(p, index=False))
+    write_ranks(runs, paths["ranks"])
     return paths
+
+
+def write_ranks(runs: Sequence[EvalRun], path: Path) -> Path:
+    """Per test user, each run's best target rank (1-based, 0 = none): one column per model,
+    the same layout for one run or many, so any two files give a paired test."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ranks = pd.DataFrame({"user_id": runs[0].user_ids, **{r.model: r.ranks for r in runs}})
+    _atomic(path, lambda p: ranks.to_parquet(p, index=False))
+    return path
 
 
 def write_json(doc: object, path: Path) -> None:

@@ -84,6 +84,23 @@ def _fit_early_stopped(
     return best, best_epoch, best_seconds
 
 
+def tries_weighting(model_cls: type[Recommender], split: Split, fixed: dict[str, Any]) -> bool:
+    """Whether tuning tries ``weighting="events"`` (once, on the best of the grid: it doubles
+    no grid): the model has the option, it is not fixed, and the events weigh differently."""
+    return (
+        "weighting" in model_cls.config_class.model_fields
+        and "weighting" not in fixed
+        and split.valid_train.weighted
+    )
+
+
+def n_trials(model_cls: type[Recommender], split: Split, fixed: dict[str, Any]) -> int:
+    """How many settings ``tune`` fits (composites: unknown up front, 0)."""
+    if model_cls.composite:
+        return 0
+    return len(grid(model_cls.search_space, fixed)) + tries_weighting(model_cls, split, fixed)
+
+
 def tune(
     model_cls: type[Recommender],
     split: Split,
@@ -98,13 +115,7 @@ def tune(
     configs = grid(model_cls.search_space, fixed) if search else [fixed]
     trials: list[Trial] = []
     best: tuple[float, Recommender, dict[str, Any], float] | None = None
-    # event weighting is tried once, on the best configuration: it doubles no grid
-    weigh = (
-        search
-        and "weighting" in model_cls.config_class.model_fields
-        and "weighting" not in fixed
-        and split.valid_train.weighted
-    )
+    weigh = search and tries_weighting(model_cls, split, fixed)
     while configs:
         params = configs.pop(0)
         model = model_cls(**params)

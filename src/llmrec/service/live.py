@@ -119,6 +119,10 @@ def write_serving_files(folder: Path, data: TrainData) -> None:
         users.to_parquet(folder / USERS_FILE, index=False)
 
 
+# the ``source`` of the items in a list for a user without history
+COLD_SOURCES = ("popular", "text-neighbours")
+
+
 class LiveModel:
     """Thread-safe: every public method takes the one lock (scoring is serial anyway)."""
 
@@ -371,7 +375,7 @@ class LiveModel:
         if not len(history):
             idx, scores = self._cold(k, context, blocked)
             sources = [
-                "text-neighbours" if self._pop[i] == 0 and self._borrowed[i] > 0 else "popular"
+                COLD_SOURCES[1] if self._pop[i] == 0 and self._borrowed[i] > 0 else COLD_SOURCES[0]
                 for i in idx
             ]
         else:

@@ -368,7 +368,11 @@ ITEM_FIELDS = (C.ITEM_ID, C.TITLE, "text", C.GENRES, C.YEAR)  # the rest are att
 def _engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
+        if path == ":memory:":  # one shared connection: every thread sees the same tables
+            return sa.create_engine(
+                url, connect_args={"check_same_thread": False}, poolclass=sa.pool.StaticPool
+            )
+        if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
