@@ -192,3 +192,16 @@ def test_shop_evaluation_reports_repeats(shop: Dataset) -> None:
     res = run(shop, "ease", "loo", params={"reg": 50.0}, search=False)
     assert res.repeats["users_latest_event_repeat"] > 0
     assert 0 < res.metrics["ndcg@10"] < 1
+
+
+@pytest.mark.slow
+def test_ranker_under_repeats_adds_the_repeat_retriever(shop: Dataset) -> None:
+    res = run(shop, "ranker", "repeats", params=FAST_RANKER, search=False)
+    assert "repeat" in res.params["retrievers"] and res.params["repeats"] is True
+    pop = run(shop, "pop", "repeats", search=False)
+    blind = run(shop, "ranker", "repeats", params={**FAST_RANKER, "repeats": False}, search=False)
+    # proposing what users had is what repeat targets need; forced off, the ranker misses them
+    assert res.metrics["ndcg@10 repeat"] > pop.metrics["ndcg@10 repeat"]
+    assert res.metrics["ndcg@10 repeat"] > blind.metrics["ndcg@10 repeat"] + 0.3
+    plain = run(shop, "ranker", "loo", params=FAST_RANKER, search=False)
+    assert "repeat" not in plain.params["retrievers"] and plain.params["repeats"] is False

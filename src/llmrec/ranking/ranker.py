@@ -63,6 +63,11 @@ class RankerConfig(RecommenderConfig):
     rounds: int | None = Field(None, ge=0, description="boosting rounds; None: by CV")
     l2: float | None = Field(None, gt=0, description="listwise model's L2; None: by CV")
     folds: int = Field(5, ge=2, description="cross-validation folds (over users) for rounds")
+    repeats: bool = Field(
+        False,
+        description="candidates include the user's own items, proposed by a 'repeat' "
+        "retriever too (data where people return to items; the 'repeats' protocol sets it)",
+    )
 
 
 class Ranker(Recommender):
@@ -90,6 +95,8 @@ class Ranker(Recommender):
         """Retrievers tuned on validation, the ranker trained on it (rounds by CV)."""
         from llmrec.eval.tuning import Trial, TuneResult
 
+        if split.protocol == "repeats":  # the protocol lets lists hold what users had
+            fixed = {"repeats": True, **fixed}
         model = cls(**fixed)
         t0 = time.perf_counter()
         model._fit_split(split, search=search, on_trial=on_trial)
@@ -114,7 +121,10 @@ class Ranker(Recommender):
         retrievers: dict[str, Recommender] = {}
         trials: list[Trial] = []
         seconds: dict[str, float] = {}
-        for name, p in sorted(c.retrievers.items()):
+        wanted = dict(c.retrievers)
+        if c.repeats and not any(_family(n) == "repeat" for n in wanted):
+            wanted["repeat"] = {}
+        for name, p in sorted(wanted.items()):
             t0 = time.perf_counter()
             cls = get_model_class(_family(name))
             res = tune(cls, fold, {"seed": c.seed, **p}, search=search and not p, on_trial=on_trial)
@@ -180,7 +190,10 @@ class Ranker(Recommender):
         self, user_idx: np.ndarray, request: Request | None = None
     ) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, np.ndarray]]:
         """(candidates users x N, features rows x F, feature names, retriever ranks)."""
-        excluded = self.history_[user_idx].toarray().astype(bool)
+        if self.config.repeats:  # own items are candidates too
+            excluded = np.zeros((len(user_idx), len(self.items_)), bool)
+        else:
+            excluded = self.history_[user_idx].toarray().astype(bool)
         scores = {n: quantise(m.score(user_idx)) for n, m in self.retrievers_.items()}
         ranks = {n: ranks_of(s, excluded) for n, s in scores.items()}
         cand = merge(list(ranks.values()), excluded, self.config.n_candidates)
