@@ -92,17 +92,14 @@ class TrainData:
         if C.EVENT in log and len(log):
             value = log[C.VALUE] if C.VALUE in log else np.full(len(log), np.nan)
             w = rules.weights_of(log[C.EVENT], value)
-            per_pair = pd.DataFrame(
-                {"u": log["user_idx"].to_numpy(), "i": log["item_idx"].to_numpy(), "w": w}
-            )
-            agg = per_pair.groupby(["u", "i"], sort=False)["w"].agg(["max", "min"])
-            pw = np.where(agg["max"] > 0, agg["max"], agg["min"])
-            lookup = pd.Series(pw, index=agg.index)
-            key = pd.MultiIndex.from_arrays(
-                [pairs["user_idx"].to_numpy(), pairs["item_idx"].to_numpy()]
-            )
+            # per pair, in (user, item) order = the CSR's order: its strongest event's weight
+            key = log["user_idx"].to_numpy(np.int64) * len(items) + log["item_idx"].to_numpy()
+            order = np.argsort(key, kind="stable")
+            key, w = key[order], w[order]
+            starts = np.r_[0, np.flatnonzero(key[1:] != key[:-1]) + 1]
+            hi, lo = np.maximum.reduceat(w, starts), np.minimum.reduceat(w, starts)
             strength = recency.copy()
-            strength.data = lookup.reindex(key).to_numpy(dtype=np.float32)[perm]
+            strength.data = np.where(hi > 0, hi, lo).astype(np.float32)
         return cls(
             users, items, matrix, recency, log, item_table, user_table, kg, item_entity,
             strength, rules,
