@@ -18,7 +18,7 @@ from llmrec.data.dataset import Dataset
 from llmrec.data.events import EventRules, rules_with
 from llmrec.data.importer import import_dataset
 from llmrec.errors import DataError
-from llmrec.eval.protocols import full_train, loo, repeats
+from llmrec.eval.protocols import cold_users, full_train, loo, repeats
 from llmrec.eval.runner import run
 from llmrec.models import EXTRA_MODELS, MODELS, Recommender, get_model_class
 from llmrec.testing import FAST_RANKER
@@ -118,6 +118,29 @@ def test_loo_targets_the_latest_new_item() -> None:
     # a target is never among the excluded items
     ex = split.test.exclude.toarray()
     assert not ex[np.arange(2), split.test.targets[:, 0]].any()
+
+
+def test_cold_users_observe_validation_and_the_repeats_after_it(shop: Dataset) -> None:
+    """With repeats between validation and test, a user's last known row is a repeat, not
+    the validation item: what cold users' models observe must still hold the validation
+    item and every row loo adds after training, on top of their shortened history."""
+    base, cold = loo(shop), cold_users(shop, seed=0, fraction=0.3, keep=2)
+    v = dict(zip(base.valid.user_idx, base.valid.targets[:, 0], strict=True))
+    seen = cold.test_history.log
+    between = 0
+    for u in cold.test.user_idx:
+        mine = seen[seen["user_idx"] == u]["item_idx"].to_numpy()
+        all_known = base.test_history.log
+        added = len(all_known[all_known["user_idx"] == u]) - int(
+            (base.train.log["user_idx"] == u).sum()
+        )
+        assert v[u] in mine
+        assert len(mine) == min(2, int((base.train.log["user_idx"] == u).sum())) + added
+        between += added - 1
+    assert between > 0  # the fixture does put repeats between validation and test
+    others = np.setdiff1d(np.arange(base.train.n_users), cold.test.user_idx)
+    diff = cold.test_history.matrix[others] != base.test_history.matrix[others]
+    assert diff.nnz == 0
 
 
 def test_repeats_protocol_scores_repeat_targets_apart() -> None:

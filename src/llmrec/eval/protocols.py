@@ -274,10 +274,15 @@ def cold_users(ds: Dataset, seed: int = 0, fraction: float = 0.1, keep: int = 5)
     is_cold = log["user_idx"].isin(cold).to_numpy()
     from_end = log.groupby("user_idx").cumcount(ascending=False).to_numpy()
     train = base.train.subset(~is_cold | (from_end < keep))
-    seen = base.test_history.log  # training + validation: each user's last row is validation
-    known = train.with_log(
-        pd.concat([train.log, seen[_last_per_user(seen["user_idx"].to_numpy())]])
-    )
+    # what models observe at test time: the (shortened) training plus every row loo adds
+    # after training — the validation item and, with repeats, the events between it and the
+    # test item (so not just each user's last row). Both logs keep the same per-user order,
+    # training rows first, so a user's rows past their training count are the added ones.
+    seen = base.test_history.log
+    su = seen["user_idx"].to_numpy()
+    n_train = np.bincount(log["user_idx"].to_numpy(), minlength=base.train.n_users)
+    added = seen.groupby("user_idx", sort=False).cumcount().to_numpy() >= n_train[su]
+    known = train.with_log(pd.concat([train.log, seen[added]]))
     rows_v = np.flatnonzero(np.isin(base.valid.user_idx, cold))
     rows_t = np.flatnonzero(np.isin(base.test.user_idx, cold))
     # the test ranking excludes the (shortened) training history plus the validation item
