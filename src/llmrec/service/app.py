@@ -617,7 +617,25 @@ def create_app(service: Service) -> FastAPI:
             raise ApiError(422, "invalid_model", str(e), "model_dir") from None
         return {"model_version": version}
 
+    _event_names_in_schema(app, service)
     return app
+
+
+def _event_names_in_schema(app: FastAPI, service: Service) -> None:
+    """The OpenAPI document lists the served model's event names (built-in and declared) as
+    ``EventIn.event``'s enum, so clients and fuzzers see what the 422 check accepts; read at
+    each call, since a reload may bring a dataset with other declared names."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        props = schema.get("components", {}).get("schemas", {}).get("EventIn", {})
+        event = props.get("properties", {}).get("event")
+        if event is not None:
+            event["enum"] = list(service.live.model.event_rules_.names)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _items(items: list[Recommended]) -> list[dict[str, Any]]:
