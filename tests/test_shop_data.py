@@ -228,3 +228,42 @@ def test_ranker_under_repeats_adds_the_repeat_retriever(shop: Dataset) -> None:
     assert res.metrics["ndcg@10 repeat"] > blind.metrics["ndcg@10 repeat"] + 0.3
     plain = run(shop, "ranker", "loo", params=FAST_RANKER, search=False)
     assert "repeat" not in plain.params["retrievers"] and plain.params["repeats"] is False
+
+
+def test_changed_users_are_the_rows_that_differ() -> None:
+    import scipy.sparse as sp
+
+    from llmrec.models.mf import changed_users
+
+    old = sp.csr_matrix(np.array([[1, 0], [0, 1]], dtype=np.float32))
+    new = sp.csr_matrix(np.array([[1, 0], [1, 1], [0, 0], [0, 1]], dtype=np.float32))
+    assert changed_users(old, new).tolist() == [1, 3]  # row 2 is a new user with no events
+
+
+@pytest.mark.parametrize("name", ["als", "bpr"])
+def test_factor_models_fold_in_what_they_observe(name: str, shop: Dataset) -> None:
+    """A user whose vector is blank (as a new user's is) gets one from their events when the
+    model observes them; users whose history did not change keep theirs; fold_in=False
+    keeps every learned vector. Even users read mostly even books in the fixture."""
+    split = loo(shop)
+    # BPR needs more epochs than FAST's 5 to learn the two communities at all
+    params = {"embedding_size": 8, "epochs": 40, "learning_rate": 0.05} if name == "bpr" else {}
+    vectors = {}
+    for fold_in in (True, False):
+        model = get_model_class(name)(**params, fold_in=fold_in, seed=0).fit(split.train)
+        blank = np.arange(6)  # users "000".."005"
+        model.user_factors_[blank] = 0.0
+        learned = model.user_factors_.copy()
+        model.observe(split.train)  # nothing changed: nothing is refitted
+        np.testing.assert_array_equal(model.user_factors_, learned)
+        model.observe(split.test_history)  # every test user gained their validation item
+        vectors[fold_in] = model.user_factors_[blank].copy()
+        if fold_in:
+            scores = model.score(blank)
+            items = split.train.items.ids
+            even = np.array([i != "1e3" and int(i) % 2 == 0 for i in items])
+            own = np.array([int(u) % 2 == 0 for u in split.train.users.ids[blank]])
+            gap = scores[:, even].mean(axis=1) - scores[:, ~even].mean(axis=1)
+            assert (np.sign(gap) == np.where(own, 1, -1)).mean() >= 5 / 6
+    assert np.abs(vectors[True][:, :-1]).sum() > 0
+    assert np.abs(vectors[False]).sum() == 0
