@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets probe-new-item screenshots clean
+.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-fold-in bench-ml1m probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -71,6 +71,18 @@ bench-scenarios: data
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/bench_topk.py
 	$(BIN)/python benchmarks/bench_scale.py
+
+# BPR's 4-point grid against an 18-point one, ml-100k and ibm-articles, 3 seeds (~15 min)
+bench-bpr: data
+	$(BIN)/python benchmarks/bench_bpr.py
+
+# ALS and BPR with fold-in off and on, ml-100k and ibm-articles, 3 seeds (~10 min)
+bench-fold-in: data
+	$(BIN)/python benchmarks/bench_fold_in.py
+
+# the ranker on ML-1M with SASRec capped at 30 epochs (~1 h on 2 cores)
+bench-ml1m: data
+	$(BIN)/python benchmarks/bench_ml1m.py
 
 # every model on ml-100k, ml-1m, ibm-articles and a book-crossing sample (~2 h on 2 cores)
 bench-datasets: data
