@@ -42,6 +42,10 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except OSError as e:  # disk full, file too large, permissions: the machine's, not a bug
+        where = f" ({e.filename})" if e.filename else ""
+        err.print(f"[red]error:[/red] {e.strerror or type(e).__name__}{where}", highlight=False)
+        sys.exit(EXIT_INTERNAL)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except Exception as e:  # the stack trace is for developers, on request

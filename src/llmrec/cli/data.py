@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich.console import Console
@@ -14,6 +14,7 @@ from llmrec.data.events import CANONICAL, DEFAULT_WEIGHTS, EventRules, rules_wit
 from llmrec.data.fetch import FETCHERS, fetch
 from llmrec.data.importer import import_dataset
 from llmrec.data.recbole import import_recbole
+from llmrec.data.validate import TIMESTAMP_UNITS, TimestampUnit
 from llmrec.errors import ConfigError
 
 app = typer.Typer(help="Datasets: fetch, import, list.", no_args_is_help=True)
@@ -73,6 +74,13 @@ def import_command(
         bool,
         typer.Option(help="refuse optional attributes that do not parse (default: missing)"),
     ] = False,
+    timestamp_unit: Annotated[
+        str,
+        typer.Option(
+            help="unit of numeric timestamps: s, ms, us, or auto (each value by its magnitude); "
+            "every timestamp must fall in 1970-2100"
+        ),
+    ] = "s",
 ) -> None:
     """Validate and import your own data; all or nothing (an old dataset is replaced atomically).
 
@@ -80,18 +88,22 @@ def import_command(
     attribute that does not (a year of 'unknown') is stored as missing and reported."""
     s = get_settings()
     rules = rules_with(EventRules(), events, event_weight)
+    if timestamp_unit not in TIMESTAMP_UNITS:
+        raise ConfigError(f"--timestamp-unit {timestamp_unit!r}: use {', '.join(TIMESTAMP_UNITS)}")
+    unit = cast(TimestampUnit, timestamp_unit)
     if fmt == "recbole":
         if folder is None or interactions or items or users:
             raise ConfigError("--format recbole takes one folder: llmrec data import NAME DIR")
         report = import_recbole(
-            name, folder, s.datasets_dir, drop_unknown=drop_unknown, events=rules, strict=strict
-        )
+            name, folder, s.datasets_dir, drop_unknown=drop_unknown, events=rules, strict=strict,
+            timestamp_unit=unit,
+        )  # fmt: skip
     elif fmt == "table":
         if interactions is None or folder is not None:
             raise ConfigError("import needs --interactions FILE (or --format recbole DIR)")
         report = import_dataset(
             name, interactions, s.datasets_dir, items, users, drop_unknown=drop_unknown,
-            events=rules, strict=strict,
+            events=rules, strict=strict, timestamp_unit=unit,
         )  # fmt: skip
     else:
         raise ConfigError(f"--format {fmt!r}: use table or recbole")

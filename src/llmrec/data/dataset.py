@@ -49,10 +49,18 @@ class Dataset:
         }
 
 
+MAX_NAME_LENGTH = 100  # a folder name, with room for the hidden staging prefix
+
+
 def check_name(name: str) -> str:
     if not name or not set(name) <= _NAME_OK or name.startswith("."):
         raise UnknownDatasetError(
-            f"invalid dataset name {name!r}: use letters, digits, '-', '_' and '.'"
+            f"invalid dataset name {name[:MAX_NAME_LENGTH]!r}: use letters, digits, '-', '_' "
+            "and '.'"
+        )
+    if len(name) > MAX_NAME_LENGTH:
+        raise UnknownDatasetError(
+            f"dataset name of {len(name)} characters: use at most {MAX_NAME_LENGTH}"
         )
     return name
 

@@ -5,7 +5,6 @@ Rows are numbered from 1, counting data rows only (the CSV header is not a row).
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +17,16 @@ from llmrec.data import columns as C
 from llmrec.data import dataset as store
 from llmrec.data.dataset import Dataset
 from llmrec.data.events import EventRules
+from llmrec.data.validate import (
+    TimestampUnit,
+    check_header,
+    first_row,
+    ids,
+    numbers,
+    parse_numbers,
+    read_csv,
+    timestamps,
+)
 from llmrec.errors import DataError
 
 _CSV = {".csv": ",", ".tsv": "\t", ".txt": ","}
@@ -46,6 +55,7 @@ def read_table(path: Path) -> pd.DataFrame:
             table = pq.read_table(path)
         except (pa.ArrowException, OSError) as e:
             raise DataError(f"not a readable Parquet file ({e})", file=name) from e
+        check_header(table.schema.names, name)
         df = table.to_pandas()
         for fld in table.schema:
             if not pa.types.is_list(fld.type) and not pa.types.is_large_list(fld.type):
@@ -65,10 +75,7 @@ def read_table(path: Path) -> pd.DataFrame:
             file=name,
             row=max(line - 1, 1),
         ) from e
-    try:
-        return pd.read_csv(io.StringIO(text), sep=_CSV[suffix], dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise DataError(f"cannot parse as {suffix[1:].upper()}: {e}", file=name) from e
+    return read_csv(text, _CSV[suffix], name, suffix[1:].upper())
 
 
 def _require(df: pd.DataFrame, cols: tuple[str, ...], name: str) -> None:
@@ -79,17 +86,11 @@ def _require(df: pd.DataFrame, cols: tuple[str, ...], name: str) -> None:
 
 
 def _first_bad(mask: np.ndarray) -> int:
-    return int(np.flatnonzero(mask)[0])
+    return first_row(mask) - 1
 
 
 def _ids(df: pd.DataFrame, col: str, name: str) -> pd.Series:
-    ids = df[col].astype(str).str.strip()
-    empty = (ids == "").to_numpy()
-    if empty.any():
-        raise DataError(
-            f"empty id ({int(empty.sum())} rows)", file=name, row=_first_bad(empty) + 1, column=col
-        )
-    return ids
+    return ids(df[col], col, name)
 
 
 def _no_duplicates(ids: pd.Series, col: str, name: str) -> None:
@@ -106,36 +107,11 @@ def _no_duplicates(ids: pd.Series, col: str, name: str) -> None:
         )
 
 
-def _numbers(s: pd.Series, col: str, name: str, what: str) -> pd.Series:
-    text = s.astype(str).str.strip()
-    out = pd.to_numeric(text.where(text != ""), errors="coerce")
-    bad = (out.isna() & (text != "")).to_numpy()
-    if bad.any():
-        i = _first_bad(bad)
-        raise DataError(
-            f"cannot parse {text.iloc[i]!r} as {what}", file=name, row=i + 1, column=col
-        )
-    return out.astype(float)
-
-
-def parse_timestamps(s: pd.Series, name: str, col: str = C.TIMESTAMP) -> pd.Series:
-    """Seconds since the epoch from numbers (seconds) or ISO 8601 date-times."""
-    text = s.astype(str).str.strip()
-    num = pd.to_numeric(text, errors="coerce")
-    todo = num.isna() & (text != "")
-    if todo.any():
-        dt = pd.to_datetime(text[todo], utc=True, errors="coerce", format="ISO8601")
-        num[todo] = (dt - pd.Timestamp(0, tz="UTC")) // pd.Timedelta("1s")
-    bad = num.isna().to_numpy()
-    if bad.any():
-        i = _first_bad(bad)
-        raise DataError(
-            f"cannot parse {text.iloc[i]!r} as a timestamp (seconds or ISO 8601)",
-            file=name,
-            row=i + 1,
-            column=col,
-        )
-    return num.astype("int64")
+def parse_timestamps(
+    s: pd.Series, name: str, col: str = C.TIMESTAMP, unit: TimestampUnit = "s"
+) -> pd.Series:
+    """Seconds since the epoch (see ``validate.timestamps``)."""
+    return timestamps(s, name, col, unit)
 
 
 def pairs(df: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -148,7 +124,7 @@ def pairs(df: pd.DataFrame, name: str) -> pd.DataFrame:
 
 
 def interactions_table(
-    df: pd.DataFrame, name: str, rules: EventRules
+    df: pd.DataFrame, name: str, rules: EventRules, timestamp_unit: TimestampUnit = "s"
 ) -> tuple[pd.DataFrame, list[str]]:
     _require(df, (C.USER_ID, C.ITEM_ID, C.TIMESTAMP), name)
     if df.empty:
@@ -157,11 +133,11 @@ def interactions_table(
         {
             C.USER_ID: _ids(df, C.USER_ID, name),
             C.ITEM_ID: _ids(df, C.ITEM_ID, name),
-            C.TIMESTAMP: parse_timestamps(df[C.TIMESTAMP], name),
+            C.TIMESTAMP: parse_timestamps(df[C.TIMESTAMP], name, unit=timestamp_unit),
         }
     )
     has_value = C.VALUE in df.columns
-    out[C.VALUE] = _numbers(df[C.VALUE], C.VALUE, name, "a number") if has_value else np.nan
+    out[C.VALUE] = numbers(df[C.VALUE], C.VALUE, name, "a number") if has_value else np.nan
     default_event = "rate" if has_value else "view"
     if C.EVENT in df.columns:
         ev = df[C.EVENT].astype(str).str.strip().str.lower().replace("", default_event)
@@ -182,10 +158,8 @@ def _optional_numbers(
     """An optional attribute column as numbers: values that do not parse are refused when
     ``strict``, else stored as missing and counted in ``unreadable`` (first rows named)."""
     if strict:
-        return _numbers(s, col, name, what)
-    text = s.astype(str).str.strip()
-    out = pd.to_numeric(text.where(text != ""), errors="coerce")
-    bad = (out.isna() & (text != "")).to_numpy()
+        return numbers(s, col, name, what)
+    out, bad, text = parse_numbers(s)
     if bad.any() and unreadable is not None:
         rows = np.flatnonzero(bad)
         shown = ", ".join(f"{r + 1} ({text.iloc[r]!r})" for r in rows[:3])
@@ -241,14 +215,17 @@ def import_dataset(
     drop_unknown: bool = False,
     events: EventRules | None = None,
     strict: bool = False,
+    timestamp_unit: TimestampUnit = "s",
 ) -> ImportReport:
     """Validate every file, then save the dataset atomically; on any error nothing is written.
     ``events`` declares custom event names and weights (kept in the dataset's manifest).
     Optional attributes that do not parse are stored as missing and reported (``strict``:
-    refused)."""
+    refused). Numeric timestamps are in ``timestamp_unit``."""
     store.check_name(name)
     events = events or EventRules()
-    inter, ignored = interactions_table(read_table(interactions), str(interactions), events)
+    inter, ignored = interactions_table(
+        read_table(interactions), str(interactions), events, timestamp_unit
+    )
     unreadable: dict[str, str] = {}
     item_table = None
     if items is not None:

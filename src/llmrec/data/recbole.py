@@ -29,6 +29,7 @@ from llmrec.data.importer import (
     items_table,
     users_table,
 )
+from llmrec.data.validate import TimestampUnit
 from llmrec.errors import DataError
 
 SUFFIXES = ("inter", "item", "user", "kg", "link")
@@ -96,6 +97,7 @@ def import_recbole(
     drop_unknown: bool = False,
     events: EventRules | None = None,
     strict: bool = False,
+    timestamp_unit: TimestampUnit = "s",
 ) -> ImportReport:
     """Validate every atomic file of ``folder``, then save the dataset atomically."""
     store.check_name(name)
@@ -103,10 +105,11 @@ def import_recbole(
     events = events or EventRules()
     inter, _ = read_atomic(files["inter"])
     meta: dict[str, object] = {"source": f"recbole:{folder.name}", "implicit": True}
-    if C.TIMESTAMP in inter:  # RecBole writes float seconds
+    if C.TIMESTAMP in inter:  # RecBole writes float seconds; the rest is checked below
         ts = pd.to_numeric(inter[C.TIMESTAMP], errors="coerce")
-        inter[C.TIMESTAMP] = (
-            ts.round().astype("Int64").astype(str).where(ts.notna(), inter[C.TIMESTAMP])
+        ok = np.isfinite(ts.fillna(np.inf)) & (ts.abs() < 1e17)
+        inter[C.TIMESTAMP] = inter[C.TIMESTAMP].where(
+            ~ok, ts.where(ok, 0).round().astype("int64").astype(str)
         )
     else:
         inter[C.TIMESTAMP] = np.arange(len(inter)).astype(str)
@@ -114,7 +117,7 @@ def import_recbole(
     if "rating" in inter and C.VALUE not in inter:
         inter = inter.rename(columns={"rating": C.VALUE})
         meta["implicit"] = False
-    table, ignored = interactions_table(inter, str(files["inter"]), events)
+    table, ignored = interactions_table(inter, str(files["inter"]), events, timestamp_unit)
     item_table = None
     unreadable: dict[str, str] = {}
     if "item" in files:
