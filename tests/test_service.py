@@ -222,6 +222,52 @@ def test_delete_user_removes_events_and_state_everywhere(
     assert "u2" not in set(ds.interactions[C.USER_ID]) and last == store.last_seq()
 
 
+def test_deletion_leaves_no_bytes_of_the_user_in_the_sqlite_files(
+    client: TestClient, store: Store, served_model_dir: Path, tmp_path: Path
+) -> None:
+    """After DELETE and a restart, neither the database nor its WAL holds the user's id or a
+    byte of their events (a planted location string); the deletion is remembered as a digest."""
+    h = auth(store)
+    for n in range(20):
+        body = {"user_id": "PLANTED-USER-7731", "item_id": str(n % 5 + 1), "event": "view",
+                "context": {"location": "PLANTED-PLACE-4417"}}  # fmt: skip
+        post(client, h, body)
+    post(client, h, {"user_id": "u3", "item_id": "2", "event": "view"})
+    files = [tmp_path / "events.db", tmp_path / "events.db-wal"]
+    assert any(b"PLANTED-PLACE-4417" in f.read_bytes() for f in files if f.exists())
+    assert client.delete("/v1/users/PLANTED-USER-7731", headers=h).json()["deleted_events"] == 20
+    store.close()
+    reopened = Store(store.url)  # a restart
+    assert "PLANTED-USER-7731" in reopened.deleted_users() and reopened.count_events() >= 1
+    reopened.close()
+    for f in tmp_path.glob("events.db*"):
+        raw = f.read_bytes()
+        assert b"PLANTED-USER-7731" not in raw and b"PLANTED-PLACE-4417" not in raw, f.name
+
+
+def test_migration_3_replaces_deleted_ids_by_digests(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from llmrec.service.store import MIGRATIONS, deleted_users, user_digest
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # a store at version 2 that kept raw ids
+        from llmrec.service.store import schema_version
+
+        schema_version.create(conn)
+        for version, step in MIGRATIONS[:2]:
+            step(conn)
+            conn.execute(schema_version.insert().values(version=version, applied_at=1))
+        conn.execute(deleted_users.insert().values(user_id="gone-user", deleted_at=7))
+    engine.dispose()
+    store = Store(url)
+    assert "gone-user" in store.deleted_users()
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(deleted_users)).all() == [(user_digest("gone-user"), 7)]
+    store.close()
+
+
 def test_train_takes_stored_events_and_items(store: Store) -> None:
     store.add_events([{"event_id": None, C.USER_ID: "new", C.ITEM_ID: "3", C.EVENT: "view",
                        C.VALUE: None, C.TIMESTAMP: 10**9, C.DEVICE: "tv", C.LOCATION: None,

@@ -39,7 +39,7 @@ from llmrec.service.explanations import Explanations
 from llmrec.text.templates import user_text
 
 if TYPE_CHECKING:
-    from llmrec.service.store import Store
+    from llmrec.service.store import DeletedUsers, Store
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class LiveModel:
         deleted = store.deleted_users()
         self._profiles = _profiles(model_dir / USERS_FILE, deleted)
         self.checker = OutputChecker([f[C.TITLE] for f in self._facts.values()], self._profiles)
-        log = log[~log[C.USER_ID].isin(list(deleted))]
+        log = log[~deleted.mask(log[C.USER_ID])]
         self._user_ids: list[str] = list(self.model.users_.ids)
         self._user_pos = {u: i for i, u in enumerate(self._user_ids)}
         self._base = self._indexed(log)
@@ -648,7 +648,7 @@ def _language_model(choice: str) -> LanguageModel | None:
         return None
 
 
-def _profiles(path: Path, deleted: set[str]) -> dict[str, dict[str, Any]]:
+def _profiles(path: Path, deleted: DeletedUsers) -> dict[str, dict[str, Any]]:
     """user id -> profile fields (JSON-safe scalars, missing ones left out), from the folder's
     optional users file, without the deleted users."""
     if not path.is_file():

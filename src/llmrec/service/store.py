@@ -8,6 +8,7 @@ commit has reached the disk when ``add_events`` returns, so a 202 survives a kil
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -107,8 +109,16 @@ def _v2(conn: Connection) -> None:
     impressions.create(conn, checkfirst=True)
 
 
+def _v3(conn: Connection) -> None:
+    """Deleted users are remembered by the digest of their id, not the id."""
+    rows = conn.execute(sa.select(deleted_users)).all()
+    conn.execute(deleted_users.delete())
+    for user_id, at in rows:
+        conn.execute(deleted_users.insert().values(user_id=user_digest(user_id), deleted_at=at))
+
+
 # (version, step): append new steps, never edit an applied one.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3)]
 EVENT_COLUMNS = (
     "event_id",
     C.USER_ID,
@@ -118,6 +128,30 @@ EVENT_COLUMNS = (
     C.TIMESTAMP,
     *C.CONTEXT_COLUMNS,
 )
+
+
+def user_digest(user_id: str) -> str:
+    return hashlib.sha256(user_id.encode()).hexdigest()
+
+
+class DeletedUsers:
+    """The users deleted so far, held as SHA-256 digests of their ids: the store knows that
+    an id was deleted (to drop the training events that carry it) without keeping the id."""
+
+    def __init__(self, digests: set[str]) -> None:
+        self.digests = digests
+
+    def __len__(self) -> int:
+        return len(self.digests)
+
+    def __contains__(self, user_id: object) -> bool:
+        return isinstance(user_id, str) and user_digest(user_id) in self.digests
+
+    def mask(self, user_ids: pd.Series) -> np.ndarray:
+        """True where the id is a deleted user's."""
+        if not self.digests:
+            return np.zeros(len(user_ids), dtype=bool)
+        return user_ids.astype(str).map(user_digest).isin(self.digests).to_numpy()
 
 
 @dataclass(frozen=True)
@@ -245,20 +279,26 @@ class Store:
 
     # --- users -------------------------------------------------------------------------
     def delete_user(self, user_id: str) -> int:
-        """Delete the user's events and impressions and remember the deletion (so the events
-        the model was trained on are dropped too). Returns how many stored events were deleted."""
+        """Delete the user's events and impressions and remember the deletion by the id's
+        digest (so the events the model was trained on are dropped too). On SQLite the freed
+        pages are zeroed (``secure_delete``) and the WAL checkpointed and truncated, so the
+        files keep no bytes of them. Returns how many stored events were deleted."""
+        digest = user_digest(user_id)
         with self.engine.begin() as conn:
             conn.execute(impressions.delete().where(impressions.c.user_id == user_id))
             n = conn.execute(events.delete().where(events.c.user_id == user_id)).rowcount
-            conn.execute(deleted_users.delete().where(deleted_users.c.user_id == user_id))
-            conn.execute(deleted_users.insert().values(user_id=user_id, deleted_at=_now()))
+            conn.execute(deleted_users.delete().where(deleted_users.c.user_id == digest))
+            conn.execute(deleted_users.insert().values(user_id=digest, deleted_at=_now()))
+        if self.dialect == "sqlite":
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         return int(n or 0)
 
-    def deleted_users(self) -> set[str]:
+    def deleted_users(self) -> DeletedUsers:
         """Users deleted so far (their training events are dropped wherever they appear;
         events stored after the deletion count again)."""
         with self.engine.connect() as conn:
-            return {u for (u,) in conn.execute(sa.select(deleted_users.c.user_id))}
+            return DeletedUsers({u for (u,) in conn.execute(sa.select(deleted_users.c.user_id))})
 
     # --- items -------------------------------------------------------------------------
     def put_item(self, item: dict[str, Any]) -> None:
@@ -336,7 +376,7 @@ def with_store(ds: Dataset, store: Store) -> tuple[Dataset, int]:
     inter = ds.interactions
     deleted = store.deleted_users()
     if deleted:
-        inter = inter[~inter[C.USER_ID].astype(str).isin(list(deleted))]
+        inter = inter[~deleted.mask(inter[C.USER_ID])]
     if len(ev):
         inter = pd.concat([inter, ev[[c for c in EVENT_COLUMNS if c != "event_id"]]])
     catalogue = ds.items
@@ -382,6 +422,7 @@ def _engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")  # a commit is on disk when it returns
             cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA secure_delete=ON")  # deleted rows' bytes are overwritten
             cur.close()
 
         return engine
