@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,17 @@ def test_limits_and_errors_name_the_field(client: TestClient, store: Store) -> N
     big = [{"user_id": "u0", "item_id": "1", "event": "view"}] * 40_000
     r = client.post("/v1/events", json=big, headers=h)
     assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: the limit counts what streams in
+        yield b"["
+        for _ in range(40):
+            yield b'{"user_id": "u0", "item_id": "1", "event": "view"},' * 600
+        yield b"{}]"
+
+    json_h = {**h, "Content-Type": "application/json"}
+    r = client.post("/v1/events", content=chunked(), headers=json_h)
+    assert "content-length" not in r.request.headers
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
     many = [{"user_id": "u0", "item_id": "1", "event": "view"}] * 1001
     r = client.post("/v1/events", json=many, headers=h)
     assert r.status_code == 422 and r.json()["error"]["field"] == "body"
@@ -109,6 +121,9 @@ def test_limits_and_errors_name_the_field(client: TestClient, store: Store) -> N
         assert r.status_code == 422, (body, r.text)
         assert r.json()["error"]["field"] == field, (body, r.json())
     assert store.count_events() == 0  # nothing half-written
+    small = (b'[{"user_id": "u0", "item_id": "1", "event": "view"}]',)
+    r = client.post("/v1/events", content=iter(small), headers=json_h)
+    assert r.status_code == 202, r.text
     r = client.post(
         "/v1/events", content=b"{bad", headers={**h, "content-type": "application/json"}
     )

@@ -765,14 +765,27 @@ class BodyLimit:
                 scope, receive, send
             )
             return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        # a streamed (chunked) body is read here, up to the limit, before any route sees it:
+        # raised inside a route's body parsing, the 413 would surface as FastAPI's 400
+        body, more = bytearray(), True
+        while more:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise ApiError(413, "too_large", f"request body over {self.limit} bytes")
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            if len(body) > self.limit:
+                await _error(413, "too_large", f"request body over {self.limit} bytes")(
+                    scope, receive, send
+                )
+                return
+            more = message.get("more_body", False)
+        replayed = False
 
-        await self.app(scope, limited, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
