@@ -16,7 +16,7 @@ from typing import Literal
 
 from llmrec.llm.prompts import clean, wording_prompt
 from llmrec.llm.runtime import LanguageModel
-from llmrec.llm.safety import OutputChecker, Rejection
+from llmrec.llm.safety import OutputChecker, Rejection, shown
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +62,20 @@ class Explanation:
 
 
 def template(e: Evidence, kind: Kind = "explanation") -> str:
-    shared = _join(e.shared)
+    """The evidence stated plainly. Titles and genres come from the catalogue, which anyone
+    with a write key can fill: they are quoted through ``safety.shown`` (no URLs, contacts,
+    chat tokens or control characters), so a template passes the checks an LLM text must."""
+    shared = _join(tuple(g for g in map(shown, e.shared) if g))
+    because = shown(e.because_title) if e.because_title else ""
     if kind == "pitch":
         what = f"{_a(shared)} {shared.lower()} pick" if shared else "a pick"
-        fans = f" for fans of {e.because_title}" if e.because_title else " many users enjoy"
-        return f"{e.title}: {what}{fans}."
-    if not e.because_title:
+        fans = f" for fans of {because}" if because else " many users enjoy"
+        return f"{shown(e.title) or 'This one'}: {what}{fans}."
+    if not because:
         return "Popular with other users right now."
     if shared:
-        return f"Because you {e._verb()} {e.because_title}: both are {shared.lower()}."
-    return f"Because you {e._verb()} {e.because_title}."
+        return f"Because you {e._verb()} {because}: both are {shared.lower()}."
+    return f"Because you {e._verb()} {because}."
 
 
 def _a(word: str) -> str:

@@ -1,10 +1,11 @@
 """Checks on generated text before anyone sees it; a failed check means the template is used.
 
-Rejected: URLs, e-mail addresses, phone numbers, a value from another user's profile, a
-title-like mention that is not in the catalogue, text over the length limit or repeating one
-word (a small model's degenerate output), a number or a claim of reception or service
-(critics, awards, Netflix) that the given data does not hold, and text that names none of the
-evidence it was given. (Explainer adds: an unfinished sentence.)
+Rejected: URLs, e-mail addresses, phone numbers, chat-control tokens and control characters, a
+value from another user's profile, a title-like mention that is not in the catalogue, text over
+the length limit or repeating one word (a small model's degenerate output), a number or a claim
+of reception or service (critics, awards, Netflix) that the given data does not hold, and text
+that names none of the evidence it was given.
+(Explainer adds: an unfinished sentence.)
 """
 
 from __future__ import annotations
@@ -28,8 +29,23 @@ CLAIMS = re.compile(
     r"(?i)\b(?:critic\w*|award\w*|oscar\w*|acclaim\w*|prais\w*|best-?sell\w*|netflix|hulu"
     r"|amazon|prime video|disney\+|hbo|youtube|spotify|imdb|rotten tomatoes)"
 )
+# a chat template's control tokens (ChatML, Llama, Mistral, Gemma) and control characters:
+# never in a text we show, whoever wrote the words around them
+CHAT_TOKENS = re.compile(
+    r"(?i)<\|[^|>]{0,40}\|>|</?s>|\[/?INST\]|<</?SYS>>|<(?:start|end)_of_turn>"
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # profile values that say nothing about a person (ml-100k's occupations include both)
 PLACEHOLDERS = frozenset({"", "none", "other", "unknown", "n/a", "na", "-", "m", "f"})
+
+
+def shown(text: str) -> str:
+    """A catalogue string (a title, a genre) as it may appear inside a sentence we write:
+    control characters, chat-control tokens, URLs, e-mail addresses and phone numbers taken
+    out, spaces collapsed. Templates quote titles only through this."""
+    for pattern in (_CONTROL, CHAT_TOKENS, _URL, _EMAIL, _PHONE):
+        text = pattern.sub(" ", text)
+    return " ".join(text.split())
 
 
 def natural_title(title: str) -> str:
@@ -136,7 +152,13 @@ class OutputChecker:
             return [Rejection("empty", "no text")]
         if len(text) > self.max_chars:
             out.append(Rejection("length", f"{len(text)} characters > {self.max_chars}"))
-        for rule, pattern in (("url", _URL), ("email", _EMAIL), ("phone", _PHONE)):
+        for rule, pattern in (
+            ("url", _URL),
+            ("email", _EMAIL),
+            ("phone", _PHONE),
+            ("chat-token", CHAT_TOKENS),
+            ("control-character", _CONTROL),
+        ):
             m = pattern.search(text)
             if m:
                 out.append(Rejection(rule, m.group(0)))

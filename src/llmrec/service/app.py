@@ -42,6 +42,12 @@ MAX_BODY = 1 << 20  # bytes
 MAX_EVENTS = 1000  # per request
 ID = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
 Short = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
+# no control characters in anything stored or shown: PostgreSQL refuses NUL in text (a 500
+# before this), and a terminal or log reader should not get escape sequences
+PathID = Annotated[str, PathParam(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Title = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\x00-\x1f\x7f]+$")]
+# free text keeps tabs and line breaks
+Text = Annotated[str, Field(max_length=10_000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
 Search = Annotated[str, Query(max_length=128, description="part of the id (or title)")]
 Limit = Annotated[int, Query(ge=1, le=100)]
 UserQuery = Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
@@ -84,12 +90,18 @@ class EventsAccepted(BaseModel):
 
 
 class ItemIn(Strict):
-    title: Annotated[str, Field(min_length=1, max_length=512)]
-    text: Annotated[str, Field(max_length=10_000)] | None = None
+    title: Title
+    text: Text | None = None
     genres: Annotated[list[Short], Field(max_length=20)] = []
     year: int | None = Field(None, ge=0, le=3000)
     attributes: Annotated[
-        dict[Short, Annotated[str, Field(max_length=256)] | int | float | bool],
+        dict[
+            Short,
+            Annotated[str, Field(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")]
+            | int
+            | float
+            | bool,
+        ],
         Field(max_length=20),
     ] = {}
 
@@ -416,7 +428,7 @@ def create_app(service: Service) -> FastAPI:
         tags=["users"],
     )
     def get_user(
-        user_id: Annotated[str, PathParam(min_length=1, max_length=128)],
+        user_id: PathID,
         limit: Annotated[int, Query(ge=0, le=1000, description="latest events shown")] = 50,
     ) -> dict[str, Any]:
         try:
@@ -525,9 +537,7 @@ def create_app(service: Service) -> FastAPI:
         dependencies=[writer],
         tags=["items"],
     )
-    def put_item(
-        item_id: Annotated[str, PathParam(min_length=1, max_length=128)], item: ItemIn
-    ) -> dict[str, Any]:
+    def put_item(item_id: PathID, item: ItemIn) -> dict[str, Any]:
         reserved = set(item.attributes) & set(ITEM_FIELDS)
         if reserved:
             name = sorted(reserved)[0]
@@ -550,7 +560,7 @@ def create_app(service: Service) -> FastAPI:
         tags=["items"],
     )
     def similar(
-        item_id: Annotated[str, PathParam(min_length=1, max_length=128)],
+        item_id: PathID,
         k: Annotated[int, Query(ge=1, le=100)] = 10,
     ) -> dict[str, Any]:
         live = service.live
@@ -596,7 +606,7 @@ def create_app(service: Service) -> FastAPI:
         tags=["users"],
     )
     def delete_user(
-        user_id: Annotated[str, PathParam(min_length=1, max_length=128)],
+        user_id: PathID,
     ) -> dict[str, Any]:
         with service.write_lock:
             n = service.store.delete_user(user_id)
@@ -702,11 +712,16 @@ def _errors(app: FastAPI) -> None:
 _WRONG_BRANCH = {"model_attributes_type", "list_type", "model_type", "dict_type"}
 
 
+_UNION_TAGS = {"constrained-str", "str", "int", "float", "bool"}
+
+
 def _field(loc: tuple[Any, ...] | list[Any]) -> str | None:
     """("body", 0, "item_id") -> "body[0].item_id"; ("query", "k") -> "k"."""
     parts = list(loc)
     if parts and parts[0] in ("query", "path", "header"):
         parts = parts[1:]
+    if len(parts) > 1 and parts[-1] in _UNION_TAGS:  # which branch of a union: not a field
+        parts = parts[:-1]
     out = ""
     for p in parts:
         if isinstance(p, int):
