@@ -356,6 +356,33 @@ def test_logs_carry_no_user_ids(
     assert "/v1/recommendations" in text and "secret-user-42" not in text
 
 
+def test_a_server_error_logs_neither_message_nor_data(
+    service: Service,
+    store: Store,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bug whose message quotes the request (as a database driver quotes the failing row):
+    the client gets a plain 500, the log the exception's type and place, nothing it carried;
+    and the handled error does not reach the server again (uvicorn would log it in full)."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"row (PLANTED-ITEM-991, 'Planted Title') failed: {args}")
+
+    monkeypatch.setattr(service.live, "recommend", broken)
+    client = TestClient(create_app(service))  # raises what reaches the server
+    with caplog.at_level("INFO"):
+        r = client.get("/v1/recommendations", params={"user_id": "PLANTED-USER-3"},
+                       headers=auth(store))  # fmt: skip
+    assert r.status_code == 500 and r.json()["error"] == {"code": "internal",
+                                                          "message": "internal error"}  # fmt: skip
+    # the server's log: every logger but the test client's own (httpx logs the URL it sends)
+    text = "\n".join(x.getMessage() for x in caplog.records if not x.name.startswith("httpx"))
+    assert "RuntimeError" in text and "test_service.py" in text
+    for planted in ("PLANTED-ITEM-991", "Planted Title", "PLANTED-USER-3"):
+        assert planted not in text and planted not in r.text
+
+
 def test_explanations_name_an_item_of_the_history(client: TestClient, store: Store) -> None:
     h = auth(store)
     r = client.get(

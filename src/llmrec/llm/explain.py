@@ -139,7 +139,7 @@ class Explainer:
             with self.llm.lock:
                 text = _join_answer(start, self.llm.generate(prompt, self.max_tokens))
         except Exception as err:  # a runtime failure must not take the answer down
-            log.warning("LLM generation failed, template used: %s", err)
+            log.warning("LLM generation failed, template used: %s", type(err).__name__)
             return Explanation(fallback, "template", (f"error: {err}",))
         text = _tidy(text, start)
         own = [e.profile, *(v for _, v in e.facts())]

@@ -31,6 +31,7 @@ from llmrec.errors import LlmrecError
 from llmrec.online.feedback import impression_rows
 from llmrec.service.keys import Key, digest, lookup
 from llmrec.service.live import LiveModel, Recommended, UnknownItemError, UnknownUserError
+from llmrec.service.redaction import log_internal, swallow_handled_errors
 from llmrec.service.reports import Reports
 from llmrec.service.store import ITEM_FIELDS, Store, item_frame
 
@@ -628,6 +629,7 @@ def create_app(service: Service) -> FastAPI:
         return {"model_version": version}
 
     _event_names_in_schema(app, service)
+    swallow_handled_errors(app)
     return app
 
 
@@ -704,7 +706,7 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def bug(_: Request, e: Exception) -> JSONResponse:
-        log.exception("internal error: %s", type(e).__name__)
+        log_internal(log, e)  # type and place only: messages can quote client data
         return _error(500, "internal", "internal error")
 
 
