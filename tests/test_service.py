@@ -383,6 +383,42 @@ def test_a_server_error_logs_neither_message_nor_data(
         assert planted not in text and planted not in r.text
 
 
+def test_past_the_in_flight_limit_requests_get_503_at_once(
+    service: Service, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one request held inside the model, the next gets 503 + Retry-After without
+    waiting; health checks still answer; the held one completes once released."""
+    entered, release = threading.Event(), threading.Event()
+    original = service.live.recommend
+
+    def held(*args: object, **kwargs: object) -> object:
+        entered.set()
+        release.wait(60)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(service.live, "recommend", held)
+    client = TestClient(create_app(service, max_in_flight=1))
+    h = auth(store)
+    first: list[int] = []
+    worker = threading.Thread(
+        target=lambda: first.append(
+            client.get("/v1/recommendations", params={"user_id": "u1"}, headers=h).status_code
+        )
+    )
+    worker.start()
+    try:
+        assert entered.wait(60)
+        r = client.get("/v1/recommendations", params={"user_id": "u2"}, headers=h)
+        assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+        assert r.json()["error"]["code"] == "overloaded"
+        assert client.get("/healthz").status_code == 200
+    finally:
+        release.set()
+        worker.join(60)
+    assert first == [200]
+    assert client.get("/v1/recommendations", params={"user_id": "u2"}, headers=h).status_code == 200
+
+
 def test_explanations_name_an_item_of_the_history(client: TestClient, store: Store) -> None:
     h = auth(store)
     r = client.get(

@@ -3,6 +3,7 @@ the store, a round trip, durability under SIGKILL, and an OpenAPI fuzz run."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
@@ -112,6 +113,25 @@ def test_round_trip_over_loopback(served_model_dir: Path, db: str, home: Path) -
     with serve(served_model_dir, db, home) as srv:
         again = httpx.get(srv.url + "/v1/recommendations", params={"user_id": "u1"}, headers=h)
         assert top not in [x["item_id"] for x in again.json()["items"]]
+
+
+def test_a_stalled_body_gets_408_and_frees_the_connection(
+    served_model_dir: Path, db: str, home: Path
+) -> None:
+    """A client that announces 100 bytes and sends 10 is answered 408 once --body-timeout
+    passes (it no longer holds a worker forever); the server goes on serving."""
+    h = _key(db, home)
+    with serve(served_model_dir, db, home, ["--body-timeout", "1"]) as srv:
+        host, port = srv.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=60) as sock:
+            sock.sendall(
+                b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + f"Authorization: {h['Authorization']}\r\n".encode()
+                + b'Content-Length: 100\r\n\r\n[{"user_id"'
+            )
+            answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert httpx.get(srv.url + "/healthz").status_code == 200
 
 
 def test_acknowledged_events_survive_sigkill_exactly_once(

@@ -95,6 +95,14 @@ def serve_command(
     demo: Annotated[
         bool, typer.Option(help="create a write key and print the page's URL and curl examples")
     ] = False,
+    max_in_flight: Annotated[
+        int,
+        typer.Option(min=1, help="requests served at once; past it 503 with Retry-After"),
+    ] = 64,
+    body_timeout: Annotated[
+        float,
+        typer.Option(min=0.01, help="seconds a client may take between two parts of a body (408)"),
+    ] = 30.0,
 ) -> None:
     """Serve recommendations over HTTP (OpenAPI at /docs); events take effect at once."""
     import uvicorn
@@ -144,7 +152,7 @@ def serve_command(
             soft_wrap=True,
         )
     uvicorn.run(
-        create_app(service),
+        create_app(service, max_in_flight=max_in_flight, body_timeout=body_timeout),
         host=host,
         port=port,
         access_log=False,  # ours has no ids in it (llmrec.service logger)

@@ -7,6 +7,7 @@ user or item ids.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -29,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from llmrec.data import columns as C
 from llmrec.errors import LlmrecError
 from llmrec.online.feedback import impression_rows
+from llmrec.service.backpressure import InFlightLimit
 from llmrec.service.keys import Key, digest, lookup
 from llmrec.service.live import LiveModel, Recommended, UnknownItemError, UnknownUserError
 from llmrec.service.redaction import log_internal, swallow_handled_errors
@@ -40,6 +42,8 @@ MISSING = object()
 WEB = Path(__file__).parent / "web"  # the page's static files (no key needed, no CDN)
 
 MAX_BODY = 1 << 20  # bytes
+MAX_IN_FLIGHT = 64  # requests being served at once; more get 503 + Retry-After
+BODY_TIMEOUT = 30.0  # seconds a client may take between two parts of its body
 MAX_EVENTS = 1000  # per request
 ID = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
 Short = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
@@ -259,7 +263,7 @@ class ErrorOut(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    s: {"model": ErrorOut} for s in (400, 401, 403, 404, 409, 413, 422, 429)
+    s: {"model": ErrorOut} for s in (400, 401, 403, 404, 408, 409, 413, 422, 429, 503)
 }
 
 
@@ -331,7 +335,12 @@ class Service:
 bearer = HTTPBearer(auto_error=False, description="an API key from `llmrec keys create`")
 
 
-def create_app(service: Service) -> FastAPI:
+def create_app(
+    service: Service, max_in_flight: int = MAX_IN_FLIGHT, body_timeout: float = BODY_TIMEOUT
+) -> FastAPI:
+    """The API. Past ``max_in_flight`` requests being served, 503 with ``Retry-After``; a
+    client that takes longer than ``body_timeout`` seconds between two parts of its body,
+    408."""
     app = FastAPI(
         title="llmrec",
         version="1",
@@ -339,7 +348,12 @@ def create_app(service: Service) -> FastAPI:
     )
     app.state.service = service
     _errors(app)
-    app.add_middleware(BodyLimit, limit=MAX_BODY)
+    app.add_middleware(BodyLimit, limit=MAX_BODY, timeout=body_timeout)
+    app.add_middleware(
+        InFlightLimit,
+        limit=max_in_flight,
+        refuse=lambda: _error(503, "overloaded", "too many requests in flight: retry shortly"),
+    )
 
     app.add_middleware(AccessLog)
 
@@ -670,13 +684,19 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> JS
     body: dict[str, Any] = {"code": code, "message": message}
     if field:
         body["field"] = field
-    headers = {"Retry-After": "1"} if status == 429 else None
+    headers = {"Retry-After": "1"} if status in (429, 503) else None
     if status == 401:
         headers = {"WWW-Authenticate": "Bearer"}
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
-_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+_CODES = {
+    408: "timeout",
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+}
 
 
 def _errors(app: FastAPI) -> None:
@@ -769,8 +789,8 @@ class AccessLog:
 class BodyLimit:
     """413 for a request body over ``limit`` bytes, declared or streamed."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, timeout: float = BODY_TIMEOUT) -> None:
+        self.app, self.limit, self.timeout = app, limit, timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -786,7 +806,13 @@ class BodyLimit:
         # raised inside a route's body parsing, the 413 would surface as FastAPI's 400
         body, more = bytearray(), True
         while more:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout)
+            except TimeoutError:  # a slow (or stalled) client holds a connection, not a worker
+                await _error(408, "timeout", f"no body data for {self.timeout:g} s")(
+                    scope, receive, send
+                )
+                return
             if message["type"] != "http.request":  # the client went away
                 return
             body += message.get("body", b"")
