@@ -134,6 +134,28 @@ def test_a_stalled_body_gets_408_and_frees_the_connection(
         assert httpx.get(srv.url + "/healthz").status_code == 200
 
 
+def test_nul_and_control_characters_get_422_on_both_stores(
+    served_model_dir: Path, db: str, home: Path
+) -> None:
+    """PostgreSQL refuses NUL in text (this was a 500 there, with the id in the logged
+    traceback): both stores answer 422 naming the field, and the log holds no planted id."""
+    h = _key(db, home)
+    with serve(served_model_dir, db, home) as srv:
+        cases = [
+            ("/v1/items/PLANTED%00ID", {"title": "A"}, "item_id"),
+            ("/v1/items/x", {"title": "PLANTED\x00TITLE"}, "body.title"),
+            ("/v1/items/x", {"title": "A", "text": "PLANTED\x00TEXT"}, "body.text"),
+        ]
+        for path, body, field in cases:
+            r = httpx.put(srv.url + path, json=body, headers=h)
+            assert r.status_code == 422 and r.json()["error"]["field"] == field, r.text
+        event = {"user_id": "PLANTED\x00USER", "item_id": "1", "event": "view"}
+        r = httpx.post(srv.url + "/v1/events", json=event, headers=h)
+        assert r.status_code == 422 and r.json()["error"]["field"] == "body.user_id"
+        log = srv.log.read_text()
+    assert "PLANTED" not in log and " 500 " not in log
+
+
 def test_acknowledged_events_survive_sigkill_exactly_once(
     served_model_dir: Path, db: str, home: Path
 ) -> None:
