@@ -7,7 +7,6 @@ user or item ids.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -17,254 +16,56 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, Query, Request
-from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from pydantic import Field
 
 from llmrec.data import columns as C
 from llmrec.errors import LlmrecError
 from llmrec.online.feedback import impression_rows
-from llmrec.service.backpressure import InFlightLimit
+from llmrec.service.errors import ApiError, error_response, install_error_handlers
 from llmrec.service.keys import Key, digest, lookup
 from llmrec.service.live import LiveModel, Recommended, UnknownItemError, UnknownUserError
-from llmrec.service.redaction import log_internal, swallow_handled_errors
+from llmrec.service.middleware import (
+    BODY_TIMEOUT,
+    MAX_BODY,
+    MAX_IN_FLIGHT,
+    AccessLog,
+    BodyLimit,
+    InFlightLimit,
+)
+from llmrec.service.redaction import swallow_handled_errors
 from llmrec.service.reports import Reports
+from llmrec.service.schemas import (
+    ERRORS,
+    MAX_EVENTS,
+    ContextValues,
+    EventIn,
+    EventsAccepted,
+    ExplanationOut,
+    Health,
+    ItemIn,
+    ItemsOut,
+    ItemStored,
+    Limit,
+    PathID,
+    RecommendationsOut,
+    Reload,
+    ReportsOut,
+    Search,
+    SimilarOut,
+    UserDeleted,
+    UserOut,
+    UserQuery,
+    UsersOut,
+)
 from llmrec.service.store import ITEM_FIELDS, Store, item_frame
 
 log = logging.getLogger("llmrec.service")
 MISSING = object()
 WEB = Path(__file__).parent / "web"  # the page's static files (no key needed, no CDN)
-
-MAX_BODY = 1 << 20  # bytes
-MAX_IN_FLIGHT = 64  # requests being served at once; more get 503 + Retry-After
-BODY_TIMEOUT = 30.0  # seconds a client may take between two parts of its body
-MAX_EVENTS = 1000  # per request
-ID = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
-Short = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
-# no control characters in anything stored or shown: PostgreSQL refuses NUL in text (a 500
-# before this), and a terminal or log reader should not get escape sequences
-PathID = Annotated[str, PathParam(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
-Title = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\x00-\x1f\x7f]+$")]
-# free text keeps tabs and line breaks
-Text = Annotated[str, Field(max_length=10_000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
-Search = Annotated[str, Query(max_length=128, description="part of the id (or title)")]
-Limit = Annotated[int, Query(ge=1, le=100)]
-UserQuery = Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        self.status, self.code, self.message, self.field = status, code, message, field
-        super().__init__(message)
-
-
-# --- schemas -----------------------------------------------------------------------------
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Context(Strict):
-    device: Short | None = None
-    location: Short | None = None
-    scenario: Short | None = None
-
-
-class EventIn(Strict):
-    user_id: ID
-    item_id: ID
-    event: str = Field(
-        pattern=r"^[a-z][a-z0-9_]{0,31}$",
-        description="a built-in type (" + ", ".join(C.EVENTS) + ") or a custom name the "
-        "served dataset declares (e.g. add_to_cart)",
-    )
-    value: float | None = Field(None, ge=-1e6, le=1e6, description="the rating for 'rate'")
-    timestamp: int | None = Field(None, ge=0, le=2**33, description="unix seconds; now if absent")
-    event_id: ID | None = Field(None, description="makes a retry idempotent")
-    context: Context | None = None
-
-
-class EventsAccepted(BaseModel):
-    stored: int
-    duplicates: int
-
-
-class ItemIn(Strict):
-    title: Title
-    text: Text | None = None
-    genres: Annotated[list[Short], Field(max_length=20)] = []
-    year: int | None = Field(None, ge=0, le=3000)
-    attributes: Annotated[
-        dict[
-            Short,
-            Annotated[str, Field(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")]
-            | int
-            | float
-            | bool,
-        ],
-        Field(max_length=20),
-    ] = {}
-
-
-class ItemOut(BaseModel):
-    item_id: str
-    score: float
-    title: str
-    explanation: str | None = None
-    source: str | None = Field(
-        None, description="the retriever (or cold-start rule) that proposed the item"
-    )
-    explanation_source: Literal["llm", "template"] | None = Field(
-        None,
-        description="who wrote the explanation: the LLM (checked) or the template (the LLM is "
-        "off, failed a check, or was not ready within the budget)",
-    )
-    propensity: float | None = Field(
-        None,
-        description="exploring service: the probability that this item is shown at this "
-        "position (logged with the impression)",
-    )
-    explored: bool | None = Field(
-        None, description="exploring service: the position shows an item from below the list"
-    )
-
-
-class ExplanationOut(BaseModel):
-    user_id: str
-    item_id: str
-    kind: Literal["explanation", "pitch"]
-    text: str
-    source: Literal["llm", "template"]
-
-
-class RecommendationsOut(BaseModel):
-    user_id: str
-    items: list[ItemOut]
-    model_version: str
-    impression_id: str | None = Field(
-        None, description="exploring service: the id under which this list was logged"
-    )
-
-
-class SimilarOut(BaseModel):
-    item_id: str
-    items: list[ItemOut]
-    model_version: str
-
-
-class UserHit(BaseModel):
-    user_id: str
-    events: int
-
-
-class UsersOut(BaseModel):
-    users: list[UserHit]
-
-
-class HistoryEvent(BaseModel):
-    item_id: str
-    title: str
-    event: str
-    value: float | None = None
-    timestamp: int
-
-
-class UserOut(BaseModel):
-    user_id: str
-    profile: dict[str, str | int | float | bool]
-    events: int
-    history: list[HistoryEvent]
-
-
-class CatalogueItem(BaseModel):
-    item_id: str
-    title: str
-    genres: list[str] = []
-    year: int | None = None
-    events: int
-
-
-class ItemsOut(BaseModel):
-    items: list[CatalogueItem]
-
-
-class ContextValues(BaseModel):
-    device: list[str]
-    location: list[str]
-    scenario: list[str]
-
-
-class ReportModel(BaseModel):
-    model: str
-    metrics: dict[str, float]
-    params: dict[str, Any]
-    fit_seconds: float | None
-    valid_ndcg_10: float | None = Field(alias="valid_ndcg@10")
-
-
-class Report(BaseModel):
-    name: str
-    dataset: str
-    protocol: str
-    n_users: int | None
-    n_items: int | None
-    modified: int
-    models: list[ReportModel]
-
-
-class ReportProblem(BaseModel):
-    file: str
-    message: str
-
-
-class ReportsOut(BaseModel):
-    folder: str
-    metrics: list[str]
-    reports: list[Report]
-    problems: list[ReportProblem]
-
-
-class ItemStored(BaseModel):
-    item_id: str
-    created: bool
-
-
-class UserDeleted(BaseModel):
-    user_id: str
-    deleted_events: int
-
-
-class Reload(Strict):
-    model_dir: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
-
-
-class Health(BaseModel):
-    status: str
-    model_version: str
-    users: int
-    items: int
-    events: int
-    live_events: int
-
-
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-    field: str | None = None
-
-
-class ErrorOut(BaseModel):
-    error: ErrorBody
-
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    s: {"model": ErrorOut} for s in (400, 401, 403, 404, 408, 409, 413, 422, 429, 503)
-}
 
 
 # --- the application ---------------------------------------------------------------------
@@ -347,12 +148,14 @@ def create_app(
         description="Real-time recommendations; see the README's HTTP API section.",
     )
     app.state.service = service
-    _errors(app)
+    install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=MAX_BODY, timeout=body_timeout)
     app.add_middleware(
         InFlightLimit,
         limit=max_in_flight,
-        refuse=lambda: _error(503, "overloaded", "too many requests in flight: retry shortly"),
+        refuse=lambda: error_response(
+            503, "overloaded", "too many requests in flight: retry shortly"
+        ),
     )
 
     app.add_middleware(AccessLog)
@@ -678,157 +481,3 @@ def _items(items: list[Recommended]) -> list[dict[str, Any]]:
         }
         for r in items
     ]
-
-
-def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if field:
-        body["field"] = field
-    headers = {"Retry-After": "1"} if status in (429, 503) else None
-    if status == 401:
-        headers = {"WWW-Authenticate": "Bearer"}
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
-
-
-_CODES = {
-    408: "timeout",
-    400: "bad_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "too_large",
-}
-
-
-def _errors(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, e: ApiError) -> JSONResponse:
-        return _error(e.status, e.code, e.message, e.field)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:
-        errors = sorted(e.errors(), key=lambda x: x.get("type") in _WRONG_BRANCH)
-        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-        if first.get("type") == "json_invalid":
-            pos = first["loc"][-1] if first.get("loc") else "?"
-            return _error(422, "invalid_json", f"the body is not valid JSON (at {pos})", "body")
-        return _error(422, "invalid_request", str(first["msg"]), _field(first.get("loc", ())))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
-        code = _CODES.get(e.status_code, "error")
-        response = _error(e.status_code, code, str(e.detail))
-        response.headers.update(e.headers or {})  # e.g. Allow on a 405
-        return response
-
-    @app.exception_handler(LlmrecError)
-    async def user_error(_: Request, e: LlmrecError) -> JSONResponse:
-        return _error(400, "bad_request", str(e))
-
-    @app.exception_handler(Exception)
-    async def bug(_: Request, e: Exception) -> JSONResponse:
-        log_internal(log, e)  # type and place only: messages can quote client data
-        return _error(500, "internal", "internal error")
-
-
-# errors from the union branch that does not match the body's type (object vs list)
-_WRONG_BRANCH = {"model_attributes_type", "list_type", "model_type", "dict_type"}
-
-
-_UNION_TAGS = {"constrained-str", "str", "int", "float", "bool"}
-
-
-def _field(loc: tuple[Any, ...] | list[Any]) -> str | None:
-    """("body", 0, "item_id") -> "body[0].item_id"; ("query", "k") -> "k"."""
-    parts = list(loc)
-    if parts and parts[0] in ("query", "path", "header"):
-        parts = parts[1:]
-    if len(parts) > 1 and parts[-1] in _UNION_TAGS:  # which branch of a union: not a field
-        parts = parts[:-1]
-    out = ""
-    for p in parts:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        elif p not in ("list[EventIn]", "EventIn", "function-after[...]"):
-            out += f".{p}" if out else str(p)
-    return out or None
-
-
-class AccessLog:
-    """One line per request: method, route template (no ids), status, time, key id."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        t0 = time.perf_counter()
-        status = 500
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            route = scope.get("route")
-            log.info(
-                "%s %s %d %.1fms key=%s",
-                scope["method"],
-                getattr(route, "path", "?"),  # the template: no ids in the log
-                status,
-                (time.perf_counter() - t0) * 1000,
-                scope.get("state", {}).get("key_id", "-"),
-            )
-
-
-class BodyLimit:
-    """413 for a request body over ``limit`` bytes, declared or streamed."""
-
-    def __init__(self, app: ASGIApp, limit: int, timeout: float = BODY_TIMEOUT) -> None:
-        self.app, self.limit, self.timeout = app, limit, timeout
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await _error(413, "too_large", f"request body over {self.limit} bytes")(
-                scope, receive, send
-            )
-            return
-        # a streamed (chunked) body is read here, up to the limit, before any route sees it:
-        # raised inside a route's body parsing, the 413 would surface as FastAPI's 400
-        body, more = bytearray(), True
-        while more:
-            try:
-                message = await asyncio.wait_for(receive(), self.timeout)
-            except TimeoutError:  # a slow (or stalled) client holds a connection, not a worker
-                await _error(408, "timeout", f"no body data for {self.timeout:g} s")(
-                    scope, receive, send
-                )
-                return
-            if message["type"] != "http.request":  # the client went away
-                return
-            body += message.get("body", b"")
-            if len(body) > self.limit:
-                await _error(413, "too_large", f"request body over {self.limit} bytes")(
-                    scope, receive, send
-                )
-                return
-            more = message.get("more_body", False)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": bytes(body), "more_body": False}
-
-        await self.app(scope, replay, send)

@@ -1,0 +1,226 @@
+"""The API's request and response models, and the constraints on what clients send."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import Path as PathParam
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmrec.data import columns as C
+
+MAX_EVENTS = 1000  # per request
+ID = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
+Short = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
+# no control characters in anything stored or shown: PostgreSQL refuses NUL in text (a 500
+# before this), and a terminal or log reader should not get escape sequences
+PathID = Annotated[str, PathParam(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Title = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\x00-\x1f\x7f]+$")]
+# free text keeps tabs and line breaks
+Text = Annotated[str, Field(max_length=10_000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
+Search = Annotated[str, Query(max_length=128, description="part of the id (or title)")]
+Limit = Annotated[int, Query(ge=1, le=100)]
+UserQuery = Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Context(Strict):
+    device: Short | None = None
+    location: Short | None = None
+    scenario: Short | None = None
+
+
+class EventIn(Strict):
+    user_id: ID
+    item_id: ID
+    event: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{0,31}$",
+        description="a built-in type (" + ", ".join(C.EVENTS) + ") or a custom name the "
+        "served dataset declares (e.g. add_to_cart)",
+    )
+    value: float | None = Field(None, ge=-1e6, le=1e6, description="the rating for 'rate'")
+    timestamp: int | None = Field(None, ge=0, le=2**33, description="unix seconds; now if absent")
+    event_id: ID | None = Field(None, description="makes a retry idempotent")
+    context: Context | None = None
+
+
+class EventsAccepted(BaseModel):
+    stored: int
+    duplicates: int
+
+
+class ItemIn(Strict):
+    title: Title
+    text: Text | None = None
+    genres: Annotated[list[Short], Field(max_length=20)] = []
+    year: int | None = Field(None, ge=0, le=3000)
+    attributes: Annotated[
+        dict[
+            Short,
+            Annotated[str, Field(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")]
+            | int
+            | float
+            | bool,
+        ],
+        Field(max_length=20),
+    ] = {}
+
+
+class ItemOut(BaseModel):
+    item_id: str
+    score: float
+    title: str
+    explanation: str | None = None
+    source: str | None = Field(
+        None, description="the retriever (or cold-start rule) that proposed the item"
+    )
+    explanation_source: Literal["llm", "template"] | None = Field(
+        None,
+        description="who wrote the explanation: the LLM (checked) or the template (the LLM is "
+        "off, failed a check, or was not ready within the budget)",
+    )
+    propensity: float | None = Field(
+        None,
+        description="exploring service: the probability that this item is shown at this "
+        "position (logged with the impression)",
+    )
+    explored: bool | None = Field(
+        None, description="exploring service: the position shows an item from below the list"
+    )
+
+
+class ExplanationOut(BaseModel):
+    user_id: str
+    item_id: str
+    kind: Literal["explanation", "pitch"]
+    text: str
+    source: Literal["llm", "template"]
+
+
+class RecommendationsOut(BaseModel):
+    user_id: str
+    items: list[ItemOut]
+    model_version: str
+    impression_id: str | None = Field(
+        None, description="exploring service: the id under which this list was logged"
+    )
+
+
+class SimilarOut(BaseModel):
+    item_id: str
+    items: list[ItemOut]
+    model_version: str
+
+
+class UserHit(BaseModel):
+    user_id: str
+    events: int
+
+
+class UsersOut(BaseModel):
+    users: list[UserHit]
+
+
+class HistoryEvent(BaseModel):
+    item_id: str
+    title: str
+    event: str
+    value: float | None = None
+    timestamp: int
+
+
+class UserOut(BaseModel):
+    user_id: str
+    profile: dict[str, str | int | float | bool]
+    events: int
+    history: list[HistoryEvent]
+
+
+class CatalogueItem(BaseModel):
+    item_id: str
+    title: str
+    genres: list[str] = []
+    year: int | None = None
+    events: int
+
+
+class ItemsOut(BaseModel):
+    items: list[CatalogueItem]
+
+
+class ContextValues(BaseModel):
+    device: list[str]
+    location: list[str]
+    scenario: list[str]
+
+
+class ReportModel(BaseModel):
+    model: str
+    metrics: dict[str, float]
+    params: dict[str, Any]
+    fit_seconds: float | None
+    valid_ndcg_10: float | None = Field(alias="valid_ndcg@10")
+
+
+class Report(BaseModel):
+    name: str
+    dataset: str
+    protocol: str
+    n_users: int | None
+    n_items: int | None
+    modified: int
+    models: list[ReportModel]
+
+
+class ReportProblem(BaseModel):
+    file: str
+    message: str
+
+
+class ReportsOut(BaseModel):
+    folder: str
+    metrics: list[str]
+    reports: list[Report]
+    problems: list[ReportProblem]
+
+
+class ItemStored(BaseModel):
+    item_id: str
+    created: bool
+
+
+class UserDeleted(BaseModel):
+    user_id: str
+    deleted_events: int
+
+
+class Reload(Strict):
+    model_dir: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+
+
+class Health(BaseModel):
+    status: str
+    model_version: str
+    users: int
+    items: int
+    events: int
+    live_events: int
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorOut} for s in (400, 401, 403, 404, 408, 409, 413, 422, 429, 503)
+}
