@@ -1,4 +1,4 @@
-"""Column names of the canonical tables (DESIGN.md). Use these, never string literals."""
+"""Column names of the canonical tables (docs/design.md). Use these, never string literals."""
 
 from __future__ import annotations
 

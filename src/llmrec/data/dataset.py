@@ -23,7 +23,7 @@ _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_
 
 @dataclass
 class Dataset:
-    """Canonical tables (DESIGN.md). ``extra`` holds dataset-specific tables (e.g. a bandit log)."""
+    """Canonical tables (docs/design.md). ``extra`` holds dataset-specific tables (a bandit log)."""
 
     name: str
     interactions: pd.DataFrame

@@ -14,7 +14,7 @@ _INT = re.compile(r"-?\d+")
 def sorted_ids(ids: Iterable[str]) -> np.ndarray:
     """Unique ids sorted as integers when every id is an integer, else as strings.
 
-    This is DESIGN.md's ordering rule: it orders interactions sharing a timestamp and breaks
+    This is docs/design.md's ordering rule: it orders interactions sharing a timestamp and breaks
     score ties (the lower id wins), so dense index order == protocol order.
     """
     unique = pd.Series(_as_strings(ids).unique(), dtype=object)

@@ -56,7 +56,7 @@ def evaluate(
     item_vectors: np.ndarray | None = None,
     catalogue_metrics: bool = True,
 ) -> StageResult:
-    """Every metric of DESIGN.md for ``stage``; ``train`` gives popularity for novelty/ARP."""
+    """Every metric of docs/design.md for ``stage``; ``train`` gives popularity for novelty/ARP."""
     return evaluate_scores(scores(model, stage), stage, train, ks, item_vectors, catalogue_metrics)
 
 

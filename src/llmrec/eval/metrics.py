@@ -1,6 +1,6 @@
 """Ranking and metrics, vectorised over users. Models never see this module; eval/ calls it.
 
-Conventions (DESIGN.md): ranks are 1-based; score ties go to the lower item index (= lower id);
+Conventions (docs/design.md): ranks are 1-based; score ties go to the lower item index (= lower id);
 NaN scores rank after every real score; excluded items rank after everything and never appear in
 a top-K list; a target item is never excluded.
 """

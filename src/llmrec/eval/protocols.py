@@ -1,4 +1,4 @@
-"""Evaluation protocols (DESIGN.md): leave-one-out ``loo``, ``cold-items``, ``cold-users``."""
+"""Evaluation protocols (docs/design.md): leave-one-out ``loo``, ``cold-items``, ``cold-users``."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ class EvalRun:
     repeats: dict[str, int] | None = None  # the protocol's repeat counts (``Split.repeats``)
 
     def to_json(self) -> dict[str, Any]:
-        """DESIGN.md's ``--json`` document (plus tuning facts)."""
+        """docs/design.md's ``--json`` document (plus tuning facts)."""
         return {
             "dataset": self.dataset,
             "protocol": self.protocol,

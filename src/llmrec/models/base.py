@@ -40,7 +40,7 @@ class RecommenderConfig(BaseModel):
 
 
 class Recommendations(NamedTuple):
-    """Per user: item ids and scores, best first (unpacks as DESIGN.md's tuple)."""
+    """Per user: item ids and scores, best first (unpacks as docs/design.md's tuple)."""
 
     item_ids: list[list[str]]
     scores: list[np.ndarray]

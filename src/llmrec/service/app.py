@@ -1,4 +1,4 @@
-"""The HTTP API (DESIGN.md, v1): recommendations, events, items, users, admin.
+"""The HTTP API (docs/design.md, v1): recommendations, events, items, users, admin.
 
 Every client mistake is a JSON error ``{"error": {"code", "message", "field"?}}`` with a
 4xx status; a 500 means a bug. Access logs carry the route, status, time and key id, never
