@@ -33,6 +33,7 @@ test: data
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/python scripts/check_layout.py
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks scripts

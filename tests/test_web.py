@@ -18,8 +18,8 @@ from llmrec.eval.report import TABLE_METRICS
 from llmrec.models import get_model_class
 from llmrec.models.base import Recommender
 from llmrec.service.app import WEB, Service, create_app
+from llmrec.service.folder import USERS_FILE
 from llmrec.service.keys import create_key
-from llmrec.service.live import USERS_FILE
 from llmrec.service.store import Store
 from llmrec.testing import block_dataset
 
@@ -177,13 +177,13 @@ def test_reports_list_results_and_name_broken_files(client: TestClient, tmp_path
 def test_train_folders_carry_the_profiles_the_page_shows(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from llmrec.service.live import _profiles, write_serving_files
+    from llmrec.service.folder import read_profiles, write_serving_files
 
     users = pd.DataFrame({C.USER_ID: ["u0", "u1"], "age": [20, 30], "city": ["x", None]})
     data = full_train(replace(block_dataset(), users=users))
     write_serving_files(tmp_path, data)
-    assert _profiles(tmp_path / USERS_FILE, deleted={"u1"}) == {"u0": {"age": 20, "city": "x"}}
-    assert _profiles(tmp_path / "missing.parquet", set()) == {}  # an older folder: no profiles
+    assert read_profiles(tmp_path / USERS_FILE, deleted={"u1"}) == {"u0": {"age": 20, "city": "x"}}
+    assert read_profiles(tmp_path / "missing.parquet", set()) == {}  # an older folder: no profiles
 
 
 def test_page_reads_between_refreshes(tmp_path: Path, model_dir: Path) -> None:

@@ -14,7 +14,7 @@ from llmrec.data import columns as C
 from llmrec.eval import make_split
 from llmrec.eval import report as reports
 from llmrec.eval.runner import run
-from llmrec.service.live import USERS_FILE
+from llmrec.service.folder import USERS_FILE
 from llmrec.testing import block_dataset
 from llmrec.testing.browser import add_item, choose_user, chromium, open_page, open_reports, shown
 from llmrec.testing.server import Server, create_key, serve

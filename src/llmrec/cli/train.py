@@ -18,7 +18,7 @@ from llmrec.data import dataset as store
 from llmrec.eval.protocols import full_train, holdout
 from llmrec.eval.tuning import Trial, tune
 from llmrec.models import MODELS, PIPELINES, get_model_class
-from llmrec.service.live import save_for_serving
+from llmrec.service.folder import save_for_serving
 
 out = Console(width=None if Console().is_terminal else 130)
 err = Console(stderr=True)

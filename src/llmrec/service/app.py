@@ -25,9 +25,15 @@ from pydantic import Field
 from llmrec.data import columns as C
 from llmrec.errors import LlmrecError
 from llmrec.online.feedback import impression_rows
-from llmrec.service.errors import ApiError, error_response, install_error_handlers
+from llmrec.service.errors import (
+    ApiError,
+    UnknownItemError,
+    UnknownUserError,
+    error_response,
+    install_error_handlers,
+)
 from llmrec.service.keys import Key, digest, lookup
-from llmrec.service.live import LiveModel, Recommended, UnknownItemError, UnknownUserError
+from llmrec.service.live import LiveModel, Recommended
 from llmrec.service.middleware import (
     BODY_TIMEOUT,
     MAX_BODY,

@@ -17,6 +17,18 @@ from llmrec.service.redaction import log_internal
 log = logging.getLogger("llmrec.service")
 
 
+class UnknownUserError(LlmrecError):
+    def __init__(self, user_id: str) -> None:
+        self.user_id = user_id
+        super().__init__(f"user {user_id!r} has no events and no profile")
+
+
+class UnknownItemError(LlmrecError):
+    def __init__(self, item_id: str) -> None:
+        self.item_id = item_id
+        super().__init__(f"item {item_id!r} is not in the catalogue (PUT /v1/items/{{id}} first)")
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
         self.status, self.code, self.message, self.field = status, code, message, field

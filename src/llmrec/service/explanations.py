@@ -8,10 +8,14 @@ the next request for the same list has it.
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from llmrec.llm.explain import Evidence, Explainer, Explanation, Kind, template
+from llmrec.llm.runtime import LanguageModel, LazyLM, LLMConfig, LLMUnavailable, check_available
+
+log = logging.getLogger(__name__)
 
 
 class Explanations:
@@ -67,3 +71,19 @@ class Explanations:
         with self._lock:
             self._closed = True
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def language_model(choice: str) -> LanguageModel | None:
+    """The bundled instruct model, loaded on the first explanation, or None (templates) when
+    it is off or, under "auto", not installed; a runtime named explicitly must be there."""
+    if choice == "off":
+        return None
+    config = LLMConfig(runtime="transformers" if choice == "auto" else choice)  # type: ignore[arg-type]
+    try:
+        check_available(config)
+        return LazyLM(config)
+    except LLMUnavailable as e:
+        if choice != "auto":
+            raise
+        log.warning("explanations use templates: %s", e)
+        return None

@@ -31,21 +31,20 @@ from llmrec.data.ids import IdMap
 from llmrec.data.matrix import TrainData
 from llmrec.errors import LlmrecError
 from llmrec.llm.explain import LIKED, Evidence, Explainer, Explanation, Kind
-from llmrec.llm.runtime import LanguageModel, LazyLM, LLMConfig, LLMUnavailable, check_available
 from llmrec.llm.safety import OutputChecker, natural_title
 from llmrec.models.base import Recommender
 from llmrec.online.policies import EpsilonGreedySlate
-from llmrec.service.explanations import Explanations
+from llmrec.service.browse import BrowseQueries
+from llmrec.service.errors import UnknownItemError, UnknownUserError
+from llmrec.service.explanations import Explanations, language_model
+from llmrec.service.folder import ITEMS_FILE, LOG_FILE, USERS_FILE, read_profiles
 from llmrec.text.templates import user_text
 
 if TYPE_CHECKING:
-    from llmrec.service.store import DeletedUsers, Store
+    from llmrec.service.store import Store
 
 log = logging.getLogger(__name__)
 
-LOG_FILE = "log.parquet"
-ITEMS_FILE = "items.parquet"
-USERS_FILE = "users.parquet"  # profiles (optional): shown by the web page, never scored here
 LOG_COLUMNS = (C.USER_ID, C.ITEM_ID, C.TIMESTAMP, C.EVENT, C.VALUE, *C.CONTEXT_COLUMNS)
 RECENT_DAYS = 30
 DAY = 86_400
@@ -65,65 +64,11 @@ class Recommended:
     pool: int | None = None  # exploring: how many items below the list could be shown
 
 
-class UnknownUserError(LlmrecError):
-    def __init__(self, user_id: str) -> None:
-        self.user_id = user_id
-        super().__init__(f"user {user_id!r} has no events and no profile")
-
-
-class UnknownItemError(LlmrecError):
-    def __init__(self, item_id: str) -> None:
-        self.item_id = item_id
-        super().__init__(f"item {item_id!r} is not in the catalogue (PUT /v1/items/{{id}} first)")
-
-
-def save_for_serving(
-    model: Recommender, data: TrainData, folder: Path, info: dict[str, Any]
-) -> None:
-    """Save ``model`` (fitted on ``data``) as a folder ``llmrec serve`` loads, atomically:
-    the model, its training events and catalogue (``write_serving_files``), and
-    ``training.json`` = ``info`` (``store_seq``: the last stored event it includes)."""
-
-    def extra(tmp: Path) -> None:
-        write_serving_files(tmp, data)
-        (tmp / "training.json").write_text(json.dumps(info, indent=2, default=str))
-
-    model.save(folder, extra=extra)
-
-
-def write_serving_files(folder: Path, data: TrainData) -> None:
-    """What ``serve`` needs besides the model: the training events by id, and the catalogue."""
-    log = data.log
-    out = pd.DataFrame(
-        {
-            C.USER_ID: data.users.ids[log["user_idx"].to_numpy()],
-            C.ITEM_ID: data.items.ids[log["item_idx"].to_numpy()],
-            C.TIMESTAMP: log[C.TIMESTAMP].to_numpy(dtype=np.int64),
-            C.EVENT: log[C.EVENT].astype(str).to_numpy(),
-            C.VALUE: log[C.VALUE].to_numpy(dtype=float),
-            **{
-                c: log[c].astype("string").to_numpy() if c in log else pd.NA
-                for c in C.CONTEXT_COLUMNS
-            },
-        }
-    )
-    out.to_parquet(folder / LOG_FILE, index=False)
-    table = data.item_table
-    if table is None:
-        table = pd.DataFrame({C.ITEM_ID: data.items.ids, C.TITLE: data.items.ids})
-    keep = [c for c in (C.ITEM_ID, C.TITLE, C.GENRES, C.YEAR) if c in table]
-    table[keep].to_parquet(folder / ITEMS_FILE, index=False)
-    if data.user_table is not None:
-        users = data.user_table.copy()
-        users[C.USER_ID] = users[C.USER_ID].astype(str)
-        users.to_parquet(folder / USERS_FILE, index=False)
-
-
 # the ``source`` of the items in a list for a user without history
 COLD_SOURCES = ("popular", "text-neighbours")
 
 
-class LiveModel:
+class LiveModel(BrowseQueries):
     """Thread-safe: every public method takes the one lock (scoring is serial anyway)."""
 
     def __init__(
@@ -172,7 +117,7 @@ class LiveModel:
         self._facts: dict[str, dict[str, Any]] = {}  # item id -> title, genres, year
         self._catalogue(catalogue)
         deleted = store.deleted_users()
-        self._profiles = _profiles(model_dir / USERS_FILE, deleted)
+        self._profiles = read_profiles(model_dir / USERS_FILE, deleted)
         self.checker = OutputChecker([f[C.TITLE] for f in self._facts.values()], self._profiles)
         log = log[~deleted.mask(log[C.USER_ID])]
         self._user_ids: list[str] = list(self.model.users_.ids)
@@ -196,7 +141,7 @@ class LiveModel:
         self.add_events(store.events_since(self.watermark))
         self.refresh()
         self.explanations = Explanations(
-            Explainer(_language_model(llm), self.checker, noun=item_noun), explain_budget
+            Explainer(language_model(llm), self.checker, noun=item_noun), explain_budget
         )
 
     # --- writes ----------------------------------------------------------------------------
@@ -413,85 +358,6 @@ class LiveModel:
             top = np.argsort(-sims, kind="stable")[: min(k, len(sims) - 1)]
             return [Recommended(str(m.items_.ids[j]), float(sims[j]), self._title(j)) for j in top]
 
-    def find_users(self, query: str, limit: int) -> list[dict[str, Any]]:
-        """Users whose id contains ``query`` (exact match first, then prefix, then shorter
-        ids), with their event counts; users without events (deleted) are left out."""
-        with self._lock:
-            self._current()
-            q = query.strip().lower()
-            # users who arrived since the last refresh have no count yet: listed after it
-            counts = zip(self._user_ids, self._user_events.tolist(), strict=False)
-            hits = [(u, n) for u, n in counts if n > 0 and q in u.lower()]
-            hits.sort(key=lambda h: (h[0].lower() != q, not h[0].lower().startswith(q),
-                                     len(h[0]), h[0]))  # fmt: skip
-            return [{"user_id": u, "events": n} for u, n in hits[:limit]]
-
-    def user(self, user_id: str, limit: int) -> dict[str, Any]:
-        """Profile, event count and the ``limit`` latest events (newest first, dislikes
-        included); ``UnknownUserError`` when the user has neither events nor a profile."""
-        with self._lock:
-            self._current(user_id)
-            pos = self._user_pos.get(user_id)
-            dislikes = self._dislikes.get(user_id, [])
-            n = int(self._user_events[pos]) if pos is not None else 0
-            profile = self._profiles.get(user_id)
-            if n == 0 and not dislikes and profile is None:
-                raise UnknownUserError(user_id)
-            rows = []
-            for part in (self._base, self._live):
-                mine = part[part["user_idx"].to_numpy() == pos] if pos is not None else part[:0]
-                rows += [
-                    (int(t), i, e, None if pd.isna(v) else float(v))
-                    for i, t, e, v in zip(
-                        mine[C.ITEM_ID], mine[C.TIMESTAMP], mine[C.EVENT], mine[C.VALUE],
-                        strict=True,
-                    )
-                ]  # fmt: skip
-            rows += [(t, i, "dislike", None) for i, t in dislikes]
-            rows.sort(key=lambda r: -r[0])  # stable: the log's order within a second
-            history = [
-                {C.ITEM_ID: str(i), C.TITLE: self._title_of(str(i)),
-                 C.EVENT: e, C.VALUE: v, C.TIMESTAMP: t}
-                for t, i, e, v in rows[:limit]
-            ]  # fmt: skip
-            return {
-                "user_id": user_id,
-                "profile": profile or {},
-                "events": n + len(dislikes),
-                "history": history,
-            }
-
-    def find_items(self, query: str, limit: int) -> list[dict[str, Any]]:
-        """Items whose title or id contains ``query`` (case-insensitive): exact id first,
-        then by number of events."""
-        with self._lock:
-            self._current()
-            q = query.strip().lower()
-            pos = self.model.items_.position
-            hits = [i for i, f in self._facts.items() if q in f[C.TITLE].lower() or q == i.lower()]
-            counts = {i: int(self._item_events[pos(i)]) for i in hits}
-            hits.sort(key=lambda i: (i.lower() != q, -counts[i], self._facts[i][C.TITLE]))
-            return [{C.ITEM_ID: i, **self._facts[i], "events": counts[i]} for i in hits[:limit]]
-
-    def context_values(self) -> dict[str, list[str]]:
-        with self._lock:
-            self._current()
-            return {
-                col: sorted(v for v in self._pop_ctx[col][0] if v) if col in self._pop_ctx else []
-                for col in C.CONTEXT_COLUMNS
-            }
-
-    def stats(self) -> dict[str, Any]:
-        with self._lock:
-            self._join_arrived()
-            return {
-                "model_version": self.version,
-                "users": len(self._user_ids),
-                "items": len(self.model.items_),
-                "events": len(self._base) + len(self._live),
-                "live_events": len(self._live),
-            }
-
     # --- helpers ---------------------------------------------------------------------------
     def _title(self, i: int) -> str:
         return self._title_of(str(self.model.items_.ids[i]))
@@ -630,40 +496,3 @@ class LiveModel:
                     rating = float(v)
                 liked = liked or e == "like"
         return rating, liked or (rating is not None and rating >= LIKED)
-
-
-def _language_model(choice: str) -> LanguageModel | None:
-    """The bundled instruct model, loaded on the first explanation, or None (templates) when
-    it is off or, under "auto", not installed; a runtime named explicitly must be there."""
-    if choice == "off":
-        return None
-    config = LLMConfig(runtime="transformers" if choice == "auto" else choice)  # type: ignore[arg-type]
-    try:
-        check_available(config)
-        return LazyLM(config)
-    except LLMUnavailable as e:
-        if choice != "auto":
-            raise
-        log.warning("explanations use templates: %s", e)
-        return None
-
-
-def _profiles(path: Path, deleted: DeletedUsers) -> dict[str, dict[str, Any]]:
-    """user id -> profile fields (JSON-safe scalars, missing ones left out), from the folder's
-    optional users file, without the deleted users."""
-    if not path.is_file():
-        return {}
-    table = pd.read_parquet(path)
-    out = {}
-    for row in table.to_dict("records"):
-        user = str(row.pop(C.USER_ID))
-        if user in deleted:
-            continue
-        fields = {
-            str(k): (v.item() if isinstance(v, np.generic) else v)
-            for k, v in row.items()
-            if np.isscalar(v) and not pd.isna(v)  # the table is aligned: users without fields
-        }
-        if fields:
-            out[user] = fields
-    return out

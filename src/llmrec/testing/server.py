@@ -24,7 +24,7 @@ from llmrec.testing.fixtures import FAST_RANKER
 def train_model_dir(ds: Dataset, folder: Path, params: dict[str, Any] | None = None) -> Path:
     """Fit a ranker on every event of ``ds`` and save it as ``llmrec train`` does."""
     from llmrec.ranking.ranker import Ranker
-    from llmrec.service.live import save_for_serving
+    from llmrec.service.folder import save_for_serving
 
     data = full_train(ds)
     model = Ranker(**(params or FAST_RANKER)).fit(data)

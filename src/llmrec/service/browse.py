@@ -1,0 +1,120 @@
+"""The web page's queries over the live model: find users and items, a user's history,
+context values and counts. A mixin of ``LiveModel``: it reads the model's state under its lock
+and never changes it."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from llmrec.data import columns as C
+from llmrec.models.base import Recommender
+from llmrec.service.errors import UnknownUserError
+
+
+class BrowseQueries:
+    # the LiveModel state these queries read
+    _lock: threading.RLock
+    _user_ids: list[str]
+    _user_pos: dict[str, int]
+    _user_events: np.ndarray
+    _item_events: np.ndarray
+    _dislikes: dict[str, list[tuple[str, int]]]
+    _profiles: dict[str, dict[str, Any]]
+    _facts: dict[str, dict[str, Any]]
+    _pop_ctx: dict[str, Any]
+    _base: pd.DataFrame
+    _live: pd.DataFrame
+    model: Recommender
+    version: str
+
+    def _current(self, user_id: str | None = None) -> None:
+        raise NotImplementedError
+
+    def _join_arrived(self) -> None:
+        raise NotImplementedError
+
+    def _title_of(self, item_id: str) -> str:
+        raise NotImplementedError
+
+    def find_users(self, query: str, limit: int) -> list[dict[str, Any]]:
+        """Users whose id contains ``query`` (exact match first, then prefix, then shorter
+        ids), with their event counts; users without events (deleted) are left out."""
+        with self._lock:
+            self._current()
+            q = query.strip().lower()
+            # users who arrived since the last refresh have no count yet: listed after it
+            counts = zip(self._user_ids, self._user_events.tolist(), strict=False)
+            hits = [(u, n) for u, n in counts if n > 0 and q in u.lower()]
+            hits.sort(key=lambda h: (h[0].lower() != q, not h[0].lower().startswith(q),
+                                     len(h[0]), h[0]))  # fmt: skip
+            return [{"user_id": u, "events": n} for u, n in hits[:limit]]
+
+    def user(self, user_id: str, limit: int) -> dict[str, Any]:
+        """Profile, event count and the ``limit`` latest events (newest first, dislikes
+        included); ``UnknownUserError`` when the user has neither events nor a profile."""
+        with self._lock:
+            self._current(user_id)
+            pos = self._user_pos.get(user_id)
+            dislikes = self._dislikes.get(user_id, [])
+            n = int(self._user_events[pos]) if pos is not None else 0
+            profile = self._profiles.get(user_id)
+            if n == 0 and not dislikes and profile is None:
+                raise UnknownUserError(user_id)
+            rows = []
+            for part in (self._base, self._live):
+                mine = part[part["user_idx"].to_numpy() == pos] if pos is not None else part[:0]
+                rows += [
+                    (int(t), i, e, None if pd.isna(v) else float(v))
+                    for i, t, e, v in zip(
+                        mine[C.ITEM_ID], mine[C.TIMESTAMP], mine[C.EVENT], mine[C.VALUE],
+                        strict=True,
+                    )
+                ]  # fmt: skip
+            rows += [(t, i, "dislike", None) for i, t in dislikes]
+            rows.sort(key=lambda r: -r[0])  # stable: the log's order within a second
+            history = [
+                {C.ITEM_ID: str(i), C.TITLE: self._title_of(str(i)),
+                 C.EVENT: e, C.VALUE: v, C.TIMESTAMP: t}
+                for t, i, e, v in rows[:limit]
+            ]  # fmt: skip
+            return {
+                "user_id": user_id,
+                "profile": profile or {},
+                "events": n + len(dislikes),
+                "history": history,
+            }
+
+    def find_items(self, query: str, limit: int) -> list[dict[str, Any]]:
+        """Items whose title or id contains ``query`` (case-insensitive): exact id first,
+        then by number of events."""
+        with self._lock:
+            self._current()
+            q = query.strip().lower()
+            pos = self.model.items_.position
+            hits = [i for i, f in self._facts.items() if q in f[C.TITLE].lower() or q == i.lower()]
+            counts = {i: int(self._item_events[pos(i)]) for i in hits}
+            hits.sort(key=lambda i: (i.lower() != q, -counts[i], self._facts[i][C.TITLE]))
+            return [{C.ITEM_ID: i, **self._facts[i], "events": counts[i]} for i in hits[:limit]]
+
+    def context_values(self) -> dict[str, list[str]]:
+        with self._lock:
+            self._current()
+            return {
+                col: sorted(v for v in self._pop_ctx[col][0] if v) if col in self._pop_ctx else []
+                for col in C.CONTEXT_COLUMNS
+            }
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            self._join_arrived()
+            return {
+                "model_version": self.version,
+                "users": len(self._user_ids),
+                "items": len(self.model.items_),
+                "events": len(self._base) + len(self._live),
+                "live_events": len(self._live),
+            }
