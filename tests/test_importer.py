@@ -136,3 +136,20 @@ def test_users_file_duplicates(tmp_path: Path) -> None:
     u = _write(tmp_path, "users.csv", "user_id,age\nu1,20\nu1,30\n")
     with pytest.raises(DataError, match=r"users.csv, row 2, column 'user_id': duplicate id 'u1'"):
         import_dataset("mine", i, tmp_path / "ds", users=u)
+
+
+def test_dataset_from_frames_checks_like_an_import() -> None:
+    import llmrec
+
+    frame = pd.DataFrame(
+        {"user_id": [1, 2, 2], "item_id": [10, 10, 11], "timestamp": [5, 6, "soon"]}
+    )
+    with pytest.raises(DataError, match=r"interactions, row 3, column 'timestamp'"):
+        llmrec.dataset_from_frames("f", frame)
+    frame["timestamp"] = [5, 6, 7]
+    items = pd.DataFrame({"item_id": [10], "title": ["Ten"], "year": [None]})
+    with pytest.raises(DataError, match=r"item '11' is not in items"):
+        llmrec.dataset_from_frames("f", frame, items)
+    ds = llmrec.dataset_from_frames("f", frame, items, drop_unknown=True)
+    assert ds.interactions["user_id"].tolist() == ["1", "2"]  # ids are strings, as imported
+    assert ds.items["title"].tolist() == ["Ten"] and ds.items["year"].isna().all()

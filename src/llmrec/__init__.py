@@ -1,14 +1,28 @@
 """llmrec: a recommender engine in which language models are first-class.
 
 The public surface is small and imports nothing heavy (torch loads only when a text encoder is
-first used): load a dataset, split it with a protocol, fit a model, evaluate it.
+first used): load a dataset (or build one from DataFrames), split it with a protocol, get a
+model, fit it, evaluate it.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from llmrec.api import (
+    dataset_from_frames,
+    evaluate,
+    get_model,
+    load_dataset,
+    make_split,
+    save_dataset,
+)
 from llmrec.config import Settings, get_settings
 from llmrec.data.dataset import Dataset
 from llmrec.errors import ConfigError, DataError, FetchError, LlmrecError, UnknownDatasetError
+
+if TYPE_CHECKING:
+    from llmrec.models.base import Recommender
 
 __version__ = "0.2.0"
 
@@ -18,8 +32,23 @@ __all__ = [
     "Dataset",
     "FetchError",
     "LlmrecError",
+    "Recommender",
     "Settings",
     "UnknownDatasetError",
     "__version__",
+    "dataset_from_frames",
+    "evaluate",
+    "get_model",
     "get_settings",
+    "load_dataset",
+    "make_split",
+    "save_dataset",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Recommender":  # the model base class loads numpy/scipy: on first use
+        from llmrec.models.base import Recommender
+
+        return Recommender
+    raise AttributeError(f"module 'llmrec' has no attribute {name!r}")

@@ -44,6 +44,19 @@ class ImportReport:
     unreadable: dict[str, str] = field(default_factory=dict)
 
 
+def as_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Every column but lists as text, missing values as empty strings: what a CSV reads as,
+    so a DataFrame passes the same checks as a file."""
+    out = df.copy()
+    for col in out.columns:
+        values = out[col]
+        if values.map(lambda v: isinstance(v, list | tuple | np.ndarray)).any():
+            continue
+        out[col] = values.astype(object).where(values.notna(), "").astype(str)
+    out.columns = [str(c) for c in out.columns]
+    return out.reset_index(drop=True)
+
+
 def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV/TSV or Parquet file with every column as text (lists kept as lists)."""
     name = str(path)
@@ -247,6 +260,16 @@ def finish_import(
     items_file: Path | None,
 ) -> ImportReport:
     """Check the interactions against the items table (or make one from them), then save."""
+    dropped = check_catalogue(ds, inter_file, drop_unknown, items_file)
+    store.save(ds, root)
+    return ImportReport(ds, dropped, {inter_file: ignored} if ignored else {})
+
+
+def check_catalogue(
+    ds: Dataset, inter_file: str, drop_unknown: bool, items_file: Path | str | None
+) -> int:
+    """Interactions whose item is not in ``ds.items`` are an error (or dropped: their count
+    is returned); without an items table, one is made from the interactions' ids."""
     inter, dropped = ds.interactions, 0
     if ds.items is not None:
         unknown = (~inter[C.ITEM_ID].isin(ds.items[C.ITEM_ID])).to_numpy()
@@ -271,5 +294,4 @@ def finish_import(
     else:
         ids = pd.unique(inter[C.ITEM_ID])
         ds.items = pd.DataFrame({C.ITEM_ID: ids, C.TITLE: ids})
-    store.save(ds, root)
-    return ImportReport(ds, dropped, {inter_file: ignored} if ignored else {})
+    return dropped

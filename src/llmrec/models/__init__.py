@@ -6,14 +6,14 @@ import importlib
 
 from llmrec.errors import ConfigError
 from llmrec.models.base import Recommendations, Recommender, RecommenderConfig
-from llmrec.models.content import Content, UserText
-from llmrec.models.ease import EASE
-from llmrec.models.hybrid import Hybrid
-from llmrec.models.knn import ItemKNN, UserKNN
-from llmrec.models.mf import ALS, BPR
+from llmrec.models.content import Content, ContentConfig, TextModelConfig, UserText, UserTextConfig
+from llmrec.models.ease import EASE, EASEConfig
+from llmrec.models.hybrid import Hybrid, HybridConfig
+from llmrec.models.knn import ItemKNN, KNNConfig, UserKNN
+from llmrec.models.mf import ALS, BPR, ALSConfig, BPRConfig
 from llmrec.models.pop import Pop, Random
-from llmrec.models.repeat import Repeat
-from llmrec.models.sasrec import SASRec
+from llmrec.models.repeat import Repeat, RepeatConfig
+from llmrec.models.sasrec import SASRec, SASRecConfig
 
 MODELS: dict[str, type[Recommender]] = {
     m.name: m
@@ -44,19 +44,32 @@ def get_model_class(name: str) -> type[Recommender]:
 
 __all__ = [
     "ALS",
+    "ALSConfig",
     "BPR",
+    "BPRConfig",
+    "Content",
+    "ContentConfig",
     "EASE",
+    "EASEConfig",
     "EXTRA_MODELS",
+    "Hybrid",
+    "HybridConfig",
+    "ItemKNN",
+    "KNNConfig",
     "MODELS",
     "PIPELINES",
-    "ItemKNN",
     "Pop",
     "Random",
     "Recommendations",
-    "Repeat",
     "Recommender",
-    "SASRec",
     "RecommenderConfig",
+    "Repeat",
+    "RepeatConfig",
+    "SASRec",
+    "SASRecConfig",
+    "TextModelConfig",
     "UserKNN",
+    "UserText",
+    "UserTextConfig",
     "get_model_class",
 ]
