@@ -27,6 +27,7 @@ from llmrec.eval.protocols import PROTOCOLS, make_split
 from llmrec.eval.runner import EvalRun, run
 from llmrec.eval.tuning import Trial, n_trials
 from llmrec.models import EXTRA_MODELS, MODELS, PIPELINES, get_model_class
+from llmrec.ranking.rerank import RerankSpec
 
 out = Console(width=None if Console().is_terminal else 130)
 err = Console(stderr=True)
@@ -65,6 +66,17 @@ def eval_command(
     reports: Annotated[Path, typer.Option(help="folder for the --model all report")] = Path(
         "reports"
     ),
+    groups: Annotated[
+        str | None,
+        typer.Option(
+            help="NDCG@10 by user group, e.g. gender,age,activity (any user attribute; age in "
+            "bands, numbers and activity in terciles): gap, 95% interval, permutation p"
+        ),
+    ] = None,
+    rerank: Annotated[
+        str | None,
+        typer.Option(help="post-ranking stage for the test lists: mmr=S, calibrated=S or tail=S"),
+    ] = None,
 ) -> None:
     """Evaluate models: hyper-parameters chosen on the validation item, test item used once."""
     s = get_settings()
@@ -78,7 +90,16 @@ def eval_command(
     if params and len(names) > 1:
         raise ConfigError("--param applies to a single --model")
     seed = s.seed if seed is None else seed
+    spec = RerankSpec.parse(rerank) if rerank else None
+    by = tuple(g.strip() for g in (groups or "").split(",") if g.strip())
     ds = store.load(s.datasets_dir, dataset)
+    have = set() if ds.users is None else set(ds.users.columns) - {"user_id"}
+    for g in by:
+        if g != "activity" and g not in have:
+            raise ConfigError(
+                f"--groups {g!r}: not a user attribute of {dataset} "
+                f"(have: {', '.join(sorted(have | {'activity'}))})"
+            )
     split = make_split(ds, protocol, seed=seed)
     runs: list[EvalRun] = []
     with Progress(
@@ -103,13 +124,13 @@ def eval_command(
             runs.append(
                 run(
                     ds, n, protocol, params, search=tune, seed=seed, split=split,
-                    on_trial=on_trial,
+                    on_trial=on_trial, rerank=spec, groups=by,
                 )
             )  # fmt: skip
             progress.update(task, description=f"{n}: done")
             lines.done(runs[-1])
     out.print(_table(runs))
-    for line in repeat_lines(runs[0]):
+    for line in repeat_lines(runs[0]) + [line for r in runs for line in group_lines(r)]:
         out.print(line, highlight=False)
     if len(runs) > 1 or model == "all":
         paths = report.write(runs, reports)
@@ -149,6 +170,30 @@ class _ProgressLines:
 
     def done(self, r: EvalRun) -> None:
         self._say(f"test ndcg@10 {r.metrics.get('ndcg@10', float('nan')):.4f}")
+
+
+def group_lines(r: EvalRun) -> list[str]:
+    """NDCG@10 by user group, one line per attribute, and the list's beyond-accuracy facts."""
+    lines = []
+    for attr, g in r.groups.items():
+        parts = ", ".join(f"{k} {m:.4f} ({n})" for k, (n, m) in g.groups.items())
+        lines.append(
+            f"{r.model} ndcg@10 by {attr}: {parts}; gap {g.gap:.4f} "
+            f"[{g.low:.4f}, {g.high:.4f}], p {g.p:.2g}"
+        )
+    m = r.metrics
+    if "exposure@10 tail" in m:
+        cal = (
+            f", miscalibration@10 {m['miscalibration@10']:.3f}" if "miscalibration@10" in m else ""
+        )
+        stage = f" after {r.rerank}" if r.rerank else ""
+        lines.append(
+            f"{r.model}{stage}: exposure@10 head/torso/tail {m['exposure@10 head']:.2f}/"
+            f"{m['exposure@10 torso']:.2f}/{m['exposure@10 tail']:.2f} (their share of test "
+            f"items {m['relevance head']:.2f}/{m['relevance torso']:.2f}/"
+            f"{m['relevance tail']:.2f}){cal}"
+        )
+    return lines
 
 
 def repeat_lines(r: EvalRun) -> list[str]:

@@ -23,6 +23,7 @@ class StageResult:
     user_idx: np.ndarray
     ranks: np.ndarray  # best target rank per user (1-based); 0 when a user has no target
     per_user: dict[str, np.ndarray]  # per-user accuracy metrics, for paired tests
+    topk: np.ndarray | None = None  # (n_users, max k) item positions, -1 padded
 
 
 def scores(model: Recommender, stage: Stage) -> np.ndarray:
@@ -88,4 +89,4 @@ def evaluate_scores(
     ranks = np.where(ranking.target_ranks > 0, ranking.target_ranks, np.iinfo(np.int64).max)
     best = ranks.min(axis=1) if ranks.size else np.zeros(0, np.int64)
     best = np.where(best == np.iinfo(np.int64).max, 0, best)
-    return StageResult(out, stage.user_idx, best, per_user)
+    return StageResult(out, stage.user_idx, best, per_user, ranking.topk)

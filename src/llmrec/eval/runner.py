@@ -11,9 +11,11 @@ import numpy as np
 
 from llmrec.data.dataset import Dataset
 from llmrec.eval.evaluate import evaluate, genre_vectors
+from llmrec.eval.fairness import GroupGap, beyond_accuracy, group_gap, user_groups
 from llmrec.eval.protocols import Split, make_split
 from llmrec.eval.tuning import Trial, tune
 from llmrec.models import get_model_class
+from llmrec.ranking.rerank import RerankSpec
 
 
 @dataclass
@@ -34,6 +36,8 @@ class EvalRun:
     per_user: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
     trials: list[Trial] = field(default_factory=list)
     repeats: dict[str, int] | None = None  # the protocol's repeat counts (``Split.repeats``)
+    groups: dict[str, GroupGap] = field(default_factory=dict)  # ndcg@10 by user group
+    rerank: str | None = None  # the post-ranking stage the test lists went through
 
     def to_json(self) -> dict[str, Any]:
         """docs/design.md's ``--json`` document (plus tuning facts)."""
@@ -51,6 +55,16 @@ class EvalRun:
             "n_items": self.n_items,
             "trials": [{"params": t.params, "valid_ndcg@10": t.score} for t in self.trials],
             "repeats": self.repeats,
+            "rerank": self.rerank,
+            "groups": {
+                a: {
+                    "groups": {k: {"users": n, "ndcg@10": m} for k, (n, m) in g.groups.items()},
+                    "gap": g.gap,
+                    "interval": [g.low, g.high],
+                    "p": g.p,
+                }
+                for a, g in self.groups.items()
+            },  # fmt: skip
         }
 
 
@@ -63,8 +77,11 @@ def run(
     seed: int = 0,
     split: Split | None = None,
     on_trial: Callable[[Trial], None] | None = None,
+    rerank: RerankSpec | None = None,
+    groups: tuple[str, ...] = (),
 ) -> EvalRun:
-    """Tune ``model`` on the validation stage, then evaluate the test stage once."""
+    """Tune ``model`` on the validation stage, then evaluate the test stage once (through
+    ``rerank`` when given); NDCG@10 by each user attribute in ``groups``."""
     cls = get_model_class(model)
     split = split or make_split(ds, protocol, seed=seed)
     fixed = {"seed": seed, **(params or {})}
@@ -73,11 +90,37 @@ def run(
     tune_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     tuned.model.observe(split.test_history)
-    result = evaluate(
-        tuned.model, split.test, split.train, item_vectors=genre_vectors(split.train.item_table)
-    )
+    vectors = genre_vectors(split.train.item_table)
+    pop = np.asarray(split.train.matrix.sum(axis=0)).ravel()
+    scored = tuned.model
+    if rerank is not None:
+        from llmrec.ranking.rerank import Reranked
+
+        scored = Reranked(tuned.model, rerank, vectors, pop)  # type: ignore[assignment]
+    result = evaluate(scored, split.test, split.train, item_vectors=vectors)
     eval_seconds = time.perf_counter() - t0
     metrics = dict(result.metrics)
+    history = tuned.model.history_[split.test.user_idx]
+    extra, _ = beyond_accuracy(
+        result.topk,
+        split.test.candidates,
+        split.test.targets,
+        history,
+        pop,
+        vectors,  # type: ignore[arg-type]
+    )
+    metrics.update(extra)
+    user_ids = split.train.users.ids[result.user_idx]
+    activity = np.diff(split.train.matrix.indptr)[result.user_idx]
+    gaps = {
+        a: group_gap(
+            result.per_user["ndcg@10"],
+            user_groups(a, user_ids, split.train.user_table, activity),
+            a,
+            seed=seed,
+        )
+        for a in groups
+    }
     if split.test_is_repeat is not None:  # repeat and new targets scored apart
         for part, mask in (("repeat", split.test_is_repeat), ("new", ~split.test_is_repeat)):
             for name in ("recall@10", "ndcg@10"):
@@ -95,9 +138,11 @@ def run(
         eval_seconds=eval_seconds,
         n_users=len(split.test.user_idx),
         n_items=split.train.n_items,
-        user_ids=split.train.users.ids[result.user_idx],
+        user_ids=user_ids,
         ranks=result.ranks,
         per_user=result.per_user,
         trials=tuned.trials,
         repeats=split.repeats,
+        groups=gaps,
+        rerank=None if rerank is None else str(rerank),
     )

@@ -1,0 +1,182 @@
+"""The post-ranking stage: trade some accuracy for diversity, calibration or tail exposure.
+
+Each reranker reorders a user's best ``pool`` items (seen items left out) greedily into a list
+of ``depth`` and has one strength in [0, 1] (0: the model's own order):
+- ``mmr`` (Carbonell & Goldstein 1998): relevance against the most similar item already listed
+  (cosine of genre vectors), weight ``strength`` on the similarity.
+- ``calibrated`` (Steck, RecSys 2018): relevance against KL(history genres || list genres),
+  weight ``strength`` on the KL.
+- ``tail``: relevance plus ``strength`` for items in the popularity tail (``fairness.item_groups``).
+Relevance is the model's score min-max scaled within the pool, so strengths mean the same for
+every model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from llmrec.errors import ConfigError
+
+RERANKERS = ("mmr", "calibrated", "tail")
+CALIBRATION_ALPHA = 0.01  # Steck's smoothing of the list distribution toward the history
+
+
+@dataclass(frozen=True)
+class RerankSpec:
+    name: str
+    strength: float
+
+    @classmethod
+    def parse(cls, text: str) -> RerankSpec:
+        """'mmr=0.3' -> RerankSpec('mmr', 0.3)."""
+        name, _, value = text.partition("=")
+        name = name.strip()
+        if name not in RERANKERS:
+            raise ConfigError(f"--rerank {text!r}: use one of {', '.join(RERANKERS)}=STRENGTH")
+        try:
+            strength = float(value)
+        except ValueError:
+            raise ConfigError(f"--rerank {text!r}: the strength must be a number") from None
+        if not 0.0 <= strength <= 1.0:
+            raise ConfigError(f"--rerank {text!r}: the strength must be in [0, 1]")
+        return cls(name, strength)
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.strength:g}"
+
+
+def item_groups(popularity: np.ndarray) -> np.ndarray:
+    """0 head, 1 torso, 2 tail per item: cumulative thirds of training interactions, most
+    popular first (items without interactions are tail)."""
+    order = np.argsort(-popularity, kind="stable")
+    share = np.cumsum(popularity[order]) / max(popularity.sum(), 1)
+    before = share - popularity[order] / max(popularity.sum(), 1)  # mass above the item
+    group_sorted = np.where(before < 1 / 3, 0, np.where(before < 2 / 3, 1, 2))
+    out = np.empty(len(popularity), dtype=np.int64)
+    out[order] = group_sorted
+    return out
+
+
+def genre_distribution(rows: sp.csr_matrix, vectors: np.ndarray) -> np.ndarray:
+    """Per row, the mean over its items of each item's genres spread evenly (Steck's p)."""
+    per_item = vectors / np.maximum(vectors.sum(axis=1, keepdims=True), 1e-12)
+    counts = np.asarray(rows.sum(axis=1)).ravel()
+    dist = np.asarray(rows @ per_item)
+    return dist / np.maximum(counts, 1e-12)[:, None]
+
+
+def _scaled(rel: np.ndarray) -> np.ndarray:
+    lo, hi = rel.min(), rel.max()
+    return (rel - lo) / (hi - lo) if hi > lo else np.ones_like(rel)
+
+
+def mmr(rel: np.ndarray, vectors: np.ndarray, strength: float, depth: int) -> np.ndarray:
+    """Pool positions in MMR order (``rel`` scaled, ``vectors`` the pool's item vectors)."""
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    sim = unit @ unit.T
+    chosen: list[int] = []
+    most = np.zeros(len(rel))  # each item's highest similarity to the list so far
+    free = np.ones(len(rel), dtype=bool)
+    for _ in range(min(depth, len(rel))):
+        value = (1 - strength) * rel - strength * most
+        value[~free] = -np.inf
+        j = int(np.argmax(value))
+        chosen.append(j)
+        free[j] = False
+        most = np.maximum(most, sim[j])
+    return np.array(chosen, dtype=np.int64)
+
+
+def calibrated(
+    rel: np.ndarray, dist: np.ndarray, target: np.ndarray, strength: float, depth: int
+) -> np.ndarray:
+    """Pool positions by Steck's greedy calibration: ``dist`` the pool items' genre shares
+    (rows sum to 1 where genred), ``target`` the user's history distribution p."""
+    chosen: list[int] = []
+    total = np.zeros(dist.shape[1])
+    gained = 0.0
+    free = np.ones(len(rel), dtype=bool)
+    for step in range(min(depth, len(rel))):
+        q = (total[None, :] + dist) / (step + 1)
+        q = (1 - CALIBRATION_ALPHA) * q + CALIBRATION_ALPHA * target[None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kl = np.where(target > 0, target * np.log(target / q), 0.0).sum(axis=1)
+        value = (1 - strength) * (gained + rel) - strength * kl
+        value[~free] = -np.inf
+        j = int(np.argmax(value))
+        chosen.append(j)
+        free[j] = False
+        total += dist[j]
+        gained += rel[j]
+    return np.array(chosen, dtype=np.int64)
+
+
+def tail_boost(rel: np.ndarray, is_tail: np.ndarray, strength: float, depth: int) -> np.ndarray:
+    value = (1 - strength) * rel + strength * is_tail
+    return np.argsort(-value, kind="stable")[:depth]
+
+
+class Reranked:
+    """A fitted model whose scores put a reranked top-``depth`` first: what ``evaluate``
+    and the service read through ``score``. Seen items (the model's ``history_``) never enter
+    the pool, as the protocols exclude them."""
+
+    def __init__(
+        self,
+        model: object,
+        spec: RerankSpec,
+        vectors: np.ndarray | None,
+        popularity: np.ndarray,
+        pool: int = 100,
+        depth: int = 20,
+    ) -> None:
+        if spec.name in ("mmr", "calibrated") and vectors is None:
+            raise ConfigError(f"--rerank {spec}: needs item genres, and this catalogue has none")
+        self.model, self.spec, self.pool, self.depth = model, spec, pool, depth
+        self.vectors = vectors
+        self.is_tail = (item_groups(popularity) == 2).astype(np.float64)
+        self.name = f"{getattr(model, 'name', 'model')}+{spec}"
+
+    def __getattr__(self, name: str) -> object:  # users_, items_, history_ ... of the model
+        return getattr(self.model, name)
+
+    def score(self, user_idx: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
+        base = np.asarray(self.model.score(user_idx, candidates), dtype=np.float64)  # type: ignore[attr-defined]
+        if self.spec.strength == 0:
+            return base
+        items = np.arange(base.shape[1]) if candidates is None else np.asarray(candidates)
+        history: sp.csr_matrix = self.model.history_  # type: ignore[attr-defined]
+        seen = history[user_idx][:, items].toarray() != 0
+        target = None
+        if self.spec.name == "calibrated":
+            vec = self.vectors if self.vectors is not None else np.zeros((len(items), 1))
+            target = genre_distribution((history[user_idx] != 0).astype(np.float64).tocsr(), vec)
+        out = base.copy()
+        for r in range(len(user_idx)):
+            s = np.where(seen[r] | ~np.isfinite(base[r]), -np.inf, base[r])
+            n = min(self.pool, int(np.isfinite(s).sum()))
+            if n == 0:
+                continue
+            pool = np.argpartition(-s, n - 1)[:n]
+            pool = pool[np.argsort(-s[pool], kind="stable")]
+            order = self._order(
+                _scaled(s[pool]), items[pool], target[r] if target is not None else None
+            )
+            top = np.nanmax(np.where(np.isfinite(base[r]), base[r], np.nan)) + 1.0
+            out[r, pool[order]] = top + (len(order) - np.arange(len(order)))
+        return out
+
+    def _order(
+        self, rel: np.ndarray, item_ids: np.ndarray, target: np.ndarray | None
+    ) -> np.ndarray:
+        s, d = self.spec.strength, self.depth
+        if self.spec.name == "tail":
+            return tail_boost(rel, self.is_tail[item_ids], s, d)
+        vec = self.vectors[item_ids]  # type: ignore[index]
+        if self.spec.name == "mmr":
+            return mmr(rel, vec, s, d)
+        dist = vec / np.maximum(vec.sum(axis=1, keepdims=True), 1e-12)
+        return calibrated(rel, dist, target, s, d)  # type: ignore[arg-type]

@@ -1,0 +1,124 @@
+"""Known answers for the beyond-accuracy metrics and the rerankers (issue 26)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from llmrec.errors import ConfigError
+from llmrec.eval.fairness import (
+    age_band,
+    exposure,
+    group_gap,
+    miscalibration,
+    user_groups,
+)
+from llmrec.ranking.rerank import Reranked, RerankSpec, calibrated, item_groups, mmr, tail_boost
+
+A, B = [1.0, 0.0], [0.0, 1.0]
+
+
+def test_mmr_swaps_a_near_duplicate_below_a_different_item() -> None:
+    rel = np.array([1.0, 0.95, 0.9])
+    vectors = np.array([A, A, B])
+    assert mmr(rel, vectors, 0.0, 3).tolist() == [0, 1, 2]
+    assert mmr(rel, vectors, 0.5, 3).tolist() == [0, 2, 1]
+
+
+def test_calibration_brings_the_history_genre_mix() -> None:
+    rel = np.array([1.0, 0.9, 0.8])
+    dist = np.array([A, A, B])
+    target = np.array([0.5, 0.5])
+    assert calibrated(rel, dist, target, 0.0, 2).tolist() == [0, 1]
+    assert calibrated(rel, dist, target, 0.9, 2).tolist() == [0, 2]
+
+
+def test_tail_boost_lifts_tail_items() -> None:
+    rel = np.array([1.0, 0.9, 0.5])
+    assert tail_boost(rel, np.array([0.0, 0.0, 1.0]), 0.6, 3).tolist() == [2, 0, 1]
+    assert tail_boost(rel, np.array([0.0, 0.0, 1.0]), 0.0, 3).tolist() == [0, 1, 2]
+
+
+def test_item_groups_split_training_interactions_in_thirds() -> None:
+    assert item_groups(np.array([6.0, 3.0, 2.0, 1.0, 0.0])).tolist() == [0, 1, 2, 2, 2]
+
+
+def test_exposure_is_position_discounted() -> None:
+    out = exposure(np.array([[0, 1]]), 2, np.array([0, 2]), np.array([[1]]))
+    assert out["exposure@2 head"] == pytest.approx(1 / (1 + 1 / np.log2(3)))
+    assert out["exposure@2 tail"] == pytest.approx((1 / np.log2(3)) / (1 + 1 / np.log2(3)))
+    assert out["relevance tail"] == 1.0 and out["relevance head"] == 0.0
+
+
+def test_miscalibration_known_answers() -> None:
+    vectors = np.array([A, A, B, B])
+    history = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]]))
+    topk = np.array([[0, 1], [2, 3], [0, 2]])
+    kl = miscalibration(history, topk, 2, vectors)
+    assert kl[0] == pytest.approx(0.0)
+    assert kl[1] == pytest.approx(np.log(1 / 0.01))
+    assert np.isnan(kl[2])  # no history: no distribution to calibrate to
+
+
+def test_one_group_is_the_overall_metric_and_bands_are_standard() -> None:
+    values = np.random.default_rng(0).random(100)
+    g = group_gap(values, np.array(["all"] * 100, dtype=object), "x")
+    assert g.groups == {"all": (100, pytest.approx(values.mean()))} and g.gap == 0 and g.p == 1
+    assert [age_band(a) for a in (1, 17, 18, 24, 25, 50, 56, float("nan"))] == [
+        "<18", "<18", "18-24", "18-24", "25-34", "45-54", "55+", "unknown"
+    ]  # fmt: skip
+    table = pd.DataFrame({"user_id": ["1", "2", "3"], "gender": ["F", "", "M"]})
+    labels = user_groups("gender", np.array(["3", "1", "2"]), table, np.zeros(3))
+    assert labels.tolist() == ["M", "F", "unknown"]
+    with pytest.raises(KeyError, match="have: gender"):
+        user_groups("height", np.array(["1"]), table, np.zeros(1))
+
+
+def test_bootstrap_interval_holds_the_true_gap_in_90_percent_of_cases() -> None:
+    rng = np.random.default_rng(7)
+    held = 0
+    for case in range(60):
+        a, b = rng.normal(0.3, 0.2, 150), rng.normal(0.2, 0.2, 150)
+        labels = np.array(["a"] * 150 + ["b"] * 150, dtype=object)
+        g = group_gap(np.concatenate([a, b]), labels, "x", n_boot=300, n_perm=50, seed=case)
+        held += g.low <= 0.1 <= g.high
+    assert held / 60 >= 0.9
+
+
+def test_a_real_difference_has_a_small_p_and_none_a_large_one() -> None:
+    rng = np.random.default_rng(3)
+    labels = np.array(["a"] * 200 + ["b"] * 200, dtype=object)
+    differ = np.concatenate([rng.normal(0.5, 0.2, 200), rng.normal(0.3, 0.2, 200)])
+    same = rng.normal(0.4, 0.2, 400)
+    assert group_gap(differ, labels, "x", n_perm=200).p < 0.01
+    assert group_gap(same, labels, "x", n_perm=200).p > 0.05
+
+
+class _Fixed:
+    """A fitted model stand-in: fixed scores, user 0 saw item 0."""
+
+    name = "fixed"
+    history_ = sp.csr_matrix(np.array([[1, 0, 0, 0, 0]]))
+
+    def score(self, user_idx: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
+        return np.array([[5.0, 4.0, 3.9, 3.0, 1.0]])[
+            :, candidates if candidates is not None else slice(None)
+        ]
+
+
+def test_reranked_scores_put_the_reranked_list_first_and_skip_seen_items() -> None:
+    vectors = np.array([A, A, A, B, B])
+    pop = np.array([10.0, 9.0, 8.0, 1.0, 1.0])
+    plain = Reranked(_Fixed(), RerankSpec.parse("mmr=0"), vectors, pop)
+    assert np.array_equal(plain.score(np.array([0])), _Fixed().score(np.array([0])))
+    diverse = Reranked(_Fixed(), RerankSpec.parse("mmr=0.5"), vectors, pop, depth=3)
+    s = diverse.score(np.array([0]))[0]
+    order = [i for i in np.argsort(-s) if i != 0][:3]
+    assert order == [1, 3, 2]  # item 3 (genre B) moves above item 2 (a second A)
+    with pytest.raises(ConfigError, match="needs item genres"):
+        Reranked(_Fixed(), RerankSpec.parse("mmr=0.5"), None, pop)
+    for bad in ("mmr", "mmr=x", "mmr=2", "shuffle=0.1"):
+        with pytest.raises(ConfigError):
+            RerankSpec.parse(bad)
