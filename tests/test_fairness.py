@@ -122,3 +122,34 @@ def test_reranked_scores_put_the_reranked_list_first_and_skip_seen_items() -> No
     for bad in ("mmr", "mmr=x", "mmr=2", "shuffle=0.1"):
         with pytest.raises(ConfigError):
             RerankSpec.parse(bad)
+
+
+def test_eval_cli_reports_groups_exposure_and_a_reranked_run(home) -> None:  # noqa: ANN001
+    """`llmrec eval --groups --rerank` on the shop fixture (age, country, genres): the group
+    lines, the exposure line and the JSON document carry them; a bad attribute is refused."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from llmrec.cli import app
+    from llmrec.data import dataset as store
+    from llmrec.testing.fixtures import shop_dataset
+
+    store.save(shop_dataset(), home / "datasets")
+    runner = CliRunner()
+    out = home / "r.json"
+    args = ["eval", "--dataset", "shop", "--model", "ease", "--no-tune", "--json", str(out),
+            "--reports", str(home / "reports")]  # fmt: skip
+    res = runner.invoke(app, [*args, "--groups", "country,age,activity"])
+    assert res.exit_code == 0, res.output
+    assert "ease ndcg@10 by country:" in res.output and "exposure@10 head/torso/tail" in res.output
+    plain = json.loads(out.read_text())
+    assert set(plain["groups"]) == {"country", "age", "activity"}
+    assert plain["rerank"] is None and "miscalibration@10" in plain["metrics"]
+    res = runner.invoke(app, [*args, "--rerank", "calibrated=0.9"])
+    assert res.exit_code == 0, res.output
+    reranked = json.loads(out.read_text())
+    assert reranked["rerank"] == "calibrated=0.9"
+    assert reranked["metrics"]["miscalibration@10"] < plain["metrics"]["miscalibration@10"]
+    res = runner.invoke(app, [*args, "--groups", "height"])
+    assert res.exit_code != 0 and "not a user attribute" in str(res.exception)
