@@ -153,3 +153,44 @@ def test_eval_cli_reports_groups_exposure_and_a_reranked_run(home) -> None:  # n
     assert reranked["metrics"]["miscalibration@10"] < plain["metrics"]["miscalibration@10"]
     res = runner.invoke(app, [*args, "--groups", "height"])
     assert res.exit_code != 0 and "not a user attribute" in str(res.exception)
+
+
+@pytest.mark.parametrize("spec", ["mmr=0.5", "calibrated=0.7", "tail=0.4"])
+def test_the_served_reranker_returns_what_the_evaluated_one_does(
+    served_model_dir, tmp_path, spec: str
+) -> None:  # noqa: ANN001
+    """A list served with ``rerank`` equals the top of the evaluated ``Reranked`` scores for
+    the same model state, and says which stage shaped it."""
+    from fastapi.testclient import TestClient
+
+    from llmrec.eval.evaluate import genre_vectors
+    from llmrec.service.app import Service, create_app
+    from llmrec.service.keys import create_key
+    from llmrec.service.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'e.db'}")
+    service = Service(store, served_model_dir, llm="off")
+    live = service.live
+    client = TestClient(create_app(service))
+    h = {"Authorization": f"Bearer {create_key(store, 'read')}"}
+    rs = RerankSpec.parse(spec)
+    m = live.model
+    table = pd.DataFrame({"genres": [live._facts[str(i)]["genres"] for i in m.items_.ids]})
+    pop = np.asarray((m.history_ > 0).sum(axis=0)).ravel().astype(float)
+    evaluated = Reranked(m, rs, genre_vectors(table), pop, depth=5)
+    for user in ("u0", "u3", "u8"):
+        u = m.users_.index([user])
+        s = evaluated.score(u)[0]
+        s[m.history_[u[0]].indices] = -np.inf
+        want = [str(m.items_.ids[i]) for i in np.argsort(-s, kind="stable")[:5]]
+        params = {"user_id": user, "k": 5, "rerank": spec.replace("=", ":")}
+        r = client.get("/v1/recommendations", params=params, headers=h)
+        assert r.status_code == 200, r.text
+        items = r.json()["items"]
+        assert [x["item_id"] for x in items] == want, (user, spec)
+        assert all(x["source"].endswith(f" · {rs}") for x in items)
+    plain = client.get("/v1/recommendations", params={"user_id": "u0", "k": 5}, headers=h)
+    assert all("·" not in x["source"] for x in plain.json()["items"])
+    for bad in ("mmr:7", "shuffle:0.1", "mmr"):
+        r = client.get("/v1/recommendations", params={"user_id": "u0", "rerank": bad}, headers=h)
+        assert r.status_code == 422 and r.json()["error"]["field"] == "rerank", (bad, r.text)

@@ -103,12 +103,18 @@ def serve_command(
         float,
         typer.Option(min=0.01, help="seconds a client may take between two parts of a body (408)"),
     ] = 30.0,
+    rerank: Annotated[
+        str | None,
+        typer.Option(help="post-ranking stage for every list: mmr=S, calibrated=S or tail=S"),
+    ] = None,
 ) -> None:
     """Serve recommendations over HTTP (OpenAPI at /docs); events take effect at once."""
     import uvicorn
 
+    from llmrec.ranking.rerank import RerankSpec
     from llmrec.service.app import Service, create_app
 
+    spec = RerankSpec.parse(rerank) if rerank else None
     folder = model_folder(model)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     with err.status(f"loading {folder}"):
@@ -123,7 +129,10 @@ def serve_command(
             item_noun=item_noun,
             explore=explore,
             explore_pool=explore_pool,
+            rerank=spec,
         )
+    if spec is not None and spec.strength > 0:
+        service.live.check_rerank(spec)  # fail at start, not on the first request
     # the loaded model is long-lived: keep the collector from re-scanning it (p99 pauses)
     gc.collect()
     gc.freeze()

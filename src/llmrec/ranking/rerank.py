@@ -31,8 +31,8 @@ class RerankSpec:
 
     @classmethod
     def parse(cls, text: str) -> RerankSpec:
-        """'mmr=0.3' -> RerankSpec('mmr', 0.3)."""
-        name, _, value = text.partition("=")
+        """'mmr=0.3' (or 'mmr:0.3') -> RerankSpec('mmr', 0.3)."""
+        name, _, value = text.replace(":", "=", 1).partition("=")
         name = name.strip()
         if name not in RERANKERS:
             raise ConfigError(f"--rerank {text!r}: use one of {', '.join(RERANKERS)}=STRENGTH")
@@ -119,10 +119,42 @@ def tail_boost(rel: np.ndarray, is_tail: np.ndarray, strength: float, depth: int
     return np.argsort(-value, kind="stable")[:depth]
 
 
+class Reranker:
+    """One reranker with its item facts: orders a pool of items (best first by the model's
+    score) into a list. The evaluated (``Reranked``) and the served lists both come from
+    ``order``, so they agree."""
+
+    def __init__(
+        self, spec: RerankSpec, vectors: np.ndarray | None, popularity: np.ndarray, pool: int = 100
+    ) -> None:
+        if spec.name in ("mmr", "calibrated") and vectors is None:
+            raise ConfigError(f"--rerank {spec}: needs item genres, and this catalogue has none")
+        self.spec, self.vectors, self.pool = spec, vectors, pool
+        self.is_tail = (item_groups(popularity) == 2).astype(np.float64)
+
+    def order(
+        self, item_idx: np.ndarray, scores: np.ndarray, history: np.ndarray, depth: int
+    ) -> np.ndarray:
+        """Positions into the pool ``item_idx`` (with ``scores``) in reranked order, at most
+        ``depth``; ``history``: the user's item indices (calibration's target)."""
+        rel = _scaled(np.asarray(scores, dtype=np.float64))
+        s = self.spec.strength
+        if self.spec.name == "tail":
+            return tail_boost(rel, self.is_tail[item_idx], s, depth)
+        vec = self.vectors[item_idx]  # type: ignore[index]
+        if self.spec.name == "mmr":
+            return mmr(rel, vec, s, depth)
+        full = self.vectors  # type: ignore[assignment]
+        share = full[history] / np.maximum(full[history].sum(axis=1, keepdims=True), 1e-12)  # type: ignore[index]
+        target = share.mean(axis=0) if len(history) else np.zeros(full.shape[1])  # type: ignore[union-attr]
+        dist = vec / np.maximum(vec.sum(axis=1, keepdims=True), 1e-12)
+        return calibrated(rel, dist, target, s, depth)
+
+
 class Reranked:
     """A fitted model whose scores put a reranked top-``depth`` first: what ``evaluate``
-    and the service read through ``score``. Seen items (the model's ``history_``) never enter
-    the pool, as the protocols exclude them."""
+    reads through ``score``. Seen items (the model's ``history_``) never enter the pool, as
+    the protocols exclude them."""
 
     def __init__(
         self,
@@ -133,11 +165,8 @@ class Reranked:
         pool: int = 100,
         depth: int = 20,
     ) -> None:
-        if spec.name in ("mmr", "calibrated") and vectors is None:
-            raise ConfigError(f"--rerank {spec}: needs item genres, and this catalogue has none")
+        self.reranker = Reranker(spec, vectors, popularity, pool)
         self.model, self.spec, self.pool, self.depth = model, spec, pool, depth
-        self.vectors = vectors
-        self.is_tail = (item_groups(popularity) == 2).astype(np.float64)
         self.name = f"{getattr(model, 'name', 'model')}+{spec}"
 
     def __getattr__(self, name: str) -> object:  # users_, items_, history_ ... of the model
@@ -149,11 +178,8 @@ class Reranked:
             return base
         items = np.arange(base.shape[1]) if candidates is None else np.asarray(candidates)
         history: sp.csr_matrix = self.model.history_  # type: ignore[attr-defined]
-        seen = history[user_idx][:, items].toarray() != 0
-        target = None
-        if self.spec.name == "calibrated":
-            vec = self.vectors if self.vectors is not None else np.zeros((len(items), 1))
-            target = genre_distribution((history[user_idx] != 0).astype(np.float64).tocsr(), vec)
+        rows = history[user_idx].tocsr()
+        seen = rows[:, items].toarray() != 0
         out = base.copy()
         for r in range(len(user_idx)):
             s = np.where(seen[r] | ~np.isfinite(base[r]), -np.inf, base[r])
@@ -162,21 +188,10 @@ class Reranked:
                 continue
             pool = np.argpartition(-s, n - 1)[:n]
             pool = pool[np.argsort(-s[pool], kind="stable")]
-            order = self._order(
-                _scaled(s[pool]), items[pool], target[r] if target is not None else None
-            )
+            liked = rows.indices[rows.indptr[r] : rows.indptr[r + 1]][
+                rows.data[rows.indptr[r] : rows.indptr[r + 1]] > 0
+            ]
+            order = self.reranker.order(items[pool], s[pool], liked, self.depth)
             top = np.nanmax(np.where(np.isfinite(base[r]), base[r], np.nan)) + 1.0
             out[r, pool[order]] = top + (len(order) - np.arange(len(order)))
         return out
-
-    def _order(
-        self, rel: np.ndarray, item_ids: np.ndarray, target: np.ndarray | None
-    ) -> np.ndarray:
-        s, d = self.spec.strength, self.depth
-        if self.spec.name == "tail":
-            return tail_boost(rel, self.is_tail[item_ids], s, d)
-        vec = self.vectors[item_ids]  # type: ignore[index]
-        if self.spec.name == "mmr":
-            return mmr(rel, vec, s, d)
-        dist = vec / np.maximum(vec.sum(axis=1, keepdims=True), 1e-12)
-        return calibrated(rel, dist, target, s, d)  # type: ignore[arg-type]

@@ -23,8 +23,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import Field
 
 from llmrec.data import columns as C
-from llmrec.errors import LlmrecError
+from llmrec.errors import ConfigError, LlmrecError
 from llmrec.online.feedback import impression_rows
+from llmrec.ranking.rerank import RerankSpec
 from llmrec.service.errors import (
     ApiError,
     UnknownItemError,
@@ -66,6 +67,7 @@ from llmrec.service.schemas import (
     UserOut,
     UserQuery,
     UsersOut,
+    event_names_in_schema,
 )
 from llmrec.service.store import ITEM_FIELDS, Store, item_frame
 
@@ -216,15 +218,32 @@ def create_app(
         location: Annotated[str | None, Query(max_length=64)] = None,
         timestamp: Annotated[int | None, Query(ge=0, le=2**33)] = None,
         explain: bool = False,
+        rerank: Annotated[
+            str | None,
+            Query(
+                max_length=32,
+                pattern=r"^(mmr|calibrated|tail)[:=][0-9.]+$",
+                description="post-ranking stage for this list: mmr:S, calibrated:S or tail:S "
+                "(S in [0, 1]; default: the server's --rerank)",
+            ),
+        ] = None,
     ) -> dict[str, Any]:
         live = service.live
         context = {C.DEVICE: device, C.LOCATION: location, C.SCENARIO: scenario}
         if timestamp is not None:
             context[C.TIMESTAMP] = str(timestamp)
         context = {c: v for c, v in context.items() if v}
-        items = live.cached(user_id, k, context, explain)
+        try:
+            spec = RerankSpec.parse(rerank) if rerank else None
+            if spec is not None and spec.strength > 0:
+                live.check_rerank(spec)
+        except ConfigError as e:
+            raise ApiError(
+                422, "invalid_request", str(e).replace("--rerank", "rerank"), "rerank"
+            ) from None
+        items = live.cached(user_id, k, context, explain, spec)
         if items is None:  # scoring takes milliseconds: a worker thread, not the event loop
-            items = await run_in_threadpool(live.recommend, user_id, k, context, explain)
+            items = await run_in_threadpool(live.recommend, user_id, k, context, explain, spec)
         out = {"user_id": user_id, "items": _items(items), "model_version": live.version}
         if live.explorer is not None and items:  # logged durably before the list is shown
             out["impression_id"] = uuid.uuid4().hex
@@ -451,26 +470,9 @@ def create_app(
             raise ApiError(422, "invalid_model", str(e), "model_dir") from None
         return {"model_version": version}
 
-    _event_names_in_schema(app, service)
+    event_names_in_schema(app, lambda: list(service.live.model.event_rules_.names))
     swallow_handled_errors(app)
     return app
-
-
-def _event_names_in_schema(app: FastAPI, service: Service) -> None:
-    """The OpenAPI document lists the served model's event names (built-in and declared) as
-    ``EventIn.event``'s enum, so clients and fuzzers see what the 422 check accepts; read at
-    each call, since a reload may bring a dataset with other declared names."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        schema = build()
-        props = schema.get("components", {}).get("schemas", {}).get("EventIn", {})
-        event = props.get("properties", {}).get("event")
-        if event is not None:
-            event["enum"] = list(service.live.model.event_rules_.names)
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _items(items: list[Recommended]) -> list[dict[str, Any]]:

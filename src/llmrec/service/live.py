@@ -30,11 +30,14 @@ from llmrec.data import columns as C
 from llmrec.data.ids import IdMap
 from llmrec.data.matrix import TrainData
 from llmrec.errors import LlmrecError
+from llmrec.eval.evaluate import genre_vectors
 from llmrec.llm.explain import LIKED, Evidence, Explainer, Explanation, Kind
 from llmrec.llm.safety import OutputChecker, natural_title
 from llmrec.models.base import Recommender
 from llmrec.online.policies import EpsilonGreedySlate
+from llmrec.ranking.rerank import Reranker, RerankSpec
 from llmrec.service.browse import BrowseQueries
+from llmrec.service.coldstart import ColdStart
 from llmrec.service.errors import UnknownItemError, UnknownUserError
 from llmrec.service.explanations import Explanations, language_model
 from llmrec.service.folder import ITEMS_FILE, LOG_FILE, USERS_FILE, read_profiles
@@ -46,8 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOG_COLUMNS = (C.USER_ID, C.ITEM_ID, C.TIMESTAMP, C.EVENT, C.VALUE, *C.CONTEXT_COLUMNS)
-RECENT_DAYS = 30
-DAY = 86_400
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class Recommended:
 COLD_SOURCES = ("popular", "text-neighbours")
 
 
-class LiveModel(BrowseQueries):
+class LiveModel(BrowseQueries, ColdStart):
     """Thread-safe: every public method takes the one lock (scoring is serial anyway)."""
 
     def __init__(
@@ -84,12 +85,17 @@ class LiveModel(BrowseQueries):
         explore: float = 0.0,
         explore_pool: int = 50,
         seed: int | None = None,
+        rerank: RerankSpec | None = None,
     ) -> None:
         """``llm``: "auto" (the bundled model when installed, else templates), "off", or a
         runtime name ("transformers", "llama-cpp") that must load; ``explain_budget``: the
         seconds a request waits for LLM explanations before templates stand in;
         ``explore``: the share of slots that show one of the ``explore_pool`` items ranked
-        below the list instead (``online.policies.EpsilonGreedySlate``; 0: the ranker's list)."""
+        below the list instead (``online.policies.EpsilonGreedySlate``; 0: the ranker's list);
+        ``rerank``: the post-ranking stage every list goes through unless a request names
+        its own (``ranking.rerank``)."""
+        self.rerank = rerank
+        self._rerankers: dict[RerankSpec, Reranker] = {}
         model_dir = Path(model_dir)
         for f in ("manifest.json", LOG_FILE, ITEMS_FILE):
             try:
@@ -228,6 +234,7 @@ class LiveModel(BrowseQueries):
             self._pending.clear()
             self._dirty = False
             self._cache.clear()  # every list was computed on the old state
+            self._rerankers.clear()  # popularity moved
             self._last_refresh = time.monotonic()
 
     def _join_arrived(self) -> None:
@@ -251,15 +258,17 @@ class LiveModel(BrowseQueries):
         k: int,
         context: dict[str, str] | None = None,
         explain: bool = False,
+        rerank: RerankSpec | None = None,
     ) -> list[Recommended]:
         context = {key: v for key, v in (context or {}).items() if v is not None}
+        spec = rerank or self.rerank
         with self._lock:
             self._current(user_id)
             n = k + self.explorer.pool if self.explorer else k
-            key = self._key(user_id, n, context)
+            key = self._key(user_id, n, context, spec)
             out = self._cache.get(key)
             if out is None:
-                out = self._recommend(user_id, n, context)
+                out = self._recommend(user_id, n, context, spec)
                 self._cache[key] = out
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)  # first in, first out
@@ -297,22 +306,32 @@ class LiveModel(BrowseQueries):
         ]
 
     def cached(
-        self, user_id: str, k: int, context: dict[str, str], explain: bool
+        self,
+        user_id: str,
+        k: int,
+        context: dict[str, str],
+        explain: bool,
+        rerank: RerankSpec | None = None,
     ) -> list[Recommended] | None:
         """The cached list when it is still current, without taking the lock (the server's
         event loop answers hits itself; a miss, explanations or exploration go to a worker
         thread)."""
         if explain or self.explorer or user_id in self._pending or self._dirty:
             return None
-        return self._cache.get(self._key(user_id, k, context))
+        return self._cache.get(self._key(user_id, k, context, rerank or self.rerank))
 
-    def _key(self, user_id: str, k: int, context: dict[str, str]) -> tuple[object, ...]:
-        return (user_id, k, tuple(sorted(context.items())), self._user_version.get(user_id, 0))
+    def _key(
+        self, user_id: str, k: int, context: dict[str, str], rerank: RerankSpec | None = None
+    ) -> tuple[object, ...]:
+        version = self._user_version.get(user_id, 0)
+        return (user_id, k, tuple(sorted(context.items())), version, rerank)
 
     def close(self) -> None:
         self.explanations.close()
 
-    def _recommend(self, user_id: str, k: int, context: dict[str, str]) -> list[Recommended]:
+    def _recommend(
+        self, user_id: str, k: int, context: dict[str, str], rerank: RerankSpec | None = None
+    ) -> list[Recommended]:
         m = self.model
         u = self._user_pos.get(user_id)
         history = m.history_[u].indices if u is not None else np.zeros(0, np.int64)
@@ -324,20 +343,51 @@ class LiveModel(BrowseQueries):
                 for i in idx
             ]
         else:
+            reranker = self._reranker(rerank) if rerank and rerank.strength > 0 else None
+            n = max(k, reranker.pool) if reranker else k
             (ids, sc), src = m.recommend_with_sources(
-                [user_id], k=k + len(blocked), context=context or None
+                [user_id], k=n + len(blocked), context=context or None
             )
             keep = [
                 (i, s, r) for i, s, r in zip(ids[0], sc[0], src[0], strict=True) if i not in blocked
-            ][:k]
+            ][:n]
             idx = m.items_.index([i for i, _, _ in keep])
             scores = np.array([s for _, s, _ in keep], dtype=float)
             sources = [r for _, _, r in keep]
+            if reranker is not None:  # the evaluated reranker's own ordering of this pool
+                live = np.isfinite(scores)
+                idx, scores = idx[live], scores[live]
+                sources = [r for r, ok in zip(sources, live, strict=True) if ok]
+                row = m.history_[u]
+                order = reranker.order(idx, scores, row.indices[row.data > 0], k)
+                idx = idx[order]
+                scores = np.arange(len(order), 0, -1, dtype=float)  # the list's order
+                sources = [f"{sources[j]} · {rerank}" for j in order]
         return [
             Recommended(str(m.items_.ids[i]), float(s), self._title(i), source=source)
             for i, s, source in zip(idx, scores, sources, strict=True)
             if np.isfinite(s)  # -inf: excluded (a dislike) or unscorable, never a result
         ]
+
+    def check_rerank(self, spec: RerankSpec) -> None:
+        """A ``ConfigError`` when ``spec`` cannot run on this catalogue (no genres)."""
+        with self._lock:
+            self._reranker(spec)
+
+    def _reranker(self, spec: RerankSpec) -> Reranker:
+        """The reranker for ``spec`` with the current catalogue's genres and popularity
+        (rebuilt after a refresh or new items)."""
+        r = self._rerankers.get(spec)
+        n = len(self.model.items_)
+        if r is None or len(r.is_tail) != n:
+            table = pd.DataFrame(
+                {C.GENRES: [self._facts.get(str(i), {}).get(C.GENRES, []) for i in
+                            self.model.items_.ids]}
+            )  # fmt: skip
+            pop = np.asarray((self.model.history_ > 0).sum(axis=0)).ravel().astype(float)
+            r = Reranker(spec, genre_vectors(table), pop)
+            self._rerankers[spec] = r
+        return r
 
     def similar(self, item_id: str, k: int) -> list[Recommended]:
         """Nearest items by text vector (co-occurrence when the model has no text)."""
@@ -395,56 +445,6 @@ class LiveModel(BrowseQueries):
             near = (vecs[idx] @ vecs.T >= self.near_duplicate).any(axis=0)
             out |= set(m.items_.ids[near].tolist())
         return out
-
-    def _popularity(self, data: TrainData) -> None:
-        """Cold-start scores: events in the last ``RECENT_DAYS`` (all time when none), and
-        per context value the smoothed share of each item's events in it."""
-        log = data.log
-        ts = log[C.TIMESTAMP].to_numpy()
-        n = data.n_items
-        recent = ts >= (ts.max() - RECENT_DAYS * DAY) if len(ts) else np.zeros(0, bool)
-        if recent.sum() < 100:
-            recent = np.ones(len(ts), bool)
-        items = log["item_idx"].to_numpy()
-        self._pop = np.bincount(items[recent], minlength=n).astype(float)
-        self._pop_ctx: dict[str, tuple[dict[str, int], np.ndarray]] = {}
-        for col in C.CONTEXT_COLUMNS:
-            if col not in log or not log[col].notna().any():
-                continue
-            vals = log.loc[recent, col].astype("string").fillna("").to_numpy()
-            index, codes = np.unique(vals, return_inverse=True)
-            counts = np.zeros((n, len(index)))
-            np.add.at(counts, (items[recent], codes), 1.0)
-            self._pop_ctx[col] = ({str(v): j for j, v in enumerate(index)}, counts)
-        # items with no events yet borrow the popularity of their 10 nearest items by text
-        vecs = self._vectors()
-        fresh = np.flatnonzero(np.bincount(items, minlength=n) == 0)
-        self._borrowed = np.zeros(n)
-        if vecs is not None and len(fresh) and len(fresh) < n:
-            sims = vecs[fresh] @ vecs.T
-            sims[:, fresh] = -np.inf
-            near = np.argsort(-sims, axis=1)[:, :10]
-            w = np.maximum(np.take_along_axis(sims, near, axis=1), 0)
-            self._borrowed[fresh] = (
-                0.5 * (w * self._pop[near]).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-12)
-            )
-
-    def _cold(
-        self, k: int, context: dict[str, str], blocked: set[str]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """A user with no history: popularity in the request's context, new items by text."""
-        score = self._pop + self._borrowed
-        for col, value in context.items():
-            if col in self._pop_ctx:
-                index, counts = self._pop_ctx[col]
-                j = index.get(str(value))
-                hits = counts[:, j] if j is not None else np.zeros(len(score))
-                score = score * (hits + 1.0) / (counts.sum(axis=1) + len(index))
-        if blocked:
-            score = score.copy()
-            score[self.model.items_.index(list(blocked))] = -np.inf
-        top = np.argsort(-score, kind="stable")[:k]
-        return top, score[top]
 
     def _evidence(self, user_id: str, item_id: str) -> Evidence:
         """What an explanation of ``item_id`` for ``user_id`` may rest on: the history item

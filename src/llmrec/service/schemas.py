@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
+from fastapi import FastAPI, Query
 from fastapi import Path as PathParam
-from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmrec.data import columns as C
@@ -224,3 +225,20 @@ class ErrorOut(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     s: {"model": ErrorOut} for s in (400, 401, 403, 404, 408, 409, 413, 422, 429, 503)
 }
+
+
+def event_names_in_schema(app: FastAPI, names: Callable[[], list[str]]) -> None:
+    """The OpenAPI document lists the served model's event names (built-in and declared) as
+    ``EventIn.event``'s enum, so clients and fuzzers see what the 422 check accepts; ``names``
+    is read at each call, since a reload may bring a dataset with other declared names."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        props = schema.get("components", {}).get("schemas", {}).get("EventIn", {})
+        event = props.get("properties", {}).get("event")
+        if event is not None:
+            event["enum"] = names()
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
