@@ -194,3 +194,29 @@ def test_the_served_reranker_returns_what_the_evaluated_one_does(
     for bad in ("mmr:7", "shuffle:0.1", "mmr"):
         r = client.get("/v1/recommendations", params={"user_id": "u0", "rerank": bad}, headers=h)
         assert r.status_code == 422 and r.json()["error"]["field"] == "rerank", (bad, r.text)
+
+
+def test_eval_over_seeds_prints_mean_sd_and_keeps_every_run(home) -> None:  # noqa: ANN001
+    import json
+
+    from typer.testing import CliRunner
+
+    from llmrec.cli import app
+    from llmrec.data import dataset as store
+    from llmrec.testing.fixtures import shop_dataset
+
+    store.save(shop_dataset(), home / "datasets")
+    out = home / "s.json"
+    res = CliRunner().invoke(
+        app,
+        ["eval", "--dataset", "shop", "--model", "pop,itemknn", "--no-tune", "--seeds", "0,1",
+         "--protocol", "cold-users", "--json", str(out), "--reports", str(home / "reports")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "over seeds 0, 1: mean ± sd" in res.output and "best" in res.output
+    docs = json.loads(out.read_text())
+    assert sorted((d["model"], d["seed"]) for d in docs) == [
+        ("itemknn", 0), ("itemknn", 1), ("pop", 0), ("pop", 1)
+    ]  # fmt: skip
+    bad = CliRunner().invoke(app, ["eval", "--dataset", "shop", "--model", "pop", "--seeds", "a"])
+    assert bad.exit_code != 0 and "--seeds" in str(bad.exception)

@@ -63,6 +63,13 @@ def eval_command(
     ] = None,
     tune: Annotated[bool, typer.Option(help="search hyper-parameters on validation")] = True,
     seed: Annotated[int | None, typer.Option(help="seed (default: $LLMREC_SEED)")] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="several seeds, e.g. 0,1,2: every model once per seed; mean ± sd "
+            "and a paired test against the best, per-user NDCG@10 pooled over seeds"
+        ),
+    ] = None,
     reports: Annotated[Path, typer.Option(help="folder for the --model all report")] = Path(
         "reports"
     ),
@@ -90,6 +97,10 @@ def eval_command(
     if params and len(names) > 1:
         raise ConfigError("--param applies to a single --model")
     seed = s.seed if seed is None else seed
+    try:
+        seed_list = [int(x) for x in seeds.split(",") if x.strip()] if seeds else [seed]
+    except ValueError:
+        raise ConfigError(f"--seeds {seeds!r}: use integers, e.g. 0,1,2") from None
     spec = RerankSpec.parse(rerank) if rerank else None
     by = tuple(g.strip() for g in (groups or "").split(",") if g.strip())
     ds = store.load(s.datasets_dir, dataset)
@@ -100,8 +111,7 @@ def eval_command(
                 f"--groups {g!r}: not a user attribute of {dataset} "
                 f"(have: {', '.join(sorted(have | {'activity'}))})"
             )
-    split = make_split(ds, protocol, seed=seed)
-    runs: list[EvalRun] = []
+    by_seed: dict[int, list[EvalRun]] = {}
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -110,26 +120,35 @@ def eval_command(
         console=err,
         transient=True,
     ) as progress:
-        for n in names:
-            cls = get_model_class(n)
-            total = (n_trials(cls, split, {**params, "seed": seed}) or None) if tune else 1
-            task = progress.add_task(f"{n}: tuning on validation", total=total)
-            lines = _ProgressLines(n, total, enabled=not err.is_terminal)
+        for seed in seed_list:
+            split = make_split(ds, protocol, seed=seed)
+            runs = by_seed.setdefault(seed, [])
+            for n in names:
+                cls = get_model_class(n)
+                total = (n_trials(cls, split, {**params, "seed": seed}) or None) if tune else 1
+                label = f"{n} (seed {seed})" if len(seed_list) > 1 else n
+                task = progress.add_task(f"{label}: tuning on validation", total=total)
+                lines = _ProgressLines(label, total, enabled=not err.is_terminal)
 
-            def on_trial(trial: Trial, task: TaskID = task, lines: _ProgressLines = lines) -> None:
-                progress.advance(task)
-                lines.trial(trial)
+                def on_trial(
+                    trial: Trial, task: TaskID = task, lines: _ProgressLines = lines
+                ) -> None:
+                    progress.advance(task)
+                    lines.trial(trial)
 
-            lines.start()
-            runs.append(
-                run(
-                    ds, n, protocol, params, search=tune, seed=seed, split=split,
-                    on_trial=on_trial, rerank=spec, groups=by,
-                )
-            )  # fmt: skip
-            progress.update(task, description=f"{n}: done")
-            lines.done(runs[-1])
+                lines.start()
+                runs.append(
+                    run(
+                        ds, n, protocol, params, search=tune, seed=seed, split=split,
+                        on_trial=on_trial, rerank=spec, groups=by,
+                    )
+                )  # fmt: skip
+                progress.update(task, description=f"{label}: done")
+                lines.done(runs[-1])
+    runs = by_seed[seed_list[0]]
     out.print(_table(runs))
+    if len(seed_list) > 1:
+        out.print(report.seeds_table(by_seed))
     for line in repeat_lines(runs[0]) + [line for r in runs for line in group_lines(r)]:
         out.print(line, highlight=False)
     if len(runs) > 1 or model == "all":
@@ -142,8 +161,9 @@ def eval_command(
         )
         out.print(f"per-user ranks: {ranks}", highlight=False)
     if json_out is not None:
-        docs = [r.to_json() for r in runs]
-        report.write_json(docs[0] if len(docs) == 1 and model != "all" else docs, json_out)
+        docs = [{**r.to_json(), "seed": sd} for sd, rs in by_seed.items() for r in rs]
+        single = len(docs) == 1 and model != "all"
+        report.write_json(docs[0] if single else docs, json_out)
         out.print(f"results: {json_out}", highlight=False)
 
 

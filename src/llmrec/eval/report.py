@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from rich.table import Table
 from scipy import stats
 
 from llmrec.eval.runner import EvalRun
@@ -38,6 +39,35 @@ def paired_p(a: EvalRun, b: EvalRun, metric: str = "ndcg@10") -> float:
     if len(x) != len(y) or not np.any(x != y):
         return 1.0
     return float(stats.wilcoxon(x, y, zero_method="zsplit").pvalue)
+
+
+def seeds_table(by_seed: Mapping[int, Sequence[EvalRun]]) -> Table:
+    """Mean ± sd over seeds per model, and a Wilcoxon test against the best model on per-user
+    NDCG@10 pooled over seeds (the same users and splits for every model of a seed)."""
+    models = [r.model for r in next(iter(by_seed.values()))]
+    runs = {m: [next(r for r in rs if r.model == m) for rs in by_seed.values()] for m in models}
+    mean = {m: float(np.mean([r.metrics["ndcg@10"] for r in rs])) for m, rs in runs.items()}
+    best = max(mean, key=mean.__getitem__)
+    t = Table(title=f"over seeds {', '.join(map(str, by_seed))}: mean ± sd")
+    for col in ("model", "ndcg@10", "recall@10", "p vs best"):
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for m, rs in runs.items():
+        cells = []
+        for metric in ("ndcg@10", "recall@10"):
+            v = [r.metrics[metric] for r in rs]
+            cells.append(f"{np.mean(v):.4f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.4f}")
+        if m == best:
+            p = "best"
+        else:
+            x = np.concatenate([r.per_user["ndcg@10"] for r in rs])
+            y = np.concatenate([r.per_user["ndcg@10"] for r in runs[best]])
+            p = (
+                f"{stats.wilcoxon(x, y, zero_method='zsplit').pvalue:.2g}"
+                if np.any(x != y)
+                else "1"
+            )
+        t.add_row(m, *cells, p)
+    return t
 
 
 def table(runs: Sequence[EvalRun]) -> pd.DataFrame:
