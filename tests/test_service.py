@@ -432,3 +432,25 @@ def test_explanations_name_an_item_of_the_history(client: TestClient, store: Sto
     )
     assert all(any(t in e for t in history) for e in items["explanation"])
     assert np.all(np.diff(items["score"]) <= 0)
+
+
+def test_metrics_and_offline_docs(client: TestClient, store: Store) -> None:
+    """/metrics (admin key) counts requests by route template, lists by cache or scoring and
+    events stored, with no user id anywhere; /docs needs no CDN (its assets are served here)."""
+    h = auth(store)
+    recs(client, h, "secret-user-9")
+    recs(client, h, "secret-user-9")  # the second from the cache
+    post(client, h, {"user_id": "secret-user-9", "item_id": "1", "event": "view"})
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers=auth(store, "read")).status_code == 403
+    text = client.get("/metrics", headers=h).text
+    assert (
+        'llmrec_requests_total{method="GET",route="/v1/recommendations",status="200"} 2.0' in text
+    )
+    assert 'llmrec_recommendation_lists_total{source="cache"} 1.0' in text
+    assert "llmrec_events_stored_total 1.0" in text and "llmrec_model_info{version=" in text
+    assert "secret-user-9" not in text
+    page = client.get("/docs").text
+    assert "/docs-assets/swagger-ui-bundle.js" in page and "cdn" not in page.lower()
+    js = client.get("/docs-assets/swagger-ui-bundle.js")
+    assert js.status_code == 200 and len(js.content) > 100_000

@@ -43,6 +43,7 @@ from llmrec.service.middleware import (
     BodyLimit,
     InFlightLimit,
 )
+from llmrec.service.ops import install_ops
 from llmrec.service.redaction import swallow_handled_errors
 from llmrec.service.reports import Reports
 from llmrec.service.schemas import (
@@ -154,6 +155,8 @@ def create_app(
         title="llmrec",
         version="1",
         description="Real-time recommendations; see the README's HTTP API section.",
+        docs_url=None,  # ops.install_ops serves /docs from a local copy of Swagger UI
+        redoc_url=None,  # ReDoc loads from a CDN
     )
     app.state.service = service
     install_error_handlers(app)
@@ -191,6 +194,7 @@ def create_app(
         return check
 
     reader, writer, admin = Depends(role("read")), Depends(role("write")), Depends(role("admin"))
+    metrics = install_ops(app, lambda: service.live.version, admin)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
@@ -242,6 +246,7 @@ def create_app(
                 422, "invalid_request", str(e).replace("--rerank", "rerank"), "rerank"
             ) from None
         items = live.cached(user_id, k, context, explain, spec)
+        metrics.lists.labels("cache" if items is not None else "scored").inc()
         if items is None:  # scoring takes milliseconds: a worker thread, not the event loop
             items = await run_in_threadpool(live.recommend, user_id, k, context, explain, spec)
         out = {"user_id": user_id, "items": _items(items), "model_version": live.version}
@@ -371,6 +376,7 @@ def create_app(
             ]
             live.add_events(fresh)
         dup = sum(s.duplicate for s in stored)
+        metrics.events.inc(len(stored) - dup)
         return {"stored": len(stored) - dup, "duplicates": dup}
 
     @app.put(
