@@ -115,6 +115,13 @@ def test_user_errors_exit_2_without_traceback(tmp_path: Path) -> None:
         assert message in res.stderr and "Traceback" not in res.stderr
 
 
+def test_version(tmp_path: Path) -> None:
+    import llmrec
+
+    res = _llmrec("--version", home=tmp_path / "home")
+    assert res.returncode == 0 and res.stdout.strip() == f"llmrec {llmrec.__version__}"
+
+
 def test_bad_param_syntax(home: Path) -> None:
     store.save(block_dataset(), home / "datasets")
     res = runner.invoke(app, ["eval", "--dataset", "blocks", "--model", "ease", "--param", "reg"])

@@ -18,6 +18,25 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(show: bool) -> None:
+    if show:
+        from llmrec import __version__
+
+        typer.echo(f"llmrec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="print the version and exit"
+    ),
+) -> None:
+    """llmrec: a recommender engine with language models first-class."""
+
+
 app.add_typer(data.app, name="data")
 app.add_typer(jobs.app, name="jobs")
 app.command("eval")(evaluate.eval_command)
