@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -297,3 +298,37 @@ def test_eval_prints_progress_lines_and_ranks_when_piped(home: Path, tmp_path: P
     assert sum("trial" in x for x in lines) == 36 and "test ndcg@10" in lines[-1]
     ranks = pd.read_parquet(reports / "blocks-loo-ease.ranks.parquet")
     assert list(ranks.columns) == ["user_id", "ease"] and len(ranks) == 40
+
+
+@pytest.mark.parametrize("width", [80, 100, 130])
+def test_eval_table_keeps_the_model_name_at_any_width(width: int) -> None:
+    from rich.console import Console
+
+    from llmrec.cli.evaluate import _table
+    from llmrec.eval.runner import EvalRun
+
+    runs = [
+        EvalRun(
+            "ml-100k",
+            "loo",
+            name,
+            {},
+            {m: 0.1234 for m in ("recall@10", "ndcg@10")},
+            0.1,
+            1.0,
+            2.0,
+            0.1,
+            943,
+            1682,
+            np.array([]),
+            np.array([]),
+        )  # fmt: skip
+        for name in ("itemknn", "hybrid", "user-text", "ranker")
+    ]
+    console = Console(width=width, record=True)
+    console.print(_table(runs, width))
+    text = console.export_text()
+    assert all(len(line) <= width for line in text.splitlines())
+    for name in ("itemknn", "hybrid", "user-text", "ranker"):
+        assert name in text
+    assert "ndcg@10" in text or "recall@10" in text

@@ -241,22 +241,32 @@ def repeat_lines(r: EvalRun) -> list[str]:
     return []
 
 
-def _table(runs: list[EvalRun]) -> Table:
+def _table(runs: list[EvalRun], width: int | None = None) -> Table:
+    """The results as wide as the terminal allows: the model name always, then as many of the
+    metrics (in ``report.TABLE_METRICS`` order) and timings as fit; the report file has all."""
     head = runs[0]
+    width = width or out.width
+    name = max(len("model"), *(len(r.model) for r in runs))
+    # a column takes its header (or a 6-digit number) plus 3 for padding and border
+    used, cols = name + 4, []
+    for c in report.TABLE_METRICS[:8]:
+        if used + max(len(c), 6) + 3 > width and len(cols) >= 2:
+            break
+        cols.append(c)
+        used += max(len(c), 6) + 3
+    timings = used + 2 * 9 <= width
     t = Table(
         title=f"{head.dataset} · {head.protocol} · {head.n_users} test users · {head.n_items} items"
     )
-    cols = report.TABLE_METRICS[:8]  # the terminal shows the first eight
-    t.add_column("model")
+    t.add_column("model", no_wrap=True, min_width=name)
     for c in cols:
         t.add_column(c, justify="right", no_wrap=True)
-    t.add_column("fit s", justify="right")
-    t.add_column("tune s", justify="right")
+    if timings:
+        t.add_column("fit s", justify="right", no_wrap=True)
+        t.add_column("tune s", justify="right", no_wrap=True)
     for r in runs:
-        t.add_row(
-            r.model,
-            *(f"{r.metrics.get(c, float('nan')):.4f}" for c in cols),
-            f"{r.fit_seconds:.2f}",
-            f"{r.tune_seconds:.1f}",
-        )
+        cells = [f"{r.metrics.get(c, float('nan')):.4f}" for c in cols]
+        if timings:
+            cells += [f"{r.fit_seconds:.2f}", f"{r.tune_seconds:.1f}"]
+        t.add_row(r.model, *cells)
     return t
