@@ -52,6 +52,12 @@ def test_exposure_is_position_discounted() -> None:
     assert out["relevance tail"] == 1.0 and out["relevance head"] == 0.0
 
 
+def test_exposure_of_lists_shorter_than_k() -> None:
+    """A stage with fewer candidates than k (cold-items on a small catalogue) has short lists."""
+    out = exposure(np.array([[0, 1], [1, -1]]), 10, np.array([0, 2]), np.array([[0], [1]]))
+    assert sum(out[f"exposure@10 {g}"] for g in ("head", "torso", "tail")) == pytest.approx(1.0)
+
+
 def test_miscalibration_known_answers() -> None:
     vectors = np.array([A, A, B, B])
     history = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]]))

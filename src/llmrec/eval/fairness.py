@@ -139,8 +139,8 @@ def group_gap(
 def exposure(topk: np.ndarray, k: int, groups: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     """Position-discounted exposure share of each item group in the top-``k`` lists
     (``topk``: item positions, -1 padded) and each group's share of the test targets."""
-    lists = topk[:, :k]
-    weight = 1.0 / np.log2(np.arange(2, k + 2))
+    lists = topk[:, :k]  # fewer than k columns when the stage has fewer candidates
+    weight = 1.0 / np.log2(np.arange(2, lists.shape[1] + 2))
     w = np.broadcast_to(weight, lists.shape)[lists >= 0]
     g = groups[lists[lists >= 0]]
     total = w.sum()

@@ -26,6 +26,8 @@ TABLE_METRICS = (
     "diversity@10",
     "arp@10",
     "gini@10",
+    "exposure@10 tail",  # eval.fairness: the tail's share of position-discounted exposure
+    "miscalibration@10",
 )
 CHART_PANELS = (
     ("accuracy", ("recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20")),
