@@ -72,7 +72,7 @@ def measure(sasrec_epochs: int, seed: int) -> dict[str, Any]:
     }
 
 
-def report(r: dict[str, Any], command: str) -> list[str]:
+def report(r: dict[str, Any], command: str, note: str = "") -> list[str]:
     from scipy import stats
 
     p = stats.wilcoxon(r["per_user"]["ranker"], r["per_user"]["sasrec"], zero_method="zsplit")
@@ -81,8 +81,8 @@ def report(r: dict[str, Any], command: str) -> list[str]:
         "",
         f"Command: `{command}`. Seed {r['seed']}, protocol `loo` ({r['n_users']:,} test users), "
         f"full ranking, history excluded; retrievers tuned on the validation item, SASRec "
-        f"capped at {r['sasrec_epochs_cap']} epochs (it kept {r['sasrec_epochs']}). 2 cores, "
-        "nothing else running. p = Wilcoxon signed-rank on per-user NDCG@10.",
+        f"capped at {r['sasrec_epochs_cap']} epochs (it kept {r['sasrec_epochs']}). 2 cores. "
+        f"p = Wilcoxon signed-rank on per-user NDCG@10.{' ' + note if note else ''}",
         "",
         "| model | recall@10 | ndcg@10 | mrr@10 | coverage@10 |",
         "|---|---|---|---|---|",
@@ -112,6 +112,7 @@ def main() -> None:
     ap.add_argument("--sasrec-epochs", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--note", default="", help="a sentence on how the run went (e.g. its load)")
     args = ap.parse_args()
     if args.report_only:
         r = json.loads(OUT.read_text())
@@ -120,7 +121,7 @@ def main() -> None:
         OUT.parent.mkdir(exist_ok=True)
         OUT.write_text(json.dumps(r))
     command = f"make bench-ml1m (benchmarks/bench_ml1m.py --sasrec-epochs {r['sasrec_epochs_cap']})"
-    write_section(ROOT / "BENCHMARKS.md", BEGIN, END, report(r, command))
+    write_section(ROOT / "BENCHMARKS.md", BEGIN, END, report(r, command, args.note))
 
 
 if __name__ == "__main__":
