@@ -309,3 +309,35 @@ def test_top_k_and_embed_check_their_arguments(
     with pytest.raises(ConfigError, match="unknown encoder 'bert'"):
         embed_texts(ds, "items", tmp_path / "e", encoder="bert")
     assert not (tmp_path / "e").exists()
+
+
+def test_export_carries_titles_and_writes_csv_or_jsonl(
+    served_model_dir: Path, tmp_path: Path
+) -> None:
+    """From a trained folder: titles from its catalogue beside the ids; --format csv/jsonl
+    adds one file of every row, the same rows as the Parquet parts."""
+    import json
+
+    from typer.testing import CliRunner
+
+    catalogue = pd.read_parquet(served_model_dir / "items.parquet")
+    title = dict(zip(catalogue[C.ITEM_ID].astype(str), catalogue[C.TITLE], strict=True))
+    for fmt in ("csv", "jsonl"):
+        out = tmp_path / fmt
+        r = CliRunner().invoke(
+            app, ["jobs", "recommend", "--model", str(served_model_dir), "--out", str(out),
+                  "-k", "3", "--format", fmt],
+        )  # fmt: skip
+        assert r.exit_code == 0, r.output
+        parts = read_output(out)
+        assert (parts[C.TITLE] == parts[C.ITEM_ID].map(title)).all()
+        path = out / f"recommendations.{fmt}"
+        if fmt == "csv":
+            rows = pd.read_csv(path, dtype={C.USER_ID: str, C.ITEM_ID: str})
+        else:
+            rows = pd.DataFrame([json.loads(line) for line in path.read_text().splitlines()])
+        assert len(rows) == len(parts) and set(rows.columns) == set(parts.columns)
+        assert rows[C.TITLE].tolist() == rows[C.ITEM_ID].map(title).tolist()
+    bad = CliRunner().invoke(app, ["jobs", "recommend", "--model", str(served_model_dir),
+                                   "--out", str(tmp_path / "x"), "--format", "xml"])  # fmt: skip
+    assert bad.exit_code != 0 and "use one of parquet, csv, jsonl" in str(bad.exception)

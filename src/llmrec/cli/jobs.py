@@ -76,12 +76,19 @@ def recommend_command(
     ray_address: AddressOption = None,
     workers: WorkersOption = 2,
     batch_size: BatchOption = 1024,
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="parquet (parts), or also one csv or jsonl file of all rows"),
+    ] = "parquet",
 ) -> None:
-    """Top-k for every user of a saved model: user_id, rank, item_id, score, source."""
+    """Top-k for every user of a saved model: user_id, rank, item_id, title, score, source."""
     from llmrec.jobs.recommend import batch_recommend
 
     run = _run(engine, ray_address, workers, batch_size)
-    _report(batch_recommend(_load(model), out_dir, run, k=k, exclude_seen=exclude_seen))
+    folder = model_folder(model)
+    with err.status(f"recommending from {folder}"):
+        result = batch_recommend(folder, out_dir, run, k=k, exclude_seen=exclude_seen, fmt=fmt)
+    _report(result)
 
 
 @app.command("embed")

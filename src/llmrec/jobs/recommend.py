@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from llmrec.data import columns as C
 from llmrec.errors import LlmrecError
-from llmrec.jobs.engine import JobResult, Run, resolve, run_job
+from llmrec.jobs.engine import JobResult, Run, read_output, resolve, run_job
 from llmrec.models.base import Recommender
 
 SCHEMA = pa.schema(
@@ -23,18 +23,23 @@ SCHEMA = pa.schema(
         (C.USER_ID, pa.string()),
         ("rank", pa.int32()),
         (C.ITEM_ID, pa.string()),
+        (C.TITLE, pa.string()),  # the catalogue's title (the id where none is known)
         ("score", pa.float64()),
         ("source", pa.string()),
     ]
 )
+FORMATS = ("parquet", "csv", "jsonl")
 
 
 class TopKBatch:
     """One partition of users (a ``user_idx`` column) -> their lists, one row per item."""
 
-    def __init__(self, model: Recommender, k: int, exclude_seen: bool) -> None:
+    def __init__(
+        self, model: Recommender, k: int, exclude_seen: bool, titles: np.ndarray | None = None
+    ) -> None:
         self.model: Recommender = resolve(model)
         self.k, self.exclude_seen = k, exclude_seen
+        self.titles = resolve(titles) if titles is not None else self.model.items_.ids
 
     def __call__(self, batch: pd.DataFrame) -> pa.Table:
         m = self.model
@@ -47,6 +52,7 @@ class TopKBatch:
                 pa.array(m.users_.ids[idx[top.row]]),
                 pa.array(rank, pa.int32()),
                 pa.array(m.items_.ids[top.item_idx]),
+                pa.array(np.asarray(self.titles, dtype=object)[top.item_idx], pa.string()),
                 pa.array(top.score, pa.float64()),
                 pa.array(sources, pa.string()),
             ],
@@ -61,13 +67,26 @@ def batch_recommend(
     k: int = 10,
     exclude_seen: bool = True,
     users: list[str] | None = None,
+    titles: dict[str, str] | None = None,
+    fmt: str = "parquet",
 ) -> JobResult:
-    """Top-``k`` for ``users`` (default: every user the model knows) into ``out``."""
+    """Top-``k`` for ``users`` (default: every user the model knows) into ``out``, with each
+    item's title from ``titles`` (item id -> title; default: the model folder's catalogue
+    when ``model`` is a folder). ``fmt`` csv or jsonl adds one ``recommendations.csv`` /
+    ``.jsonl`` file of every row beside the Parquet parts."""
     run = run or Run()
     if k < 1:
         raise LlmrecError("k must be at least 1")
+    if fmt not in FORMATS:
+        raise LlmrecError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
     if not isinstance(model, Recommender):
-        model = Recommender.load(model)
+        folder = Path(model)
+        model = Recommender.load(folder)
+        if titles is None and (folder / "items.parquet").is_file():
+            table = pd.read_parquet(folder / "items.parquet", columns=[C.ITEM_ID, C.TITLE])
+            titles = dict(
+                zip(table[C.ITEM_ID].astype(str), table[C.TITLE].astype(str), strict=True)
+            )
     model._check_fitted()
     if users is None:
         idx = np.arange(len(model.users_))
@@ -76,14 +95,32 @@ def batch_recommend(
         if (idx < 0).any():
             missing = [u for u, i in zip(users, idx, strict=True) if i < 0][:5]
             raise LlmrecError(f"unknown user ids: {', '.join(missing)}")
+    ids = model.items_.ids
+    names = np.array([(titles or {}).get(str(i), str(i)) for i in ids], dtype=object)
     params = {"model": model.name, "k": k, "exclude_seen": exclude_seen, "users": len(idx)}
-    return run_job(
+    result = run_job(
         "recommend",
         pd.DataFrame({"user_idx": idx}),
         TopKBatch,
         {"k": k, "exclude_seen": exclude_seen},
         out,
         run,
-        shared={"model": model},
+        shared={"model": model, "titles": names},
         params=params,
     )
+    if fmt != "parquet":
+        _export(out, fmt)
+    return result
+
+
+def _export(out: Path, fmt: str) -> None:
+    """Every row of the job's Parquet parts as one CSV or JSON Lines file in ``out``, written
+    to a temporary name and renamed (no half-written file)."""
+    rows = read_output(out).sort_values([C.USER_ID, "rank"], kind="stable")
+    target = Path(out) / f"recommendations.{fmt}"
+    tmp = target.with_name(f".{target.name}.tmp")
+    if fmt == "csv":
+        rows.to_csv(tmp, index=False)
+    else:
+        rows.to_json(tmp, orient="records", lines=True, force_ascii=False)
+    tmp.replace(target)
