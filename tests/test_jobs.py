@@ -341,3 +341,34 @@ def test_export_carries_titles_and_writes_csv_or_jsonl(
     bad = CliRunner().invoke(app, ["jobs", "recommend", "--model", str(served_model_dir),
                                    "--out", str(tmp_path / "x"), "--format", "xml"])  # fmt: skip
     assert bad.exit_code != 0 and "use one of parquet, csv, jsonl" in str(bad.exception)
+
+
+def test_export_reflects_the_events_stored_since_training(
+    served_model_dir: Path, tmp_path: Path
+) -> None:
+    """With an events store, the export is what the service would serve: a disliked item
+    leaves that user's list, a deleted user gets none; without --db and no store, the folder
+    alone (as before)."""
+    from typer.testing import CliRunner
+
+    from llmrec.service.store import Store
+
+    db = f"sqlite:///{tmp_path / 'events.db'}"
+    runner = CliRunner()
+    args = ["jobs", "recommend", "--model", str(served_model_dir), "-k", "5"]
+    plain = tmp_path / "plain"
+    assert runner.invoke(app, [*args, "--out", str(plain), "--db", db]).exit_code == 0
+    before = _lists(read_output(plain))
+    top = before["u1"][0]
+    store = Store(db)
+    store.add_events([{"event_id": None, C.USER_ID: "u1", C.ITEM_ID: top, C.EVENT: "dislike",
+                       C.VALUE: None, C.TIMESTAMP: 10**9, C.DEVICE: None, C.LOCATION: None,
+                       C.SCENARIO: None}])  # fmt: skip
+    store.delete_user("u2")
+    store.close()
+    after = tmp_path / "after"
+    r = runner.invoke(app, [*args, "--out", str(after), "--db", db])
+    assert r.exit_code == 0, r.output
+    lists = _lists(read_output(after))
+    assert top not in lists["u1"] and len(lists["u1"]) == 5
+    assert "u2" not in lists and "u2" in before

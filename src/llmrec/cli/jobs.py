@@ -80,14 +80,44 @@ def recommend_command(
         str,
         typer.Option("--format", help="parquet (parts), or also one csv or jsonl file of all rows"),
     ] = "parquet",
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="events store whose events since training the lists reflect "
+            "(default: $LLMREC_HOME's, when there is one)"
+        ),
+    ] = None,
 ) -> None:
-    """Top-k for every user of a saved model: user_id, rank, item_id, title, score, source."""
+    """Top-k for every user of a saved model: user_id, rank, item_id, title, score, source.
+    Like the service, the lists reflect the events stored since training (dislikes leave
+    them, deleted users get none)."""
     from llmrec.jobs.recommend import batch_recommend
 
     run = _run(engine, ray_address, workers, batch_size)
     folder = model_folder(model)
-    with err.status(f"recommending from {folder}"):
-        result = batch_recommend(folder, out_dir, run, k=k, exclude_seen=exclude_seen, fmt=fmt)
+    if db is None and not get_settings().events_db.exists():  # no store: the folder alone
+        with err.status(f"recommending from {folder}"):
+            result = batch_recommend(folder, out_dir, run, k=k, exclude_seen=exclude_seen, fmt=fmt)
+        _report(result)
+        return
+    from llmrec.cli.serve import open_store
+    from llmrec.jobs.recommend import folder_titles
+    from llmrec.service.live import LiveModel
+
+    store = open_store(db, create=False)
+    with err.status(f"loading {folder} and the events stored since"):
+        live = LiveModel(folder, store, llm="off")
+        blocked = live.exclusions()
+        deleted = store.deleted_users()
+        users = [u for u in live.model.users_.ids if u not in deleted]
+    try:
+        with err.status("recommending"):
+            result = batch_recommend(
+                live.model, out_dir, run, k=k, exclude_seen=exclude_seen, users=users,
+                titles=folder_titles(folder), fmt=fmt, blocked=blocked,
+            )  # fmt: skip
+    finally:
+        live.close()
     _report(result)
 
 

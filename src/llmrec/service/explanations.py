@@ -11,9 +11,18 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import replace
+from typing import Any
 
-from llmrec.llm.explain import Evidence, Explainer, Explanation, Kind, template
+import numpy as np
+import pandas as pd
+
+from llmrec.data import columns as C
+from llmrec.llm.explain import LIKED, Evidence, Explainer, Explanation, Kind, template
 from llmrec.llm.runtime import LanguageModel, LazyLM, LLMConfig, LLMUnavailable, check_available
+from llmrec.llm.safety import natural_title
+from llmrec.models.base import Recommender
+from llmrec.text.templates import user_text
 
 log = logging.getLogger(__name__)
 
@@ -87,3 +96,72 @@ def language_model(choice: str) -> LanguageModel | None:
             raise
         log.warning("explanations use templates: %s", e)
         return None
+
+
+class EvidenceFor:
+    """What an explanation may rest on, read from the live model's state: a mixin of
+    ``LiveModel`` (called under its lock)."""
+
+    model: Recommender
+    _facts: dict[str, dict[str, Any]]
+    _profiles: dict[str, dict[str, Any]]
+    _user_pos: dict[str, int]
+    _base: pd.DataFrame
+    _live: pd.DataFrame
+
+    def _vectors(self) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def _title_of(self, item_id: str) -> str:
+        raise NotImplementedError
+
+    def _evidence(self, user_id: str, item_id: str) -> Evidence:
+        """What an explanation of ``item_id`` for ``user_id`` may rest on: the history item
+        most similar to it by text (the most recent one for models without text), its
+        rating, and their shared genres; only popularity for a user without history."""
+        m = self.model
+        i = m.items_.position(item_id)
+        facts = self._facts.get(item_id, {})
+        genres = tuple(facts.get(C.GENRES) or ())
+        profile = self._profiles.get(user_id)
+        base = Evidence(
+            item_id,
+            natural_title(self._title_of(item_id)),
+            genres,
+            profile=user_text(profile, []) if profile else "",
+        )
+        u = self._user_pos.get(user_id)
+        history = m.history_[u].indices if u is not None else np.zeros(0, np.int64)
+        history = history[history != i]
+        if not len(history):
+            return base
+        vecs = self._vectors()
+        if vecs is None:
+            recent = m.recency_[u]
+            keep = recent.indices != i
+            j = int(recent.indices[keep][np.argmin(recent.data[keep])])
+        else:
+            j = int(history[np.argmax(vecs[history] @ vecs[i])])
+        other = str(m.items_.ids[j])
+        rating, liked = self._rating(u, other)
+        other_genres = set(self._facts.get(other, {}).get(C.GENRES) or ())
+        return replace(
+            base,
+            because_title=natural_title(self._title_of(other)),
+            because_rating=rating,
+            because_liked=liked,
+            shared=tuple(g for g in genres if g in other_genres),
+        )
+
+    def _rating(self, u: int, item_id: str) -> tuple[float | None, bool]:
+        """The user's latest rating of the item (None if unrated) and whether they liked it
+        (a like event or a rating at or above ``LIKED``)."""
+        rating, liked = None, False
+        for part in (self._base, self._live):
+            mine = part[part["user_idx"].to_numpy() == u]  # ints first: cheaper than ids
+            mine = mine[mine[C.ITEM_ID] == item_id]
+            for e, v in zip(mine[C.EVENT], mine[C.VALUE], strict=True):
+                if pd.notna(v) and e == "rate":
+                    rating = float(v)
+                liked = liked or e == "like"
+        return rating, liked or (rating is not None and rating >= LIKED)

@@ -31,17 +31,16 @@ from llmrec.data.ids import IdMap
 from llmrec.data.matrix import TrainData
 from llmrec.errors import LlmrecError
 from llmrec.eval.evaluate import genre_vectors
-from llmrec.llm.explain import LIKED, Evidence, Explainer, Explanation, Kind
-from llmrec.llm.safety import OutputChecker, natural_title
+from llmrec.llm.explain import Explainer, Explanation, Kind
+from llmrec.llm.safety import OutputChecker
 from llmrec.models.base import Recommender
 from llmrec.online.policies import EpsilonGreedySlate
 from llmrec.ranking.rerank import Reranker, RerankSpec
 from llmrec.service.browse import BrowseQueries
 from llmrec.service.coldstart import ColdStart
 from llmrec.service.errors import UnknownItemError, UnknownUserError
-from llmrec.service.explanations import Explanations, language_model
+from llmrec.service.explanations import EvidenceFor, Explanations, language_model
 from llmrec.service.folder import ITEMS_FILE, LOG_FILE, USERS_FILE, read_profiles
-from llmrec.text.templates import user_text
 
 if TYPE_CHECKING:
     from llmrec.service.store import Store
@@ -69,7 +68,7 @@ class Recommended:
 COLD_SOURCES = ("popular", "text-neighbours")
 
 
-class LiveModel(BrowseQueries, ColdStart):
+class LiveModel(BrowseQueries, ColdStart, EvidenceFor):
     """Thread-safe: every public method takes the one lock (scoring is serial anyway)."""
 
     def __init__(
@@ -432,6 +431,12 @@ class LiveModel(BrowseQueries, ColdStart):
                 return np.asarray(v)
         return None
 
+    def exclusions(self) -> dict[str, set[str]]:
+        """Per user, what every list of theirs leaves out (dislikes and near-duplicates)."""
+        with self._lock:
+            self._current()
+            return {u: self._blocked(u) for u in self._dislikes}
+
     def _blocked(self, user_id: str) -> set[str]:
         """Disliked items and their near-duplicates."""
         disliked = [i for i, _ in self._dislikes.get(user_id, [])]
@@ -445,54 +450,3 @@ class LiveModel(BrowseQueries, ColdStart):
             near = (vecs[idx] @ vecs.T >= self.near_duplicate).any(axis=0)
             out |= set(m.items_.ids[near].tolist())
         return out
-
-    def _evidence(self, user_id: str, item_id: str) -> Evidence:
-        """What an explanation of ``item_id`` for ``user_id`` may rest on: the history item
-        most similar to it by text (the most recent one for models without text), its
-        rating, and their shared genres; only popularity for a user without history."""
-        m = self.model
-        i = m.items_.position(item_id)
-        facts = self._facts.get(item_id, {})
-        genres = tuple(facts.get(C.GENRES) or ())
-        profile = self._profiles.get(user_id)
-        base = Evidence(
-            item_id,
-            natural_title(self._title_of(item_id)),
-            genres,
-            profile=user_text(profile, []) if profile else "",
-        )
-        u = self._user_pos.get(user_id)
-        history = m.history_[u].indices if u is not None else np.zeros(0, np.int64)
-        history = history[history != i]
-        if not len(history):
-            return base
-        vecs = self._vectors()
-        if vecs is None:
-            recent = m.recency_[u]
-            keep = recent.indices != i
-            j = int(recent.indices[keep][np.argmin(recent.data[keep])])
-        else:
-            j = int(history[np.argmax(vecs[history] @ vecs[i])])
-        other = str(m.items_.ids[j])
-        rating, liked = self._rating(u, other)
-        other_genres = set(self._facts.get(other, {}).get(C.GENRES) or ())
-        return replace(
-            base,
-            because_title=natural_title(self._title_of(other)),
-            because_rating=rating,
-            because_liked=liked,
-            shared=tuple(g for g in genres if g in other_genres),
-        )
-
-    def _rating(self, u: int, item_id: str) -> tuple[float | None, bool]:
-        """The user's latest rating of the item (None if unrated) and whether they liked it
-        (a like event or a rating at or above ``LIKED``)."""
-        rating, liked = None, False
-        for part in (self._base, self._live):
-            mine = part[part["user_idx"].to_numpy() == u]  # ints first: cheaper than ids
-            mine = mine[mine[C.ITEM_ID] == item_id]
-            for e, v in zip(mine[C.EVENT], mine[C.VALUE], strict=True):
-                if pd.notna(v) and e == "rate":
-                    rating = float(v)
-                liked = liked or e == "like"
-        return rating, liked or (rating is not None and rating >= LIKED)
