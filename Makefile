@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-fairness bench-fold-in bench-ml1m probe-new-item screenshots clean
+.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-ml1m probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -76,6 +76,10 @@ bench-scale: $(STAMP)
 # BPR's 4-point grid against an 18-point one, ml-100k and ibm-articles, 3 seeds (~15 min)
 bench-bpr: data
 	$(BIN)/python benchmarks/bench_bpr.py
+
+# BPR's early stopping on single validation checks vs their trailing mean (~10 min)
+bench-bpr-epochs: data
+	$(BIN)/python benchmarks/bench_bpr_epochs.py
 
 # user-group gaps, exposure, calibration and rerankers on ml-100k and ml-1m (~25 min)
 bench-fairness: data

@@ -57,9 +57,12 @@ def valid_score_of(score_matrix: np.ndarray, split: Split) -> float:
 
 
 def _fit_early_stopped(
-    model: Recommender, split: Split, eval_every: int, patience: int
+    model: Recommender, split: Split, eval_every: int, patience: int, smooth: int = 1
 ) -> tuple[float, int, float]:
-    """Train epoch by epoch; keep the state of the best validation epoch.
+    """Train epoch by epoch; keep the state of the best validation epoch. With ``smooth`` > 1
+    an epoch is judged by the mean of its check and the ``smooth - 1`` before it: where
+    check-to-check noise is larger than the trend (BPR), the first lucky check no longer
+    wins over a plateau reached later.
 
     Returns (best score, best epoch, training seconds up to that epoch, evaluation excluded).
     """
@@ -67,10 +70,12 @@ def _fit_early_stopped(
     snapshot: dict | None = None
     last_epoch = model.config.epochs  # type: ignore[attr-defined]
     seconds, t0 = 0.0, time.perf_counter()
+    recent: list[float] = []
     for epoch in model.fit_epochs(split.valid_train):
         seconds += time.perf_counter() - t0
         if epoch % eval_every == 0 or epoch == last_epoch:
-            score = valid_score(model, split)
+            recent = [*recent, valid_score(model, split)][-smooth:]
+            score = sum(recent) / len(recent)
             if score > best:
                 best, best_epoch, best_seconds, bad = score, epoch, seconds, 0
                 snapshot = copy.deepcopy(model._state())
@@ -121,7 +126,7 @@ def tune(
         model = model_cls(**params)
         if model_cls.iterative:
             score, epochs, seconds = _fit_early_stopped(
-                model, split, model_cls.eval_every, model_cls.patience
+                model, split, model_cls.eval_every, model_cls.patience, model_cls.smooth_checks
             )
             params = {**params, "epochs": epochs}
             model.config = model.config.model_copy(update={"epochs": epochs})

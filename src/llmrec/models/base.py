@@ -67,6 +67,8 @@ class Recommender(ABC):
     iterative: ClassVar[bool] = False
     eval_every: ClassVar[int] = 10  # epochs between validation checks (iterative models)
     patience: ClassVar[int] = 5  # checks without improvement before stopping
+    # checks averaged (trailing) before comparing epochs: >1 where single checks are noise
+    smooth_checks: ClassVar[int] = 1
     # Composite models (built from other models) tune their parts themselves: ``tune_on``.
     composite: ClassVar[bool] = False
 
