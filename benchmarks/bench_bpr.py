@@ -137,7 +137,8 @@ def main() -> None:
     lines += [
         "",
         "`chosen`: embedding/learning rate/reg per seed. " + verdict + " Early stopping here "
-        "judged single validation checks; BPR now judges the trailing mean of 3 (next section).",
+        "judged single validation checks; BPR now judges the trailing mean of 3 (\"BPR's epoch "
+        'choice" below).',
         "",
     ]
     write_section(ROOT / "BENCHMARKS.md", BEGIN, END, lines)
