@@ -134,6 +134,20 @@ def test_a_stalled_body_gets_408_and_frees_the_connection(
         assert httpx.get(srv.url + "/healthz").status_code == 200
 
 
+def test_slow_headers_are_cut_off(served_model_dir: Path, home: Path, tmp_path: Path) -> None:
+    """A client that connects and sends its headers slowly (or nothing) is disconnected after
+    --header-timeout; a normal request on the same server is still answered."""
+    db = f"sqlite:///{tmp_path / 'events.db'}"
+    with serve(served_model_dir, db, home, ["--header-timeout", "1"]) as srv:
+        host, port = srv.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=60) as silent:
+            assert silent.recv(1024) == b""  # closed by the server, nothing answered
+        with socket.create_connection((host, int(port)), timeout=60) as slow:
+            slow.sendall(b"GET /healthz HTTP/1.1\r\nHo")
+            assert slow.recv(1024) == b""
+        assert httpx.get(srv.url + "/healthz").status_code == 200
+
+
 def test_nul_and_control_characters_get_422_on_both_stores(
     served_model_dir: Path, db: str, home: Path
 ) -> None:

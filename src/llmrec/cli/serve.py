@@ -107,6 +107,10 @@ def serve_command(
         str | None,
         typer.Option(help="post-ranking stage for every list: mmr=S, calibrated=S or tail=S"),
     ] = None,
+    header_timeout: Annotated[
+        float,
+        typer.Option(min=0.01, help="seconds a client may take to send a request's headers"),
+    ] = 10.0,
 ) -> None:
     """Serve recommendations over HTTP (OpenAPI at /docs); events take effect at once."""
     import uvicorn
@@ -160,8 +164,11 @@ def serve_command(
             highlight=False,
             soft_wrap=True,
         )
+    from llmrec.service.protocol import header_timeout_protocol
+
     uvicorn.run(
         create_app(service, max_in_flight=max_in_flight, body_timeout=body_timeout),
+        http=header_timeout_protocol(header_timeout),
         host=host,
         port=port,
         access_log=False,  # ours has no ids in it (llmrec.service logger)
