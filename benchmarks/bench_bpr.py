@@ -12,7 +12,6 @@ Measured with early stopping on single validation checks; BPR now judges the tra
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -24,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _sections import write_section  # noqa: E402
+from _sections import pooled_p, seeds_parser, write_section  # noqa: E402
 from llmrec.config import get_settings  # noqa: E402
 from llmrec.data import dataset as store  # noqa: E402
 from llmrec.data.fetch import fetch  # noqa: E402
@@ -86,12 +85,7 @@ def measure(dataset: str, seeds: list[int]) -> dict[str, dict[str, Any]]:
 
 
 def main() -> None:
-    from scipy import stats
-
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--datasets", nargs="*", default=["ml-100k", "ibm-articles"])
-    ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
-    args = ap.parse_args()
+    args = seeds_parser(__doc__).parse_args()
     n_wide = int(np.prod([len(v) for v in NEW_GRID.values()]))
     grids = (
         f"kept (`BPR.search_space`) {OLD_GRID} (embedding 64; 4 configurations), "
@@ -114,11 +108,7 @@ def main() -> None:
     for dataset in args.datasets:
         o = measure(dataset, args.seeds)
         old, new = statistics.median(o["kept"]["ndcg"]), statistics.median(o["wide"]["ndcg"])
-        p = stats.wilcoxon(
-            np.concatenate(o["wide"]["per_user"]),
-            np.concatenate(o["kept"]["per_user"]),
-            zero_method="zsplit",
-        ).pvalue
+        p = pooled_p(o["wide"]["per_user"], o["kept"]["per_user"])
         chosen = "; ".join(
             f"{c['embedding_size']}/{c['learning_rate']}/{c['reg']}" for c in o["wide"]["params"]
         )

@@ -11,18 +11,15 @@ epochs, and Wilcoxon paired tests on per-user NDCG@10 (seeds pooled).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _sections import write_section  # noqa: E402
+from _sections import pooled_p, seeds_parser, write_section  # noqa: E402
 from bench_bpr import library_defaults  # noqa: E402
 from llmrec.config import get_settings  # noqa: E402
 from llmrec.data import dataset as store  # noqa: E402
@@ -64,12 +61,7 @@ def measure(dataset: str, seeds: list[int]) -> dict[str, dict[str, list[Any]]]:
 
 
 def main() -> None:
-    from scipy import stats
-
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--datasets", nargs="*", default=["ml-100k", "ibm-articles"])
-    ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
-    args = ap.parse_args()
+    args = seeds_parser(__doc__).parse_args()
     lines = [
         "## BPR's epoch choice (issue #28.7)",
         "",
@@ -88,12 +80,9 @@ def main() -> None:
     for dataset in args.datasets:
         o = measure(dataset, args.seeds)
         med = {v: statistics.median(x["ndcg"]) for v, x in o.items()}
-        pool = {v: np.concatenate(x["per_user"]) for v, x in o.items()}
 
-        def p(a: str, b: str, pool: dict[str, np.ndarray] = pool) -> str:
-            if not np.any(pool[a] != pool[b]):
-                return "1"
-            return f"{stats.wilcoxon(pool[a], pool[b], zero_method='zsplit').pvalue:.2g}"
+        def p(a: str, b: str, o: dict[str, dict[str, list[Any]]] = o) -> str:
+            return f"{pooled_p(o[a]['per_user'], o[b]['per_user']):.2g}"
 
         lines.append(
             f"| {dataset} | {med['single']:.4f} | {', '.join(map(str, o['single']['epochs']))} "

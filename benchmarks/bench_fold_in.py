@@ -11,17 +11,14 @@ a Wilcoxon paired test on per-user NDCG@10 (seeds pooled) to BENCHMARKS.md.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _sections import write_section  # noqa: E402
+from _sections import pooled_p, seeds_parser, write_section  # noqa: E402
 from llmrec.config import get_settings  # noqa: E402
 from llmrec.data import dataset as store  # noqa: E402
 from llmrec.data.fetch import fetch  # noqa: E402
@@ -50,12 +47,8 @@ def measure(dataset: str, model: str, seeds: list[int]) -> dict[bool, dict[str, 
 
 
 def main() -> None:
-    from scipy import stats
-
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--datasets", nargs="*", default=["ml-100k", "ibm-articles"])
+    ap = seeds_parser(__doc__)
     ap.add_argument("--models", nargs="*", default=["als", "bpr"])
-    ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     args = ap.parse_args()
     lines = [
         "## Fold-in of factor models at observe time",
@@ -73,11 +66,7 @@ def main() -> None:
         for model in args.models:
             o = measure(dataset, model, args.seeds)
             off, on = statistics.median(o[False]["ndcg"]), statistics.median(o[True]["ndcg"])
-            p = stats.wilcoxon(
-                np.concatenate(o[True]["per_user"]),
-                np.concatenate(o[False]["per_user"]),
-                zero_method="zsplit",
-            ).pvalue
+            p = pooled_p(o[True]["per_user"], o[False]["per_user"])
             lines.append(
                 f"| {dataset} | {model} | {off:.4f} | {on:.4f} | {on / off:.2f} | {p:.2g} |"
             )
