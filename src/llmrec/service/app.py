@@ -43,7 +43,7 @@ from llmrec.service.middleware import (
     BodyLimit,
     InFlightLimit,
 )
-from llmrec.service.ops import install_ops
+from llmrec.service.ops import Metrics, install_ops
 from llmrec.service.redaction import swallow_handled_errors
 from llmrec.service.reports import Reports
 from llmrec.service.schemas import (
@@ -169,7 +169,8 @@ def create_app(
         ),
     )
 
-    app.add_middleware(AccessLog)
+    metrics = Metrics()
+    app.add_middleware(AccessLog, metrics=metrics)
 
     def role(needed: str) -> Callable[..., Awaitable[Key]]:
         async def check(
@@ -194,7 +195,7 @@ def create_app(
         return check
 
     reader, writer, admin = Depends(role("read")), Depends(role("write")), Depends(role("admin"))
-    metrics = install_ops(app, lambda: service.live.version, admin)
+    install_ops(app, metrics, lambda: service.live.version, admin)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

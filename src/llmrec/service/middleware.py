@@ -8,10 +8,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmrec.service.errors import error_response
+
+if TYPE_CHECKING:
+    from llmrec.service.ops import Metrics
 
 log = logging.getLogger("llmrec.service")
 MAX_BODY = 1 << 20  # bytes
@@ -20,10 +24,11 @@ BODY_TIMEOUT = 30.0  # seconds a client may take between two parts of its body
 
 
 class AccessLog:
-    """One line per request: method, route template (no ids), status, time, key id."""
+    """One line per request: method, route template (no ids), status, time, key id; and the
+    same facts into ``metrics`` (``ops.Metrics``) when given, so one wrapper times a request."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
+        self.app, self.metrics = app, metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,18 +43,25 @@ class AccessLog:
                 status = message["status"]
             await send(message)
 
+        if self.metrics is not None:
+            self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, capture)
         finally:
-            route = scope.get("route")
+            route = getattr(scope.get("route"), "path", "?")  # the template: no ids
+            seconds = time.perf_counter() - t0
             log.info(
                 "%s %s %d %.1fms key=%s",
                 scope["method"],
-                getattr(route, "path", "?"),  # the template: no ids in the log
+                route,
                 status,
-                (time.perf_counter() - t0) * 1000,
+                seconds * 1000,
                 scope.get("state", {}).get("key_id", "-"),
             )
+            if self.metrics is not None:
+                self.metrics.in_flight.dec()
+                self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+                self.metrics.latency.labels(route).observe(seconds)
 
 
 class BodyLimit:

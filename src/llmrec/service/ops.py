@@ -11,7 +11,6 @@ default page loads its scripts from a CDN and is blank offline.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +26,6 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -55,41 +53,10 @@ class Metrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-class RequestMetrics:
-    """Counts and times every HTTP request by its route template (unmatched: '?')."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        t0, status = time.perf_counter(), 500
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        m = self.metrics
-        m.in_flight.inc()
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            m.in_flight.dec()
-            route = getattr(scope.get("route"), "path", "?")
-            m.requests.labels(scope["method"], route, str(status)).inc()
-            m.latency.labels(route).observe(time.perf_counter() - t0)
-
-
-def install_ops(app: FastAPI, version: Callable[[], str], guard: Any) -> Metrics:
-    """``/metrics`` (behind ``guard``, an admin-key dependency) and the offline ``/docs``."""
+def install_ops(app: FastAPI, metrics: Metrics, version: Callable[[], str], guard: Any) -> None:
+    """``/metrics`` (behind ``guard``, an admin-key dependency; ``middleware.AccessLog`` fills
+    the request series) and the offline ``/docs``."""
     import swagger_ui_bundle
-
-    metrics = Metrics()
-    app.add_middleware(RequestMetrics, metrics=metrics)
 
     @app.get("/metrics", include_in_schema=False, dependencies=[guard])
     def prometheus() -> Response:
@@ -108,5 +75,3 @@ def install_ops(app: FastAPI, version: Callable[[], str], guard: Any) -> Metrics
             swagger_css_url="/docs-assets/swagger-ui.css",
             swagger_favicon_url="/docs-assets/favicon-32x32.png",
         )
-
-    return metrics
