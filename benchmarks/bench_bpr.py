@@ -23,11 +23,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _sections import pooled_p, seeds_parser, write_section  # noqa: E402
+from _sections import seeds_parser, write_section  # noqa: E402
 from llmrec.config import get_settings  # noqa: E402
 from llmrec.data import dataset as store  # noqa: E402
 from llmrec.data.fetch import fetch  # noqa: E402
 from llmrec.eval.protocols import make_split  # noqa: E402
+from llmrec.eval.report import pooled_p  # noqa: E402
 from llmrec.eval.runner import run  # noqa: E402
 from llmrec.models.mf import BPR  # noqa: E402
 

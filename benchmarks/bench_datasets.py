@@ -131,7 +131,7 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def report(results: list[dict[str, Any]], command: str) -> list[str]:
-    from scipy import stats
+    from llmrec.eval.report import pooled_p
 
     lines = [
         "## Every model on four datasets (issue #19)",
@@ -173,7 +173,7 @@ def report(results: list[dict[str, Any]], command: str) -> list[str]:
                 p = "—"
             else:
                 x, y = best["per_user_ndcg@10"], r["per_user_ndcg@10"]
-                p = f"{stats.wilcoxon(x, y, zero_method='zsplit').pvalue:.2g}"
+                p = f"{pooled_p([np.asarray(x)], [np.asarray(y)]):.2g}"
             vals = " | ".join(f"{r['metrics'].get(c, float('nan')):.4f}" for c in cols)
             name_md = f"**{r['model']}**" if r is best else r["model"]
             lines.append(f"| {name_md} | {vals} | {p} | {r['tune_seconds']:.0f} |")

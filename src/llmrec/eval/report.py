@@ -35,12 +35,18 @@ CHART_PANELS = (
 )
 
 
-def paired_p(a: EvalRun, b: EvalRun, metric: str = "ndcg@10") -> float:
-    """Two-sided Wilcoxon signed-rank p-value on per-user ``metric`` (same users, same split)."""
-    x, y = a.per_user[metric], b.per_user[metric]
+def pooled_p(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
+    """Two-sided Wilcoxon signed-rank p on per-user values, the runs (seeds) of each side
+    concatenated in the same order; 1.0 when they differ in length or nowhere."""
+    x, y = np.concatenate(list(a)), np.concatenate(list(b))
     if len(x) != len(y) or not np.any(x != y):
         return 1.0
     return float(stats.wilcoxon(x, y, zero_method="zsplit").pvalue)
+
+
+def paired_p(a: EvalRun, b: EvalRun, metric: str = "ndcg@10") -> float:
+    """``pooled_p`` of one run each (same users, same split)."""
+    return pooled_p([a.per_user[metric]], [b.per_user[metric]])
 
 
 def seeds_table(by_seed: Mapping[int, Sequence[EvalRun]]) -> Table:
@@ -61,13 +67,8 @@ def seeds_table(by_seed: Mapping[int, Sequence[EvalRun]]) -> Table:
         if m == best:
             p = "best"
         else:
-            x = np.concatenate([r.per_user["ndcg@10"] for r in rs])
-            y = np.concatenate([r.per_user["ndcg@10"] for r in runs[best]])
-            p = (
-                f"{stats.wilcoxon(x, y, zero_method='zsplit').pvalue:.2g}"
-                if np.any(x != y)
-                else "1"
-            )
+            mine = [r.per_user["ndcg@10"] for r in rs]
+            p = f"{pooled_p(mine, [r.per_user['ndcg@10'] for r in runs[best]]):.2g}"
         t.add_row(m, *cells, p)
     return t
 
