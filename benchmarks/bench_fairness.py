@@ -44,7 +44,7 @@ def score(model: Any, split: Any, spec: RerankSpec | None, seed: int) -> dict[st
     pop = np.asarray(split.train.matrix.sum(axis=0)).ravel()
     scored = model if spec is None else Reranked(model, spec, vectors, pop)
     r = evaluate(scored, split.test, split.train, item_vectors=vectors)
-    extra, _ = beyond_accuracy(
+    extra = beyond_accuracy(
         r.topk, split.test.candidates, split.test.targets,  # type: ignore[arg-type]
         model.history_[split.test.user_idx], pop, vectors,
     )  # fmt: skip

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from llmrec.ranking.rerank import CALIBRATION_ALPHA, genre_distribution
+from llmrec.ranking.rerank import CALIBRATION_ALPHA, genre_distribution, item_groups
 
 AGE_BANDS = (18, 25, 35, 45, 55)  # <18, 18-24, 25-34, 35-44, 45-54, 55+
 ITEM_GROUPS = ("head", "torso", "tail")  # ranking.rerank.item_groups' 0, 1, 2
@@ -32,11 +32,6 @@ class GroupGap:
     low: float  # bootstrap 95% interval of the gap
     high: float
     p: float  # permutation p-value: no difference between groups
-
-    @property
-    def ratio(self) -> float:
-        means = [m for _, m in self.groups.values()]
-        return min(means) / max(means) if max(means) > 0 else float("nan")
 
 
 def age_band(age: float) -> str:
@@ -181,16 +176,12 @@ def beyond_accuracy(
     popularity: np.ndarray,
     vectors: np.ndarray | None,
     k: int = 10,
-) -> tuple[dict[str, float], np.ndarray | None]:
-    """Exposure shares by item group and mean miscalibration at ``k`` for one stage's lists
-    (``topk`` in candidate positions), and the per-user miscalibration (None without genres)."""
-    from llmrec.ranking.rerank import item_groups
-
+) -> dict[str, float]:
+    """Exposure shares by item group and mean miscalibration at ``k`` (without genres, none)
+    for one stage's lists (``topk`` in candidate positions)."""
     items = topk if candidates is None else np.where(topk >= 0, candidates[topk], -1)
     goal = targets if candidates is None else np.where(targets >= 0, candidates[targets], -1)
     out = exposure(items, k, item_groups(popularity), goal)
-    per_user = None
     if vectors is not None:
-        per_user = miscalibration(history, items, k, vectors)
-        out[f"miscalibration@{k}"] = float(np.nanmean(per_user))
-    return out, per_user
+        out[f"miscalibration@{k}"] = float(np.nanmean(miscalibration(history, items, k, vectors)))
+    return out

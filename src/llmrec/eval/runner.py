@@ -101,7 +101,7 @@ def run(
     eval_seconds = time.perf_counter() - t0
     metrics = dict(result.metrics)
     history = tuned.model.history_[split.test.user_idx]
-    extra, _ = beyond_accuracy(
+    extra = beyond_accuracy(
         result.topk,
         split.test.candidates,
         split.test.targets,

@@ -50,8 +50,10 @@ class _Factors(Recommender):
     def observe(self, data: TrainData) -> Self:
         old = self.history_
         super().observe(data)
+        if not self.config.fold_in:  # type: ignore[attr-defined]
+            return self  # no comparison of the two histories: the service observes often
         users = changed_users(old, self.history_)
-        if self.config.fold_in and len(users):  # type: ignore[attr-defined]
+        if len(users):
             self.user_factors_ = np.array(self.user_factors_)  # a loaded array may be read-only
             self._fold_in(users)
         return self

@@ -60,11 +60,15 @@ def item_groups(popularity: np.ndarray) -> np.ndarray:
     return out
 
 
+def genre_shares(vectors: np.ndarray) -> np.ndarray:
+    """Each item's genres spread evenly (rows sum to 1; 0 for an item without genres)."""
+    return vectors / np.maximum(vectors.sum(axis=1, keepdims=True), 1e-12)
+
+
 def genre_distribution(rows: sp.csr_matrix, vectors: np.ndarray) -> np.ndarray:
-    """Per row, the mean over its items of each item's genres spread evenly (Steck's p)."""
-    per_item = vectors / np.maximum(vectors.sum(axis=1, keepdims=True), 1e-12)
+    """Per row, the mean over its items of each item's genre shares (Steck's p)."""
     counts = np.asarray(rows.sum(axis=1)).ravel()
-    dist = np.asarray(rows @ per_item)
+    dist = np.asarray(rows @ genre_shares(vectors))
     return dist / np.maximum(counts, 1e-12)[:, None]
 
 
@@ -130,6 +134,7 @@ class Reranker:
         if spec.name in ("mmr", "calibrated") and vectors is None:
             raise ConfigError(f"--rerank {spec}: needs item genres, and this catalogue has none")
         self.spec, self.vectors, self.pool = spec, vectors, pool
+        self.shares = genre_shares(vectors) if vectors is not None else None
         self.is_tail = (item_groups(popularity) == 2).astype(np.float64)
 
     def order(
@@ -141,14 +146,12 @@ class Reranker:
         s = self.spec.strength
         if self.spec.name == "tail":
             return tail_boost(rel, self.is_tail[item_idx], s, depth)
-        vec = self.vectors[item_idx]  # type: ignore[index]
+        assert self.vectors is not None and self.shares is not None  # checked in __init__
         if self.spec.name == "mmr":
-            return mmr(rel, vec, s, depth)
-        full = self.vectors  # type: ignore[assignment]
-        share = full[history] / np.maximum(full[history].sum(axis=1, keepdims=True), 1e-12)  # type: ignore[index]
-        target = share.mean(axis=0) if len(history) else np.zeros(full.shape[1])  # type: ignore[union-attr]
-        dist = vec / np.maximum(vec.sum(axis=1, keepdims=True), 1e-12)
-        return calibrated(rel, dist, target, s, depth)
+            return mmr(rel, self.vectors[item_idx], s, depth)
+        shares = self.shares
+        target = shares[history].mean(axis=0) if len(history) else np.zeros(shares.shape[1])
+        return calibrated(rel, shares[item_idx], target, s, depth)
 
 
 class Reranked:
