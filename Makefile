@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-ml1m probe-new-item screenshots clean
+.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-import bench-ml1m probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -84,6 +84,10 @@ bench-bpr-epochs: data
 # user-group gaps, exposure, calibration and rerankers on ml-100k and ml-1m (~25 min)
 bench-fairness: data
 	$(BIN)/python benchmarks/bench_fairness.py
+
+# import time and peak memory at 1M and 2M interactions (~3 min)
+bench-import: $(STAMP)
+	$(BIN)/python benchmarks/bench_import.py
 
 # ALS and BPR with fold-in off and on, ml-100k and ibm-articles, 3 seeds (~10 min)
 bench-fold-in: data

@@ -21,6 +21,7 @@ from llmrec.data.validate import (
     TimestampUnit,
     check_header,
     first_row,
+    holds_lists,
     ids,
     numbers,
     parse_numbers,
@@ -50,7 +51,7 @@ def as_text(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     for col in out.columns:
         values = out[col]
-        if values.map(lambda v: isinstance(v, list | tuple | np.ndarray)).any():
+        if holds_lists(values).any():
             continue
         out[col] = values.astype(object).where(values.notna(), "").astype(str)
     out.columns = [str(c) for c in out.columns]

@@ -71,10 +71,18 @@ def first_row(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0]) + 1
 
 
+def holds_lists(s: pd.Series) -> np.ndarray:
+    """Where ``s`` holds a list (a Parquet list column). A column pandas types as plain
+    strings or numbers (every CSV column) is answered without visiting each value."""
+    if s.dtype != object or pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
+        return np.zeros(len(s), dtype=bool)
+    return s.map(lambda v: isinstance(v, list | tuple | np.ndarray)).to_numpy()
+
+
 def ids(s: pd.Series, col: str, name: str) -> pd.Series:
     """Ids as stripped text: non-empty, no control characters, at most ``MAX_ID_LENGTH``
     characters, never a list (a Parquet list column is not an id)."""
-    is_list = s.map(lambda v: isinstance(v, list | tuple | np.ndarray)).to_numpy()
+    is_list = holds_lists(s)
     if is_list.any():
         raise DataError("a list where an id belongs", file=name, row=first_row(is_list), column=col)
     out = s.astype(str).str.strip()

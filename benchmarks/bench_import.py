@@ -1,0 +1,97 @@
+"""Import time and memory (issue #22): ``make bench-import``.
+
+Writes a synthetic interactions CSV (``user_id,item_id,timestamp,event``, 100k users, 20k
+items, seeded) of each size, runs ``llmrec data import`` on it in a fresh process, and
+records the wall time and the process's peak RSS; the same for a 1,000-row file gives the
+libraries' share, so the rest per row is what an import costs. Median of 3 runs per size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _sections import write_section  # noqa: E402
+
+BEGIN, END = "<!-- bench_import:begin -->", "<!-- bench_import:end -->"
+# the child reports its own peak: a wrapper process per run, so runs do not share a maximum
+PEAK = (
+    "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)"
+)
+
+
+def write_csv(path: Path, rows: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    pd.DataFrame(
+        {
+            "user_id": np.char.add("u", rng.integers(0, 100_000, rows).astype(str)),
+            "item_id": np.char.add("i", rng.integers(0, 20_000, rows).astype(str)),
+            "timestamp": 1_600_000_000 + np.arange(rows),
+            "event": rng.choice(["view", "click", "purchase"], rows),
+        }
+    ).to_csv(path, index=False)
+
+
+def measure(path: Path, home: Path) -> tuple[float, float]:
+    """(seconds, peak RSS in MiB) of one import in a fresh process."""
+    cmd = [sys.executable, "-c", PEAK, sys.executable, "-m", "llmrec.cli", "data", "import",
+           "bench", "--interactions", str(path)]  # fmt: skip
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, env={"LLMREC_HOME": str(home)})
+    seconds = time.perf_counter() - t0
+    if out.returncode:
+        raise RuntimeError(out.stderr[-2000:])
+    return seconds, int(out.stdout.strip().splitlines()[-1]) / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rows", nargs="*", type=int, default=[1_000_000, 2_000_000])
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    lines = [
+        "## Import time and memory (issue #22)",
+        "",
+        f"Command: `make bench-import` (`benchmarks/bench_import.py --rows "
+        f"{' '.join(map(str, args.rows))} --runs {args.runs}`). Synthetic "
+        "`user_id,item_id,timestamp,event` CSV (100k users, 20k items, seed 0); `llmrec data "
+        "import` in a fresh process; median wall time and peak RSS over the runs; per row = "
+        "(peak - the 1,000-row file's peak) / rows.",
+        "",
+        "| rows | CSV MB | seconds | peak MiB | bytes per row |",
+        "|---|---|---|---|---|",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        base_csv = Path(tmp) / "base.csv"
+        write_csv(base_csv, 1_000)
+        base = statistics.median(measure(base_csv, Path(tmp) / "h")[1] for _ in range(args.runs))
+        for rows in args.rows:
+            csv = Path(tmp) / f"{rows}.csv"
+            write_csv(csv, rows)
+            runs = [measure(csv, Path(tmp) / "h") for _ in range(args.runs)]
+            sec = statistics.median(r[0] for r in runs)
+            peak = statistics.median(r[1] for r in runs)
+            per_row = (peak - base) * 2**20 / rows
+            print(f"{rows:,} rows: {sec:.1f} s, {peak:.0f} MiB peak", flush=True)
+            lines.append(
+                f"| {rows:,} | {csv.stat().st_size / 1e6:.0f} | {sec:.1f} | {peak:.0f} | "
+                f"{per_row:.0f} |"
+            )
+    lines += ["", f"The 1,000-row import peaks at {base:.0f} MiB (the libraries).", ""]
+    write_section(ROOT / "BENCHMARKS.md", BEGIN, END, lines)
+
+
+if __name__ == "__main__":
+    main()
