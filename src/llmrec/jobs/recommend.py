@@ -140,7 +140,9 @@ def batch_recommend(
 
 def folder_titles(folder: Path) -> dict[str, str] | None:
     """Item id -> title from a trained folder's catalogue (None for a bare model folder)."""
-    path = Path(folder) / "items.parquet"
+    from llmrec.service.folder import ITEMS_FILE  # the served folder's layout
+
+    path = Path(folder) / ITEMS_FILE
     if not path.is_file():
         return None
     table = pd.read_parquet(path, columns=[C.ITEM_ID, C.TITLE])
