@@ -208,6 +208,28 @@ def test_default_pipeline_trains_reloads_and_serves_shop_data(
     # ids that look like numbers stay strings: "1e3" is an item, "NaN" a user
     r = client.get("/v1/recommendations", params={"user_id": "NaN", "k": 3}, headers=headers)
     assert r.status_code == 200 and r.json()["items"]
+    # the post-ranking stage on this data (genres, repeats, custom events): sources name it
+    r = client.get("/v1/recommendations", params={"user_id": user, "k": 5, "rerank": "mmr:0.5"},
+                   headers=headers)  # fmt: skip
+    assert r.status_code == 200 and all(
+        x["source"].endswith(" · mmr=0.5") for x in r.json()["items"]
+    )
+    assert first[0] not in [x["item_id"] for x in r.json()["items"]]
+    # the export reflects the stored add_to_cart as the service does, with titles, as CSV
+    from typer.testing import CliRunner
+
+    from llmrec.cli import app
+
+    out = tmp_path / "export"
+    res = CliRunner().invoke(app, ["jobs", "recommend", "--model", str(folder), "--out", str(out),
+                                   "-k", "5", "--format", "csv", "--db", db.url])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    rows = pd.read_csv(out / "recommendations.csv", dtype=str, keep_default_na=False)
+    mine = rows[rows["user_id"] == user]
+    assert len(mine) == 5 and first[0] not in set(mine["item_id"])
+    assert set(rows["user_id"]) >= {"042", "NaN"}  # ids that look like numbers stay as they are
+    titles = dict(zip(shop.items["item_id"], shop.items["title"], strict=True))
+    assert (rows["title"] == rows["item_id"].map(titles)).all()
 
 
 @pytest.mark.slow
