@@ -56,8 +56,34 @@ def valid_score_of(score_matrix: np.ndarray, split: Split) -> float:
     return res.metrics[METRIC]
 
 
+def best_scoring(model: Recommender, split: Split, fixed: dict[str, Any]) -> float:
+    """Try each setting of the model's ``score_space`` (parameters that change scoring, not
+    fitting: no refit) on validation; leave the model configured with the best. Values in
+    ``fixed`` are not searched."""
+    space = {k: v for k, v in getattr(model, "score_space", {}).items() if k not in fixed}
+    if not space:
+        return valid_score(model, split)
+    best, best_params = -1.0, {}
+    for params in grid(space, {}):
+        model.config = model.config.model_copy(update=params)
+        score = valid_score(model, split)
+        if score > best:
+            best, best_params = score, params
+    model.config = model.config.model_copy(update=best_params)
+    return best
+
+
+def _scoring_params(model: Recommender) -> dict[str, Any]:
+    return {k: getattr(model.config, k) for k in getattr(model, "score_space", {})}
+
+
 def _fit_early_stopped(
-    model: Recommender, split: Split, eval_every: int, patience: int, smooth: int = 1
+    model: Recommender,
+    split: Split,
+    eval_every: int,
+    patience: int,
+    smooth: int = 1,
+    fixed: dict[str, Any] | None = None,
 ) -> tuple[float, int, float]:
     """Train epoch by epoch; keep the state of the best validation epoch. With ``smooth`` > 1
     an epoch is judged by the mean of its check and the ``smooth - 1`` before it: where
@@ -68,17 +94,19 @@ def _fit_early_stopped(
     """
     best, best_epoch, best_seconds, bad = -1.0, 0, 0.0, 0
     snapshot: dict | None = None
+    scoring: dict[str, Any] = {}
     last_epoch = model.config.epochs  # type: ignore[attr-defined]
     seconds, t0 = 0.0, time.perf_counter()
     recent: list[float] = []
     for epoch in model.fit_epochs(split.valid_train):
         seconds += time.perf_counter() - t0
         if epoch % eval_every == 0 or epoch == last_epoch:
-            recent = [*recent, valid_score(model, split)][-smooth:]
+            recent = [*recent, best_scoring(model, split, fixed or {})][-smooth:]
             score = sum(recent) / len(recent)
             if score > best:
                 best, best_epoch, best_seconds, bad = score, epoch, seconds, 0
                 snapshot = copy.deepcopy(model._state())
+                scoring = _scoring_params(model)
             else:
                 bad += 1
                 if bad >= patience:
@@ -86,6 +114,8 @@ def _fit_early_stopped(
         t0 = time.perf_counter()
     assert snapshot is not None
     model._load_state(snapshot)
+    if scoring:
+        model.config = model.config.model_copy(update=scoring)
     return best, best_epoch, best_seconds
 
 
@@ -126,15 +156,22 @@ def tune(
         model = model_cls(**params)
         if model_cls.iterative:
             score, epochs, seconds = _fit_early_stopped(
-                model, split, model_cls.eval_every, model_cls.patience, model_cls.smooth_checks
+                model,
+                split,
+                model_cls.eval_every,
+                model_cls.patience,
+                model_cls.smooth_checks,
+                params if search else {**model.config.model_dump(), **params},
             )
-            params = {**params, "epochs": epochs}
             model.config = model.config.model_copy(update={"epochs": epochs})
         else:
             t0 = time.perf_counter()
             model.fit(split.valid_train)
             seconds = time.perf_counter() - t0
-            score = valid_score(model, split)
+            score = best_scoring(model, split, params if search else model.config.model_dump())
+        params = {**params, **_scoring_params(model)}
+        if model_cls.iterative:
+            params["epochs"] = epochs
         trial = Trial(params, score, seconds)
         trials.append(trial)
         if on_trial:

@@ -10,6 +10,7 @@ from llmrec.models.content import Content, ContentConfig, TextModelConfig, UserT
 from llmrec.models.ease import EASE, EASEConfig
 from llmrec.models.hybrid import Hybrid, HybridConfig
 from llmrec.models.knn import ItemKNN, KNNConfig, UserKNN
+from llmrec.models.lm import LM, LMConfig
 from llmrec.models.mf import ALS, BPR, ALSConfig, BPRConfig
 from llmrec.models.pop import Pop, Random
 from llmrec.models.repeat import Repeat, RepeatConfig
@@ -20,7 +21,8 @@ MODELS: dict[str, type[Recommender]] = {
     for m in (Random, Pop, ItemKNN, UserKNN, EASE, ALS, BPR, SASRec, Content, UserText, Hybrid)
 }
 # models that only make sense on some data, left out of ``--model all`` (named, they run)
-EXTRA_MODELS: dict[str, type[Recommender]] = {Repeat.name: Repeat}
+# (``lm`` fine-tunes a language model: minutes on a laptop, so only when asked for)
+EXTRA_MODELS: dict[str, type[Recommender]] = {Repeat.name: Repeat, LM.name: LM}
 
 
 # Pipelines built from the models above live in their own packages and import ``models``:
@@ -56,6 +58,8 @@ __all__ = [
     "HybridConfig",
     "ItemKNN",
     "KNNConfig",
+    "LM",
+    "LMConfig",
     "MODELS",
     "PIPELINES",
     "Pop",

@@ -63,6 +63,9 @@ class Recommender(ABC):
     config_class: ClassVar[type[RecommenderConfig]] = RecommenderConfig
     # Values tried on the validation item by ``eval.tuning`` (never on the test item).
     search_space: ClassVar[dict[str, list[Any]]] = {}
+    # Parameters that change scoring but not fitting: tuning tries each value at every
+    # validation check without a refit (e.g. the weight of a popularity prior).
+    score_space: ClassVar[dict[str, list[Any]]] = {}
     # Iterative models train epoch by epoch so that tuning can stop early on validation.
     iterative: ClassVar[bool] = False
     eval_every: ClassVar[int] = 10  # epochs between validation checks (iterative models)
@@ -235,7 +238,7 @@ class Recommender(ABC):
                 "history_indices": h.indices,
                 "history_rank": h.data,
                 "history_strength": self.strength_.data,
-                **{f"state_{k}": v for k, v in self._state().items()},
+                **{f"state_{k}": v for k, v in self._write_files(tmp, self._state()).items()},
             }
             np.savez(tmp / "arrays.npz", **{k: savable(k, v) for k, v in arrays.items()})
             manifest = {
@@ -283,7 +286,8 @@ class Recommender(ABC):
             model.strength_ = model.recency_.copy()
             model.strength_.data = arrays["history_strength"]
         model.event_rules_ = EventRules.from_meta(manifest)
-        model._load_state({k[6:]: v for k, v in arrays.items() if k.startswith("state_")})
+        state = {k[6:]: v for k, v in arrays.items() if k.startswith("state_")}
+        model._load_state({**state, **model._read_files(path)})
         return model
 
     def weighted_history(
@@ -355,6 +359,15 @@ class Recommender(ABC):
 
     @abstractmethod
     def _load_state(self, state: dict[str, np.ndarray]) -> None: ...
+
+    def _write_files(self, folder: Path, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Hook: write parts of ``state`` to files of their own in ``folder`` (a language
+        model's weights as safetensors); return the rest, which goes to ``arrays.npz``."""
+        return state
+
+    def _read_files(self, folder: Path) -> dict[str, np.ndarray]:
+        """Hook: read back what ``_write_files`` wrote (merged into ``_load_state``'s input)."""
+        return {}
 
     def _adopt(self, part: Recommender, state: dict[str, np.ndarray], prefix: str) -> Recommender:
         """Load a component of a composite model: this model's users, items and history,

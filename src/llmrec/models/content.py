@@ -11,7 +11,7 @@ from pydantic import Field
 from llmrec.config import get_settings
 from llmrec.data import columns as C
 from llmrec.data.matrix import TrainData
-from llmrec.encoders import VectorCache, encode, get_encoder
+from llmrec.encoders import TextEncoder, VectorCache, encode, get_encoder
 from llmrec.models.base import Recommender, RecommenderConfig, pad_rows, widen
 from llmrec.text import TextConfig, item_texts, user_texts
 
@@ -22,7 +22,7 @@ def _cache() -> VectorCache:
 
 def embed_items(
     items: pd.DataFrame,
-    encoder: str,
+    encoder: str | TextEncoder,
     kg: pd.DataFrame | None = None,
     item_entity: pd.DataFrame | None = None,
     text: TextConfig | None = None,
@@ -30,10 +30,11 @@ def embed_items(
     """Item texts (title, year, genres, description, attributes, KG facts) -> unit vectors."""
     texts = item_texts(items, text, kg, item_entity)
     fallbacks = items[C.TITLE].astype(str).tolist() if C.TITLE in items else None
-    return encode(get_encoder(encoder), texts, _cache(), fallbacks=fallbacks)
+    enc = get_encoder(encoder) if isinstance(encoder, str) else encoder
+    return encode(enc, texts, _cache(), fallbacks=fallbacks)
 
 
-def embed_catalogue(train: TrainData, encoder: str) -> np.ndarray:
+def embed_catalogue(train: TrainData, encoder: str | TextEncoder) -> np.ndarray:
     """Unit text vectors of every item of ``train``, in item index order (cached on disk)."""
     return embed_items(items_frame(train), encoder, train.kg, train.item_entity)
 
