@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-import bench-ml1m probe-new-item screenshots clean
+.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-import bench-ml1m probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -88,6 +88,11 @@ bench-fairness: data
 # import time and peak memory at 1M and 2M interactions (~3 min)
 bench-import: $(STAMP)
 	$(BIN)/python benchmarks/bench_import.py
+
+# the fine-tuned language model (lm) against the frozen one, pop, EASE and content, on
+# ml-100k and ibm-articles; CPU, 2 threads (~25 min a seed for both datasets)
+bench-lm: data
+	LLMREC_THREADS=2 $(BIN)/python benchmarks/bench_lm.py --seeds 0 1
 
 # ALS and BPR with fold-in off and on, ml-100k and ibm-articles, 3 seeds (~10 min)
 bench-fold-in: data
