@@ -34,6 +34,7 @@ class Evidence:
     because_liked: bool = False  # a like event, or a rating at or above LIKED
     shared: tuple[str, ...] = ()  # genres of the item that the history item has too
     profile: str = ""  # the user's own profile text (may be repeated in the output)
+    noun: str = "item"  # what the items are: picks the verb ("you read" for books)
 
     @property
     def grounds(self) -> list[str]:
@@ -51,7 +52,30 @@ class Evidence:
         return out
 
     def _verb(self) -> str:
-        return "enjoyed" if self.because_liked else "watched"
+        return "enjoyed" if self.because_liked else consumed(self.noun)
+
+
+# how a user "had" an item, by the item noun (``--item-noun``); others read "chose"
+VERBS = {
+    "movie": "watched",
+    "film": "watched",
+    "show": "watched",
+    "video": "watched",
+    "book": "read",
+    "article": "read",
+    "story": "read",
+    "post": "read",
+    "song": "listened to",
+    "track": "listened to",
+    "album": "listened to",
+    "podcast": "listened to",
+    "product": "bought",
+    "game": "played",
+}
+
+
+def consumed(noun: str) -> str:
+    return VERBS.get(noun.strip().lower().removesuffix("s"), "chose")
 
 
 @dataclass(frozen=True)

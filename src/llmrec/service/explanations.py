@@ -103,6 +103,7 @@ class EvidenceFor:
     ``LiveModel`` (called under its lock)."""
 
     model: Recommender
+    item_noun: str
     _facts: dict[str, dict[str, Any]]
     _profiles: dict[str, dict[str, Any]]
     _user_pos: dict[str, int]
@@ -129,6 +130,7 @@ class EvidenceFor:
             natural_title(self._title_of(item_id)),
             genres,
             profile=user_text(profile, []) if profile else "",
+            noun=self.item_noun,
         )
         u = self._user_pos.get(user_id)
         history = m.history_[u].indices if u is not None else np.zeros(0, np.int64)

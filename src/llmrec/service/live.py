@@ -93,7 +93,7 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor):
         below the list instead (``online.policies.EpsilonGreedySlate``; 0: the ranker's list);
         ``rerank``: the post-ranking stage every list goes through unless a request names
         its own (``ranking.rerank``)."""
-        self.rerank = rerank
+        self.rerank, self.item_noun = rerank, item_noun
         self._rerankers: dict[RerankSpec, Reranker] = {}
         model_dir = Path(model_dir)
         for f in ("manifest.json", LOG_FILE, ITEMS_FILE):
