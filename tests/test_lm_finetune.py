@@ -189,3 +189,40 @@ def test_a_tampered_encoder_folder_is_refused(tmp_path: Path) -> None:
     manifest.write_text(manifest.read_text().replace(model.encoder_.sha256, "0" * 64))
     with pytest.raises(LlmrecError, match="do not match its manifest"):
         Recommender.load(tmp_path / "m")
+
+
+def test_lm_serves_shop_data_and_embeds_live_items_with_its_own_encoder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """train -> save -> load -> serve on the shop data (custom events, repeats, context,
+    numeric-looking ids): an item PUT live is embedded by the fine-tuned encoder."""
+    from fastapi.testclient import TestClient
+
+    from llmrec.eval.protocols import full_train
+    from llmrec.service.app import Service, create_app
+    from llmrec.service.folder import save_for_serving
+    from llmrec.service.keys import create_key
+    from llmrec.service.store import Store
+    from llmrec.testing.fixtures import shop_dataset
+
+    shop = shop_dataset()
+    data = full_train(shop)
+    model = LM(epochs=1, examples=64, batch_size=16, pop_prior=0.05).fit(data)
+    folder = tmp_path / "models" / "shop-lm"
+    save_for_serving(model, data, folder, {"model": "lm", "store_seq": 0})
+    db = Store(f"sqlite:///{tmp_path / 'events.db'}")
+    service = Service(db, folder, refresh_every=0.0, llm="off")
+    client = TestClient(create_app(service))
+    h = {"Authorization": f"Bearer {create_key(db, 'write')}"}
+    r = client.get("/v1/recommendations", params={"user_id": "7.0", "k": 5}, headers=h)
+    assert r.status_code == 200 and len(r.json()["items"]) == 5, r.text
+    item = {"title": "The Fog Detective", "text": "A detective story with a murder in the fog."}
+    assert client.put("/v1/items/new-mystery", json=item, headers=h).status_code in (200, 201)
+    served = service.live.model
+    assert isinstance(served, LM)
+    j = served.items_.position("new-mystery")
+    expected = served.encoder_.encode_batch(["The Fog Detective. A detective story with a "
+                                             "murder in the fog."])[0]  # fmt: skip
+    np.testing.assert_allclose(served.item_vectors_[j], expected, atol=1e-5)
+    new = client.get("/v1/recommendations", params={"user_id": "visitor", "k": 80}, headers=h)
+    assert new.status_code == 200 and "new-mystery" in [x["item_id"] for x in new.json()["items"]]

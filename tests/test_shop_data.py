@@ -33,6 +33,7 @@ FAST: dict[str, dict[str, Any]] = {
     "sasrec": {"encoder": "hashing", "epochs": 2, "embedding_size": 16, "max_len": 12},
     "content": {"encoder": "hashing"},
     "user-text": {"encoder": "hashing"},
+    "lm": {"epochs": 1, "examples": 64, "batch_size": 16, "pop_prior": 0.05},
     "hybrid": {"cf": "ease", "cf_params": {"reg": 50.0}, "content_params": {"encoder": "hashing"}},
 }
 
