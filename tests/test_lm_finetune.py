@@ -226,3 +226,24 @@ def test_lm_serves_shop_data_and_embeds_live_items_with_its_own_encoder(
     np.testing.assert_allclose(served.item_vectors_[j], expected, atol=1e-5)
     new = client.get("/v1/recommendations", params={"user_id": "visitor", "k": 80}, headers=h)
     assert new.status_code == 200 and "new-mystery" in [x["item_id"] for x in new.json()["items"]]
+
+
+def test_ranker_with_an_lm_retriever_saves_its_encoder_as_files(tmp_path: Path) -> None:
+    from llmrec.ranking.ranker import Ranker
+    from llmrec.testing import FAST_RANKER, block_dataset
+
+    split = loo(block_dataset())
+    params = {**FAST_RANKER, "retrievers": {"ease": {"reg": 100.0}, "lm": {**FAST}}}
+    model = Ranker(**params)
+    model.fit(split.train)
+    model.save(tmp_path / "r")
+    assert (tmp_path / "r" / "r.lm" / "encoder" / "model.safetensors").is_file()
+    assert not (tmp_path / "r" / "r.ease").exists()  # only retrievers with files get a folder
+    with np.load(tmp_path / "r" / "arrays.npz") as z:
+        assert not [k for k in z.files if ".encoder." in k]  # weights are not in the arrays
+    loaded = Recommender.load(tmp_path / "r")
+    users = np.arange(split.train.n_users)
+    np.testing.assert_allclose(loaded.score(users), model.score(users), atol=1e-6)
+    lm = loaded.retrievers_["lm"]  # type: ignore[attr-defined]
+    assert lm.encoder_.name == model.retrievers_["lm"].encoder_.name
+    assert "data_sha256" in lm.encoder_.meta

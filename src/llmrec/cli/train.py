@@ -17,7 +17,7 @@ from llmrec.config import get_settings
 from llmrec.data import dataset as store
 from llmrec.eval.protocols import full_train, holdout
 from llmrec.eval.tuning import Trial, tune
-from llmrec.models import MODELS, PIPELINES, get_model_class
+from llmrec.models import EXTRA_MODELS, MODELS, PIPELINES, get_model_class
 from llmrec.service.folder import save_for_serving
 
 out = Console(width=None if Console().is_terminal else 130)
@@ -30,7 +30,10 @@ def train_command(
     dataset: Annotated[str, typer.Option(help="dataset name (see `llmrec data list`)")],
     model: Annotated[
         str,
-        typer.Option(help=f"default (= {DEFAULT_PIPELINE}), {', '.join([*MODELS, *PIPELINES])}"),
+        typer.Option(
+            help=f"default (= {DEFAULT_PIPELINE}), "
+            f"{', '.join([*MODELS, *EXTRA_MODELS, *PIPELINES])}"
+        ),
     ] = "default",
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="model folder (default: $LLMREC_HOME/models/…)")

@@ -8,6 +8,7 @@ profile. Any item with text is scorable, warm or cold, including items added liv
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ from llmrec.text import TextConfig, item_texts, user_texts
 
 ENCODER_DIR = "encoder"  # the fine-tuned encoder's folder inside the model folder
 PREFIX = "encoder."  # its weights' keys in the model's state
+META = "encoder_meta"  # its training record (JSON), read back from its manifest
 
 
 class LMConfig(RecommenderConfig):
@@ -145,18 +147,22 @@ class LM(Recommender):
         self.item_vectors_, self.user_vectors_ = state["item_vectors"], state["user_vectors"]
         self.log_pop_ = state["log_pop"]
         weights = {k[len(PREFIX) :]: v for k, v in state.items() if k.startswith(PREFIX)}
-        if weights:  # an early-stopping snapshot: the encoder as it was at the best epoch
+        if weights:  # a snapshot, or what ``_read_files`` read back
             if not hasattr(self, "encoder_"):
                 self.encoder_ = FineTunedEncoder.from_base()
             self.encoder_.set_weights(weights)
+        if META in state:
+            self.encoder_.meta = json.loads(state[META].tobytes().decode())
 
     def _write_files(self, folder: Path, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.encoder_.save(folder / ENCODER_DIR)  # the weights ``state`` was taken from
         return {k: v for k, v in state.items() if not k.startswith(PREFIX)}
 
     def _read_files(self, folder: Path) -> dict[str, np.ndarray]:
-        self.encoder_ = FineTunedEncoder.load(folder / ENCODER_DIR)
-        return {}
+        """The saved encoder's weights (checked against its manifest) and training record."""
+        enc = FineTunedEncoder.load(folder / ENCODER_DIR)
+        meta = np.frombuffer(json.dumps(enc.meta).encode(), np.uint8)
+        return {**{PREFIX + k: v for k, v in enc.weights().items()}, META: meta}
 
 
 def _item_texts(train: TrainData) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -391,6 +392,32 @@ class Ranker(Recommender):
         )
         if s.text is not None:
             out["side.text"] = s.text
+        return out
+
+    def _write_files(self, folder: Path, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Each retriever writes its own files (``lm``: its encoder) under ``r.<name>/``."""
+        for name, model in self.retrievers_.items():
+            p = f"r.{name}."
+            own = {k[len(p) :]: v for k, v in state.items() if k.startswith(p)}
+            sub = folder / f"r.{name}"
+            sub.mkdir(exist_ok=True)
+            kept = model._write_files(sub, own)
+            if not any(sub.iterdir()):
+                sub.rmdir()
+            state = {k: v for k, v in state.items() if not k.startswith(p)}
+            state.update({p + k: v for k, v in kept.items()})
+        return state
+
+    def _read_files(self, folder: Path) -> dict[str, np.ndarray]:
+        from llmrec.models import get_model_class
+
+        out: dict[str, np.ndarray] = {}
+        for name, params in sorted(self.config.retrievers.items()):
+            if (folder / f"r.{name}").is_dir():
+                part = get_model_class(_family(name))(**{"seed": self.config.seed, **params})
+                out.update(
+                    {f"r.{name}.{k}": v for k, v in part._read_files(folder / f"r.{name}").items()}
+                )
         return out
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
