@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-import bench-ml1m probe-new-item screenshots clean
+.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-import bench-ml1m probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -93,6 +93,10 @@ bench-import: $(STAMP)
 # ml-100k and ibm-articles; CPU, 2 threads (~25 min a seed for both datasets)
 bench-lm: data
 	LLMREC_THREADS=2 $(BIN)/python benchmarks/bench_lm.py --seeds 0 1
+
+# the default pipeline with and without an lm retriever, same tuned retrievers (~25 min)
+bench-lm-ranker: data
+	LLMREC_THREADS=2 $(BIN)/python benchmarks/bench_lm.py --ranker --seeds 0
 
 # ALS and BPR with fold-in off and on, ml-100k and ibm-articles, 3 seeds (~10 min)
 bench-fold-in: data
