@@ -247,3 +247,12 @@ def test_ranker_with_an_lm_retriever_saves_its_encoder_as_files(tmp_path: Path) 
     lm = loaded.retrievers_["lm"]  # type: ignore[attr-defined]
     assert lm.encoder_.name == model.retrievers_["lm"].encoder_.name
     assert "data_sha256" in lm.encoder_.meta
+
+
+def test_a_log_without_sequences_is_a_clear_error() -> None:
+    from llmrec.errors import LlmrecError
+    from llmrec.eval.protocols import full_train
+
+    ds = transition_dataset(n_users=5, length=1)
+    with pytest.raises(LlmrecError, match="no user has two events"):
+        LM(**FAST).fit(full_train(ds))

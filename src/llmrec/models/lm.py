@@ -27,6 +27,7 @@ from llmrec.encoders.finetune import (
     query_texts,
     training_positions,
 )
+from llmrec.errors import LlmrecError
 from llmrec.models.base import Recommender, RecommenderConfig, pad_rows
 from llmrec.models.content import _cache, embed_catalogue, embed_items, items_frame
 from llmrec.text import TextConfig, item_texts, user_texts
@@ -75,6 +76,11 @@ class LM(Recommender):
 
     def _fit_epochs(self, train: TrainData) -> Iterator[int]:
         cfg = self.config
+        positions = training_positions(train.log)
+        if not len(positions):
+            raise LlmrecError(
+                "lm learns from what users did after an earlier event: no user has two events"
+            )
         ft = FineTuneConfig(
             lr=cfg.lr,
             batch_size=cfg.batch_size,
@@ -93,7 +99,6 @@ class LM(Recommender):
         frame = items_frame(train)
         titles = frame["title"].astype(str).to_numpy() if "title" in frame else train.items.ids
         item_text = _item_texts(train)
-        positions = training_positions(train.log)
         items = train.log["item_idx"].to_numpy()
         deadline = None if cfg.time_budget is None else time.perf_counter() + cfg.time_budget
         for epoch in range(1, cfg.epochs + 1):
