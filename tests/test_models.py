@@ -94,7 +94,13 @@ def test_every_model_has_a_contract_test_and_a_name() -> None:
 
     from llmrec.models import PIPELINES, get_model_class
 
-    for module in ("test_sequential", "test_ranker", "test_content_models", "test_llm"):
+    for module in (
+        "test_sequential",
+        "test_ranker",
+        "test_content_models",
+        "test_llm",
+        "test_lm_finetune",
+    ):
         importlib.import_module(module)  # their contract classes, when run alone
     named = set(MODELS.values()) | set(EXTRA_MODELS.values())
     named |= {get_model_class(n) for n in PIPELINES}
