@@ -256,3 +256,19 @@ def test_a_log_without_sequences_is_a_clear_error() -> None:
     ds = transition_dataset(n_users=5, length=1)
     with pytest.raises(LlmrecError, match="no user has two events"):
         LM(**FAST).fit(full_train(ds))
+
+
+def test_hard_negatives_are_near_misses_never_the_positive() -> None:
+    from llmrec.encoders.finetune import hard_negatives
+
+    train = loo(transition_dataset()).train
+    log = train.log
+    rows = training_positions(log)
+    items = log["item_idx"].to_numpy()
+    negs = hard_negatives(log, rows, train.n_items, np.random.default_rng(0))
+    assert len(negs) == len(rows) and (negs != items[rows]).all()
+    topic = np.array([topic_of(int(i)) for i in train.items.ids])
+    # they follow the previous item as the positives do: mostly the same (next) topic
+    assert (topic[negs] == topic[items[rows]]).mean() > 0.8
+    tuned = LM(**{**FAST, "hard_negatives": True}).fit(train)  # trains with the third column
+    assert np.isfinite(tuned.score(np.arange(3))).all()
