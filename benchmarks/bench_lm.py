@@ -139,12 +139,13 @@ def main() -> None:
         f"Command: `make bench-lm` (`benchmarks/bench_lm.py --datasets {' '.join(args.datasets)} "
         f"--seeds {' '.join(map(str, args.seeds))}`), {s.threads} thread(s), CPU. Protocol "
         "`loo`, full ranking, history excluded; every model tuned on the validation item. "
-        "`user-text` is the frozen encoder on the same profile text (the language model alone "
-        "before learning); `lm` fine-tunes it (defaults: 1,000 pairs per epoch, up to 5 "
-        "epochs, 5 latest items in the profile, batch 32, lr 1e-4; epochs and the popularity "
-        "prior chosen on validation). Median over seeds; p = Wilcoxon signed-rank on per-user "
-        "NDCG@10, seeds pooled. `lm fit s` = fine-tuning up to the chosen epoch, with the "
-        "per-epoch re-embedding of users and items.",
+        "`user-text` is the frozen encoder on the user's profile text (10 latest items: the "
+        "language model alone before learning); `lm` fine-tunes it (defaults: 1,000 pairs per "
+        "epoch, up to 5 epochs, 5 latest items in the profile, batch 32, lr 1e-4; epochs and "
+        "the popularity prior chosen on validation). Median over seeds; p = Wilcoxon "
+        "signed-rank on per-user NDCG@10, seeds pooled. `lm fit s` = fine-tuning up to the "
+        "chosen epoch, with the per-epoch re-embedding of users and items (other jobs shared "
+        "the 2 cores at times: upper bounds).",
         "",
         "| dataset | pop | ease | content | user-text | lm | lm vs user-text p | "
         "lm vs pop p | lm fit s | lm epochs, prior |",
