@@ -121,7 +121,12 @@ def ranker_section(datasets: list[str], seeds: list[int]) -> None:
                 f"{b.mean() - a.mean():+.4f} | {pooled_p([b], [a]):.2g} | "
                 f"{o['lm seconds']:.0f} |"
             )
-    lines.append("")
+    lines += [
+        "",
+        "A difference with p above 0.05 is no evidence either way: `lm` stays out of the "
+        "default pipeline until a run shows it pays.",
+        "",
+    ]
     write_section(ROOT / "BENCHMARKS.md", RANKER_BEGIN, RANKER_END, lines)
 
 
