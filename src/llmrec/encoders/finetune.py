@@ -25,10 +25,9 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from llmrec.config import get_settings, hub_offline, quiet_transformers
 from llmrec.data import columns as C
-from llmrec.encoders.models import MiniLM, _model_dir
-from llmrec.errors import ConfigError, LlmrecError
+from llmrec.encoders.models import MiniLM
+from llmrec.errors import LlmrecError
 from llmrec.text.templates import TextConfig, user_text
 
 log = logging.getLogger(__name__)
@@ -37,15 +36,12 @@ FORMAT = 1
 
 
 class FineTuneConfig(BaseModel):
-    """How the encoder learns from the log (every default documented here)."""
+    """How the trainer steps (what it trains on is the caller's: ``models.lm``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     lr: float = Field(1e-4, gt=0, description="AdamW learning rate")
     batch_size: int = Field(32, ge=2, description="pairs per step (in-batch negatives)")
-    examples: int = Field(3000, ge=1, description="training pairs sampled per epoch")
-    history_items: int = Field(10, ge=1, description="recent items in the query text")
     max_tokens: int = Field(128, ge=16, le=256, description="token limit while training")
-    hard_negatives: bool = Field(False, description="add one co-occurrence hard negative")
     seed: int = 0
 
 
@@ -88,18 +84,29 @@ def query_texts(
     return out
 
 
-def hard_negatives(
-    log: pd.DataFrame, rows: np.ndarray, n_items: int, rng: np.random.Generator, top: int = 20
-) -> np.ndarray:
-    """Per row, an item often consumed right after the user's previous item, other than the
-    row's own item: the near miss a text model must learn to tell apart."""
+def next_items(log: pd.DataFrame, top: int = 20) -> dict[int, np.ndarray]:
+    """Per item, the ``top`` items most often consumed right after it by the same user."""
     items = log["item_idx"].to_numpy()
     _, first = _rows_by_user(log)
-    prev_ok = np.arange(len(log)) > first
-    a, b = items[:-1][prev_ok[1:]], items[1:][prev_ok[1:]]
-    pairs = pd.DataFrame({"a": a, "b": b}).value_counts().reset_index(name="n")
-    pairs = pairs.sort_values(["a", "n"], ascending=[True, False]).groupby("a").head(top)
-    nxt = pairs.groupby("a")["b"].apply(np.asarray).to_dict()
+    has_prev = (np.arange(len(log)) > first)[1:]
+    pairs = pd.DataFrame({"a": items[:-1][has_prev], "b": items[1:][has_prev]})
+    counts = pairs.value_counts().reset_index(name="n")
+    counts = counts.sort_values(["a", "n"], ascending=[True, False]).groupby("a").head(top)
+    return counts.groupby("a")["b"].apply(np.asarray).to_dict()
+
+
+def hard_negatives(
+    log: pd.DataFrame,
+    rows: np.ndarray,
+    n_items: int,
+    rng: np.random.Generator,
+    nxt: dict[int, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Per row, an item often consumed right after the user's previous item (``next_items``,
+    computed here unless given), other than the row's own: the near miss a text model must
+    learn to tell apart."""
+    nxt = next_items(log) if nxt is None else nxt
+    items = log["item_idx"].to_numpy()
     out = np.empty(len(rows), dtype=np.int64)
     for n, r in enumerate(rows):
         cands = nxt.get(int(items[r - 1]), np.empty(0, np.int64))
@@ -126,21 +133,20 @@ def distinct_batches(keys: np.ndarray, batch_size: int, order: np.ndarray) -> li
     return batches
 
 
-class FineTunedEncoder:
+class FineTunedEncoder(MiniLM):
     """MiniLM with its own weights (``TextEncoder``): trained here or loaded from a folder."""
 
-    dim = MiniLM.dim
     base = MiniLM.name
 
-    def __init__(self, model: Any, meta: dict[str, Any]) -> None:
-        self.model, self.meta = model, meta
-        self.max_tokens = int(model.max_seq_length)
+    def __init__(self, path: Path | None = None, meta: dict[str, Any] | None = None) -> None:
+        super().__init__(path)
+        self.meta = meta or {}
         self.refresh_name()
 
     @classmethod
     def from_base(cls) -> FineTunedEncoder:
         """A fresh copy of the bundled model (never the shared, cached base instance)."""
-        return cls(_sentence_transformer(str(_model_dir())), {})
+        return cls()
 
     def refresh_name(self) -> None:
         """Name = base + hash of the weights: vectors are cached per exact set of weights."""
@@ -150,20 +156,6 @@ class FineTunedEncoder:
             h.update(v.detach().cpu().numpy().tobytes())
         self.sha256 = h.hexdigest()
         self.name = f"{self.base}+ft@{self.sha256[:16]}"
-
-    def encode_batch(self, texts: list[str]) -> np.ndarray:
-        self.model.eval()
-        return self.model.encode(
-            texts,
-            batch_size=len(texts),
-            normalize_embeddings=True,
-            show_progress_bar=False,
-            convert_to_numpy=True,
-        )
-
-    def count_tokens(self, texts: list[str]) -> np.ndarray:
-        ids = self.model.tokenizer(texts, add_special_tokens=True)["input_ids"]
-        return np.array([len(x) for x in ids])
 
     def weights(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
@@ -190,22 +182,10 @@ class FineTunedEncoder:
         except (OSError, json.JSONDecodeError) as e:
             raise LlmrecError(f"{folder}: not a saved llmrec encoder ({e})") from e
         meta = {k: v for k, v in manifest.items() if k not in ("format", "base", "sha256")}
-        enc = cls(_sentence_transformer(str(folder)), meta)
+        enc = cls(folder, meta)
         if enc.sha256 != manifest.get("sha256"):
             raise LlmrecError(f"{folder}: the encoder's weights do not match its manifest")
         return enc
-
-
-def _sentence_transformer(path: str) -> Any:
-    hub_offline()
-    try:
-        import torch
-        from sentence_transformers import SentenceTransformer
-    except ImportError as e:
-        raise ConfigError("fine-tuning the encoder needs: pip install 'llmrec[embed]'") from e
-    quiet_transformers()
-    torch.set_num_threads(get_settings().threads)
-    return SentenceTransformer(path, device="cpu", local_files_only=True)
 
 
 class ContrastiveTrainer:

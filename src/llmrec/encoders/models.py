@@ -34,7 +34,9 @@ class MiniLM:
     name = "all-MiniLM-L6-v2@gt-0.1.0"
     dim = 384
 
-    def __init__(self) -> None:
+    def __init__(self, path: Path | None = None) -> None:
+        """The bundled weights, or a sentence-transformers folder of the same model (a
+        fine-tune, ``encoders.finetune``); offline either way."""
         hub_offline()
         try:
             import torch
@@ -44,7 +46,8 @@ class MiniLM:
         quiet_transformers()
 
         torch.set_num_threads(get_settings().threads)
-        self.model = SentenceTransformer(str(_model_dir()), device="cpu")
+        folder = str(path or _model_dir())
+        self.model = SentenceTransformer(folder, device="cpu", local_files_only=True)
         self.max_tokens = int(self.model.max_seq_length)
 
     def encode_batch(self, texts: list[str]) -> np.ndarray:

@@ -39,6 +39,15 @@ def embed_catalogue(train: TrainData, encoder: str | TextEncoder) -> np.ndarray:
     return embed_items(items_frame(train), encoder, train.kg, train.item_entity)
 
 
+def embed_profiles(data: TrainData, encoder: TextEncoder, history_items: int) -> np.ndarray:
+    """Unit vectors of every user's profile text (``user_texts``), in user index order."""
+    frame = items_frame(data)
+    titles = frame[C.TITLE].astype(str).to_numpy() if C.TITLE in frame else data.items.ids
+    config = TextConfig(history_items=history_items)
+    texts = user_texts(data.log, data.n_users, titles, data.user_table, config)
+    return encode(encoder, texts, _cache())
+
+
 def items_frame(train: TrainData) -> pd.DataFrame:
     if train.item_table is not None:
         return train.item_table
@@ -55,12 +64,16 @@ class _TextModel(Recommender):
     config: TextModelConfig
     item_vectors_: np.ndarray
 
+    def text_encoder(self) -> TextEncoder:
+        """The encoder of this model's vectors (a fine-tuned model returns its own)."""
+        return get_encoder(self.config.encoder)
+
     def _embed_catalogue(self, train: TrainData) -> None:
-        self.item_vectors_ = embed_catalogue(train, self.config.encoder)
+        self.item_vectors_ = embed_catalogue(train, self.text_encoder())
 
     def _add_items(self, items: pd.DataFrame, index: np.ndarray, n_items: int) -> None:
         """New items are embedded from their text; changed ones get their vector replaced."""
-        vecs = embed_items(items, self.config.encoder)
+        vecs = embed_items(items, self.text_encoder())
         out = pad_rows(self.item_vectors_, n_items)
         out[index] = vecs
         self.item_vectors_ = out
@@ -152,15 +165,7 @@ class UserText(_TextModel):
         self._observe(train)
 
     def _observe(self, data: TrainData) -> None:
-        titles = items_frame(data)[C.TITLE].astype(str).to_numpy()
-        texts = user_texts(
-            data.log,
-            data.n_users,
-            titles,
-            data.user_table,
-            TextConfig(history_items=self.config.history_items),
-        )
-        self.user_vectors_ = encode(get_encoder(self.config.encoder), texts, _cache())
+        self.user_vectors_ = embed_profiles(data, self.text_encoder(), self.config.history_items)
 
     def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         return self.user_vectors_[user_idx] @ self.item_vectors_[item_idx].T

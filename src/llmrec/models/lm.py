@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from pydantic import Field
 
 from llmrec.data.matrix import TrainData
@@ -24,13 +23,14 @@ from llmrec.encoders.finetune import (
     FineTuneConfig,
     FineTunedEncoder,
     hard_negatives,
+    next_items,
     query_texts,
     training_positions,
 )
 from llmrec.errors import LlmrecError
-from llmrec.models.base import Recommender, RecommenderConfig, pad_rows
-from llmrec.models.content import _cache, embed_catalogue, embed_items, items_frame
-from llmrec.text import TextConfig, item_texts, user_texts
+from llmrec.models.base import RecommenderConfig, pad_rows
+from llmrec.models.content import _cache, _TextModel, embed_profiles, items_frame
+from llmrec.text import item_texts
 
 ENCODER_DIR = "encoder"  # the fine-tuned encoder's folder inside the model folder
 PREFIX = "encoder."  # its weights' keys in the model's state
@@ -56,7 +56,7 @@ class LMConfig(RecommenderConfig):
     seed: int = 0
 
 
-class LM(Recommender):
+class LM(_TextModel):
     """score(u, i) = cos(fine-tuned encoder(u's profile text), fine-tuned encoder(i's text))."""
 
     name = "lm"
@@ -71,8 +71,11 @@ class LM(Recommender):
     # log p(i|u) - log p(i) (sampled softmax without its correction): the prior adds the
     # popularity back at scoring time, by as much as validation asks for
     score_space = {"pop_prior": [0.0, 0.02, 0.05, 0.1, 0.2]}
-    config: LMConfig
+    config: LMConfig  # type: ignore[assignment]  # no `encoder` name: its own encoder_
     encoder_: FineTunedEncoder
+
+    def text_encoder(self) -> FineTunedEncoder:
+        return self.encoder_
 
     def _fit_epochs(self, train: TrainData) -> Iterator[int]:
         cfg = self.config
@@ -81,24 +84,18 @@ class LM(Recommender):
             raise LlmrecError(
                 "lm learns from what users did after an earlier event: no user has two events"
             )
-        ft = FineTuneConfig(
-            lr=cfg.lr,
-            batch_size=cfg.batch_size,
-            examples=cfg.examples,
-            history_items=cfg.history_items,
-            hard_negatives=cfg.hard_negatives,
-            seed=cfg.seed,
-        )
         self.log_pop_ = np.log1p(np.asarray(train.matrix.sum(axis=0), np.float32).ravel())
         self.encoder_ = FineTunedEncoder.from_base()
         self.encoder_.meta = {
             "data_sha256": _data_hash(train),
             "training": cfg.model_dump(mode="json"),
         }
+        ft = FineTuneConfig(lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed)
         trainer = ContrastiveTrainer(self.encoder_, ft)
         frame = items_frame(train)
         titles = frame["title"].astype(str).to_numpy() if "title" in frame else train.items.ids
-        item_text = _item_texts(train)
+        item_text = _item_texts(train)  # what training and the catalogue's vectors both read
+        nxt = next_items(train.log) if cfg.hard_negatives else None
         items = train.log["item_idx"].to_numpy()
         deadline = None if cfg.time_budget is None else time.perf_counter() + cfg.time_budget
         for epoch in range(1, cfg.epochs + 1):
@@ -106,35 +103,21 @@ class LM(Recommender):
             rows = np.sort(rng.choice(positions, min(cfg.examples, len(positions)), replace=False))
             queries = query_texts(train.log, rows, titles, train.user_table, cfg.history_items)
             negs = None
-            if cfg.hard_negatives:
-                neg_items = hard_negatives(train.log, rows, train.n_items, rng)
-                negs = [item_text[i] for i in neg_items]
+            if nxt is not None:
+                negs = [
+                    item_text[i] for i in hard_negatives(train.log, rows, train.n_items, rng, nxt)
+                ]
             trainer.epoch(queries, [item_text[i] for i in items[rows]], items[rows], negs, deadline)
-            self._embed(train)
+            self.item_vectors_ = encode(self.encoder_, item_text, _cache())
+            self._observe(train)
             yield epoch
             if deadline is not None and time.perf_counter() > deadline:
                 return
 
-    def _embed(self, data: TrainData) -> None:
-        self.item_vectors_ = embed_catalogue(data, self.encoder_)
-        self._observe(data)
-
     def _observe(self, data: TrainData) -> None:
-        frame = items_frame(data)
-        titles = frame["title"].astype(str).to_numpy() if "title" in frame else data.items.ids
-        texts = user_texts(
-            data.log,
-            data.n_users,
-            titles,
-            data.user_table,
-            TextConfig(history_items=self.config.history_items),
-        )
-        self.user_vectors_ = encode(self.encoder_, texts, _cache())
+        self.user_vectors_ = embed_profiles(data, self.encoder_, self.config.history_items)
 
-    def _add_items(self, items: pd.DataFrame, index: np.ndarray, n_items: int) -> None:
-        out = pad_rows(self.item_vectors_, n_items)
-        out[index] = embed_items(items, self.encoder_)
-        self.item_vectors_ = out
+    def _widen_state(self, n_items: int) -> None:
         self.log_pop_ = pad_rows(self.log_pop_, n_items)  # a new item: no users yet
 
     def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
@@ -179,7 +162,7 @@ def _item_texts(train: TrainData) -> list[str]:
 def _data_hash(train: TrainData) -> str:
     """Hash of the training log (users, items, order): names the data an encoder learnt."""
     h = hashlib.sha256()
-    h.update(train.users.ids.astype(str).astype("U").tobytes())
-    h.update(train.items.ids.astype(str).astype("U").tobytes())
+    h.update(train.users.ids.astype(str).tobytes())
+    h.update(train.items.ids.astype(str).tobytes())
     h.update(train.log[["user_idx", "item_idx"]].to_numpy(np.int64).tobytes())
     return h.hexdigest()
