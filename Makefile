@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-import bench-ml1m probe-new-item screenshots clean
+.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-import bench-ml1m bench-query probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -82,6 +82,11 @@ bench-bpr-epochs: data
 	$(BIN)/python benchmarks/bench_bpr_epochs.py
 
 # user-group gaps, exposure, calibration and rerankers on ml-100k and ml-1m (~25 min)
+bench-query: data
+	LLMREC_THREADS=2 $(BIN)/python benchmarks/bench_query.py --datasets ml-100k ml-1m --model ease --max-users 2000
+	LLMREC_THREADS=2 $(BIN)/python benchmarks/bench_query.py --datasets ml-100k --model ranker
+	LLMREC_THREADS=2 $(BIN)/python benchmarks/bench_query_latency.py
+
 bench-fairness: data
 	$(BIN)/python benchmarks/bench_fairness.py
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from llmrec.api import (
+    ask,
     dataset_from_frames,
     evaluate,
     get_model,
@@ -36,6 +37,7 @@ __all__ = [
     "Settings",
     "UnknownDatasetError",
     "__version__",
+    "ask",
     "dataset_from_frames",
     "evaluate",
     "get_model",

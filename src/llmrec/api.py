@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from llmrec.eval.evaluate import StageResult
     from llmrec.eval.protocols import Split
     from llmrec.models.base import Recommender
+    from llmrec.query.answer import Asked
 
 
 def load_dataset(name: str, root: Path | str | None = None) -> Dataset:
@@ -97,3 +98,19 @@ def evaluate(model: Recommender, split: Split, stage: str = "test") -> StageResu
     target = split.test if stage == "test" else split.valid
     vectors = genre_vectors(split.train.item_table)
     return run(model, target, split.train, item_vectors=vectors)
+
+
+def ask(
+    model: Recommender,
+    text: str,
+    user_id: str | None = None,
+    k: int = 10,
+    items: pd.DataFrame | None = None,
+) -> Asked:
+    """A request in words ("a light 80s space adventure", "like Fargo but no horror") read
+    against ``items`` (the catalogue: ``Dataset.items``) and blended with ``user_id``'s own
+    scores from the fitted ``model``; ``.items`` is the list with why each item matches,
+    ``.constraints`` what was understood, ``.reason`` why the list is empty."""
+    from llmrec.query.answer import ask as run
+
+    return run(model, text, user_id, k, items)

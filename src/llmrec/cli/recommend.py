@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,8 +12,19 @@ from rich.table import Table
 from llmrec.cli._options import model_folder
 from llmrec.cli.serve import DbOption, LlmChoice, LlmOption, NounOption, open_store
 
+if TYPE_CHECKING:
+    from llmrec.service.live import LiveModel
+
 out = Console(width=None if Console().is_terminal else 160)
 err = Console(stderr=True)
+
+
+def _check_query(text: str | None) -> str | None:
+    from llmrec.query.parse import MAX_QUERY_CHARS
+
+    if text is not None and len(text) > MAX_QUERY_CHARS:
+        raise typer.BadParameter(f"at most {MAX_QUERY_CHARS} characters, got {len(text)}")
+    return text
 
 
 def recommend_command(
@@ -34,12 +45,24 @@ def recommend_command(
         float, typer.Option(min=0, help="seconds to wait for the LLM per list (then templates)")
     ] = 120.0,
     db: DbOption = None,
+    query: Annotated[
+        str | None,
+        typer.Option(
+            "--query",
+            "-q",
+            help='a request in words ("a light 80s space adventure", "like Fargo but no '
+            "horror\"), blended with the user's history",
+            callback=_check_query,
+        ),
+    ] = None,
 ) -> None:
     """Top-k for one user, as the service computes it (stored live events included);
     --explain / --pitch add the LLM's checked text, or the template when it fails a check."""
-    from llmrec.service.live import COLD_SOURCES, LiveModel
+    from llmrec.service.live import COLD_SOURCES
 
     folder = model_folder(model, dataset)
+    from llmrec.service.live import LiveModel
+
     with err.status(f"loading {folder}"):
         live = LiveModel(
             folder,
@@ -48,6 +71,12 @@ def recommend_command(
             explain_budget=budget,
             item_noun=item_noun,
         )
+    if query is not None:
+        try:
+            _ask(live, user, query, k)
+        finally:
+            live.close()
+        return
     try:
         with err.status("recommending" + (" and explaining" if explain or pitch else "")):
             items = live.recommend(user, k, explain=explain)
@@ -75,3 +104,18 @@ def recommend_command(
             "a cold-start list (popular and text-neighbour items)",
             highlight=False,
         )
+
+
+def _ask(live: LiveModel, user: str, query: str, k: int) -> None:
+    with err.status("reading the request and recommending"):
+        answer = live.ask(user, query, k)
+    chips = ", ".join(f"{c['kind']}: {c['value']}" for c in answer.chips) or "none"
+    err.print(f"constraints: {chips}; text matched: {answer.query.intent or '-'}", markup=False)
+    table = Table(title=f"user {user}")
+    for col in ("#", "item", "title", "score", "why"):
+        table.add_column(col)
+    for n, r in enumerate(answer.items):
+        table.add_row(str(n + 1), r.item_id, r.title, f"{r.score:.3f}", r.explanation or "")
+    out.print(table)
+    if answer.reason:
+        err.print(f"empty list: {answer.reason}", highlight=False)

@@ -54,6 +54,21 @@ def items_frame(train: TrainData) -> pd.DataFrame:
     return pd.DataFrame({C.ITEM_ID: train.items.ids, C.TITLE: train.items.ids})
 
 
+def text_part(model: Recommender) -> _TextModel | None:
+    """The first part of ``model`` (itself, a ranker's retriever, a hybrid's half) that holds
+    text vectors for its whole catalogue, and so the encoder that made them."""
+    parts: list[Recommender] = [model]
+    while parts:
+        part = parts.pop(0)
+        v = getattr(part, "item_vectors_", None)
+        if isinstance(part, _TextModel) and v is not None and len(v) == len(model.items_):
+            return part
+        for value in vars(part).values():
+            values = value.values() if isinstance(value, dict) else [value]
+            parts += [x for x in values if isinstance(x, Recommender) and x is not part]
+    return None
+
+
 class TextModelConfig(RecommenderConfig):
     encoder: str = Field("minilm", description="text encoder name (llmrec.encoders.ENCODERS)")
 

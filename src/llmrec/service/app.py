@@ -26,6 +26,7 @@ from llmrec.data import columns as C
 from llmrec.errors import ConfigError, LlmrecError
 from llmrec.online.feedback import impression_rows
 from llmrec.ranking.rerank import RerankSpec
+from llmrec.service.asking import answer_json
 from llmrec.service.errors import (
     ApiError,
     UnknownItemError,
@@ -34,7 +35,7 @@ from llmrec.service.errors import (
     install_error_handlers,
 )
 from llmrec.service.keys import Key, digest, lookup
-from llmrec.service.live import LiveModel, Recommended
+from llmrec.service.live import LiveModel
 from llmrec.service.middleware import (
     BODY_TIMEOUT,
     MAX_BODY,
@@ -62,6 +63,7 @@ from llmrec.service.schemas import (
     RecommendationsOut,
     Reload,
     ReportsOut,
+    RequestText,
     Search,
     SimilarOut,
     UserDeleted,
@@ -69,6 +71,7 @@ from llmrec.service.schemas import (
     UserQuery,
     UsersOut,
     event_names_in_schema,
+    items_out,
 )
 from llmrec.service.store import ITEM_FIELDS, Store, item_frame
 
@@ -223,6 +226,7 @@ def create_app(
         location: Annotated[str | None, Query(max_length=64)] = None,
         timestamp: Annotated[int | None, Query(ge=0, le=2**33)] = None,
         explain: bool = False,
+        q: RequestText = None,
         rerank: Annotated[
             str | None,
             Query(
@@ -246,11 +250,20 @@ def create_app(
             raise ApiError(
                 422, "invalid_request", str(e).replace("--rerank", "rerank"), "rerank"
             ) from None
+        if q and q.strip():  # read and scored per request: never cached
+            answer = await run_in_threadpool(live.ask, user_id, q, k)
+            metrics.lists.labels("query").inc()
+            return {
+                "user_id": user_id,
+                "items": items_out(answer.items),
+                "model_version": live.version,
+                "query": answer_json(answer),
+            }
         items = live.cached(user_id, k, context, explain, spec)
         metrics.lists.labels("cache" if items is not None else "scored").inc()
         if items is None:  # scoring takes milliseconds: a worker thread, not the event loop
             items = await run_in_threadpool(live.recommend, user_id, k, context, explain, spec)
-        out = {"user_id": user_id, "items": _items(items), "model_version": live.version}
+        out = {"user_id": user_id, "items": items_out(items), "model_version": live.version}
         if live.explorer is not None and items:  # logged durably before the list is shown
             out["impression_id"] = uuid.uuid4().hex
             rows = impression_rows(
@@ -418,7 +431,7 @@ def create_app(
             items = live.similar(item_id, k)
         except UnknownItemError as e:
             raise ApiError(404, "not_found", str(e), "item_id") from None
-        return {"item_id": item_id, "items": _items(items), "model_version": live.version}
+        return {"item_id": item_id, "items": items_out(items), "model_version": live.version}
 
     @app.get(
         "/v1/explanations",
@@ -480,19 +493,3 @@ def create_app(
     event_names_in_schema(app, lambda: list(service.live.model.event_rules_.names))
     swallow_handled_errors(app)
     return app
-
-
-def _items(items: list[Recommended]) -> list[dict[str, Any]]:
-    return [
-        {
-            "item_id": r.item_id,
-            "score": r.score,
-            "title": r.title,
-            "explanation": r.explanation,
-            "source": r.source,
-            "explanation_source": r.explanation_source,
-            "propensity": r.propensity,
-            "explored": r.explored,
-        }
-        for r in items
-    ]

@@ -54,8 +54,7 @@ def write_serving_files(folder: Path, data: TrainData) -> None:
     table = data.item_table
     if table is None:
         table = pd.DataFrame({C.ITEM_ID: data.items.ids, C.TITLE: data.items.ids})
-    keep = [c for c in (C.ITEM_ID, C.TITLE, C.GENRES, C.YEAR) if c in table]
-    table[keep].to_parquet(folder / ITEMS_FILE, index=False)
+    table.to_parquet(folder / ITEMS_FILE, index=False)  # every column: requests in words read them
     if data.user_table is not None:
         users = data.user_table.copy()
         users[C.USER_ID] = users[C.USER_ID].astype(str)

@@ -34,8 +34,11 @@ from llmrec.eval.evaluate import genre_vectors
 from llmrec.llm.explain import Explainer, Explanation, Kind
 from llmrec.llm.safety import OutputChecker
 from llmrec.models.base import Recommender
+from llmrec.models.content import text_part
 from llmrec.online.policies import EpsilonGreedySlate
+from llmrec.query.answer import item_rows
 from llmrec.ranking.rerank import Reranker, RerankSpec
+from llmrec.service.asking import Asking
 from llmrec.service.browse import BrowseQueries
 from llmrec.service.coldstart import ColdStart
 from llmrec.service.errors import UnknownItemError, UnknownUserError
@@ -68,7 +71,7 @@ class Recommended:
 COLD_SOURCES = ("popular", "text-neighbours")
 
 
-class LiveModel(BrowseQueries, ColdStart, EvidenceFor):
+class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking):
     """Thread-safe: every public method takes the one lock (scoring is serial anyway)."""
 
     def __init__(
@@ -120,6 +123,7 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor):
         log = pd.read_parquet(model_dir / LOG_FILE)
         catalogue = pd.read_parquet(model_dir / ITEMS_FILE)
         self._facts: dict[str, dict[str, Any]] = {}  # item id -> title, genres, year
+        self._items_table: pd.DataFrame | None = None  # the catalogue, every column
         self._catalogue(catalogue)
         deleted = store.deleted_users()
         self._profiles = read_profiles(model_dir / USERS_FILE, deleted)
@@ -206,6 +210,9 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor):
         self.checker.add_titles(table[C.TITLE].astype(str))
 
     def _catalogue(self, table: pd.DataFrame) -> None:
+        old = self._items_table
+        self._items_table = table if old is None else pd.concat([old, table], ignore_index=True)
+        self._qindex = None  # requests in words read the new rows
         genres = table[C.GENRES] if C.GENRES in table else pd.Series([None] * len(table))
         years = table[C.YEAR] if C.YEAR in table else pd.Series([None] * len(table))
         for i, t, g, y in zip(
@@ -422,14 +429,14 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor):
         if user_id in self._pending or (self._dirty and stale):
             self.refresh()
 
+    def _item_rows(self) -> pd.DataFrame:
+        assert self._items_table is not None
+        return item_rows(self._items_table, self.model.items_.ids)
+
     def _vectors(self) -> np.ndarray | None:
         """Unit text vectors of the catalogue, if the model has them."""
-        m = self.model
-        for part in (m, *getattr(m, "retrievers_", {}).values()):
-            v = getattr(part, "item_vectors_", None)
-            if v is not None and len(v) == len(m.items_):
-                return np.asarray(v)
-        return None
+        part = text_part(self.model)
+        return None if part is None else np.asarray(part.item_vectors_)
 
     def exclusions(self) -> dict[str, set[str]]:
         """Per user, what every list of theirs leaves out (dislikes and near-duplicates)."""

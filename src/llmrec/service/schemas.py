@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import FastAPI, Query
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmrec.data import columns as C
+from llmrec.query.parse import MAX_QUERY_CHARS
+
+if TYPE_CHECKING:
+    from llmrec.service.live import Recommended
 
 MAX_EVENTS = 1000  # per request
 ID = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
@@ -22,6 +26,15 @@ Title = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\x00-\x1
 Text = Annotated[str, Field(max_length=10_000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
 Search = Annotated[str, Query(max_length=128, description="part of the id (or title)")]
 Limit = Annotated[int, Query(ge=1, le=100)]
+RequestText = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_QUERY_CHARS,
+        description='a request in words ("a light 80s space adventure", "like Fargo but no '
+        "horror\"), blended with the user's history; the list then ignores rerank and "
+        "exploration",
+    ),
+]
 UserQuery = Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
 
 
@@ -79,10 +92,11 @@ class ItemOut(BaseModel):
     source: str | None = Field(
         None, description="the retriever (or cold-start rule) that proposed the item"
     )
-    explanation_source: Literal["llm", "template"] | None = Field(
+    explanation_source: Literal["llm", "template", "query"] | None = Field(
         None,
-        description="who wrote the explanation: the LLM (checked) or the template (the LLM is "
-        "off, failed a check, or was not ready within the budget)",
+        description="who wrote the explanation: the LLM (checked), the template (the LLM is "
+        "off, failed a check, or was not ready within the budget), or, for a request in "
+        "words, what the item matches (the constraint, the anchor, the user's history)",
     )
     propensity: float | None = Field(
         None,
@@ -102,10 +116,23 @@ class ExplanationOut(BaseModel):
     source: Literal["llm", "template"]
 
 
+class Chip(BaseModel):
+    kind: str = Field(description="years, genre, not-genre, like, not, or a catalogue column")
+    value: str
+    item_id: str | None = None
+
+
+class QueryOut(BaseModel):
+    constraints: list[Chip] = Field(description="the hard constraints understood, in order")
+    intent: str = Field(description="the words matched by text (empty: none were left)")
+    reason: str | None = Field(None, description="why the list is empty")
+
+
 class RecommendationsOut(BaseModel):
     user_id: str
     items: list[ItemOut]
     model_version: str
+    query: QueryOut | None = Field(None, description="with q: how the request was read")
     impression_id: str | None = Field(
         None, description="exploring service: the id under which this list was logged"
     )
@@ -242,3 +269,20 @@ def event_names_in_schema(app: FastAPI, names: Callable[[], list[str]]) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def items_out(items: list[Recommended]) -> list[dict[str, Any]]:
+    """``ItemOut`` rows (``None`` fields are left out of the response)."""
+    return [
+        {
+            "item_id": r.item_id,
+            "score": r.score,
+            "title": r.title,
+            "explanation": r.explanation,
+            "source": r.source,
+            "explanation_source": r.explanation_source,
+            "propensity": r.propensity,
+            "explored": r.explored,
+        }
+        for r in items
+    ]
