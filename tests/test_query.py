@@ -327,3 +327,90 @@ def test_cli_recommend_with_a_query(shop_folder: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0 and "empty list: no item in the catalogue" in res.output
     res = CliRunner().invoke(app, [*args, "-q", "y" * 501])
     assert res.exit_code == 2 and "at most 500 characters" in res.output
+
+
+def test_conversation_refines_expires_and_goes_with_the_user(
+    shop_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlalchemy as sa
+
+    from llmrec.service import store as store_module
+    from llmrec.service.app import Service, create_app
+    from llmrec.service.keys import create_key
+    from llmrec.service.store import Store, conversations
+
+    monkeypatch.setenv("LLMREC_HOME", str(tmp_path / "home"))
+    db = Store(f"sqlite:///{tmp_path / 'events.db'}")
+    client = TestClient(
+        create_app(Service(db, shop_folder, refresh_every=0.0, llm="off")),
+        raise_server_exceptions=False,
+    )
+    headers = {"Authorization": f"Bearer {create_key(db, 'write')}"}
+
+    def ask(**body: object):  # noqa: ANN202
+        return client.post("/v1/recommendations", json=body, headers=headers)
+
+    first = ask(user_id="042", q="science fiction", k=5)
+    assert first.status_code == 200, first.text
+    cid, shown = first.json()["conversation_id"], [x["item_id"] for x in first.json()["items"]]
+    assert re.fullmatch(r"[0-9a-f]{32}", cid) and len(shown) == 5
+    # "more like the second one": the genre stays, the second item becomes the anchor
+    r = ask(user_id="042", q="more like the second one", conversation_id=cid, k=5).json()
+    chips = r["query"]["constraints"]
+    assert {"kind": "genre", "value": "Science Fiction"} in chips
+    second = first.json()["items"][1]["title"]
+    assert {"kind": "like", "value": second, "item_id": shown[1]} in chips
+    assert r["conversation_id"] == cid and shown[1] not in [x["item_id"] for x in r["items"]]
+    # a chip taken off, and a negation that removes what was asked for
+    sci_fi = {"kind": "genre", "value": "Science Fiction"}
+    r = ask(user_id="042", conversation_id=cid, remove=[sci_fi])
+    assert [c["kind"] for c in r.json()["query"]["constraints"]] == ["like"]
+    r = ask(user_id="042", q="no space", conversation_id=cid).json()
+    assert {"kind": "not-genre", "value": "Space"} in r["query"]["constraints"]
+    assert all(int(x["item_id"]) % 2 == 0 for x in r["items"] if x["item_id"] != "1e3")
+    # another user's conversation, a malformed id, an empty first request
+    r = ask(user_id="007", q="more", conversation_id=cid)
+    assert r.status_code == 404 and r.json()["error"]["field"] == "body.conversation_id"
+    assert ask(user_id="042", q="x", conversation_id="nope").status_code == 422
+    r = ask(user_id="042", q="  ")  # nothing asked yet: the user's own list, a conversation
+    assert r.status_code == 200 and r.json()["query"] == {"constraints": [], "intent": ""}
+    assert r.json()["items"] and r.json()["conversation_id"] != cid
+    # idle past the time to live: gone
+    now = store_module._now()
+    monkeypatch.setattr(store_module, "_now", lambda: now + 3601)
+    r = ask(user_id="042", q="older", conversation_id=cid)
+    assert r.status_code == 404
+    monkeypatch.setattr(store_module, "_now", lambda: now)
+    # deleting the user deletes their conversations
+    other = ask(user_id="042", q="mystery").json()["conversation_id"]
+    assert client.delete("/v1/users/042", headers=headers).status_code == 200
+    with db.engine.connect() as conn:
+        left = conn.execute(sa.select(conversations.c.user_id)).all()
+    assert ("042",) not in left
+    assert ask(user_id="042", q="older", conversation_id=other).status_code == 404
+
+
+def test_follow_up_words() -> None:
+    from llmrec.query.refine import follow_up, from_state, to_state
+
+    index = QueryIndex(ITEMS, np.ones(11))
+    q = index.parse("sci-fi but no horror")
+    shown = ["3", "7", "10", "9"]  # years 1977, 1985, 1982, 1968
+    like = follow_up(index, "more like the second one", q, shown).constraints
+    assert like.like == ("7",) and like.genres == ("Sci-Fi",) and like.not_genres == ("Horror",)
+    assert follow_up(index, "not the 1st one", q, shown).constraints.not_items == ("3",)
+    assert follow_up(index, "like #4", q, shown).constraints.like == ("9",)
+    assert follow_up(index, "like the last one", q, shown).constraints.like == ("9",)
+    assert follow_up(index, "like the ninth one", q, shown).constraints.like == ()  # no 9th
+    older = follow_up(index, "older", q, shown).constraints
+    assert (older.year_min, older.year_max) == (None, 1978)  # before the list's middle year
+    newer = follow_up(index, "something newer", q, shown).constraints
+    assert newer.year_min == 1980 and newer.year_max is None
+    assert follow_up(index, "from the 90s", q, shown).constraints.year_min == 1990
+    horror = follow_up(index, "horror is fine", q, shown).constraints
+    assert horror.genres == ("Sci-Fi", "Horror") and horror.not_genres == ()
+    assert follow_up(index, "a second chance", q, shown).constraints.like == ()
+    kept = follow_up(index, "", q, shown, remove=[{"kind": "not-genre", "value": "Horror"}])
+    assert kept.constraints.not_genres == () and kept.constraints.genres == ("Sci-Fi",)
+    back, again = from_state(to_state(older_q := follow_up(index, "older", q, shown), shown))
+    assert back.constraints == older_q.constraints and again == shown

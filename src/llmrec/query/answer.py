@@ -73,22 +73,26 @@ def index_for(
 def answer(
     model: Recommender,
     index: QueryIndex,
-    text: str,
+    text: str | ParsedQuery,
     user_idx: int | None,
     k: int,
     exclude: Iterable[int] = (),
     weights: BlendWeights | None = None,
 ) -> Ranked:
-    """Top ``k`` positions for ``text``, blended with user ``user_idx``'s scores when the
-    user has history; the user's history and ``exclude`` never come back."""
-    q = index.parse(text)
+    """Top ``k`` positions for ``text`` (or a request already read), blended with user
+    ``user_idx``'s scores when the user has history; the user's history and ``exclude`` never
+    come back."""
+    q = index.parse(text) if isinstance(text, str) else text
+    # the encoder first: run after a LightGBM ranker, it shares the 2 cores with OpenMP
+    # threads still spinning (``llmrec serve`` sets OMP_WAIT_POLICY=PASSIVE for this)
+    intent = index.intent(q)
     allowed = index.allowed(q.constraints)
     matching = bool(allowed.any())
     history = model.history_[user_idx].indices if user_idx is not None else np.zeros(0, int)
     personal = model.score(np.array([user_idx]))[0] if len(history) else None
     allowed[history] = False
     allowed[np.fromiter(exclude, dtype=np.int64)] = False
-    scores = blend(personal, index.intent(q), index.popularity, allowed, weights or BlendWeights())
+    scores = blend(personal, intent, index.popularity, allowed, weights or BlendWeights())
     top = np.argsort(-scores, kind="stable")[: min(k, int(allowed.sum()))]
     why = [index.why(int(i), q, personal is not None) for i in top]
     reason = None if len(top) else EMPTY_CATALOGUE if not matching else EMPTY_FOR_USER

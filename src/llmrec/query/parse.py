@@ -46,7 +46,8 @@ FILLER = frozenset(
     something anything some any one ones show give find recommend recommendations please
     more less very really that which is are be it its this these those good great nice
     movie movies film films book books item items article articles title titles by from
-    made released set era decade years year s but also""".split()
+    made released set era decade years year s but also actually instead fine ok okay now
+    just maybe then too""".split()
 )
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 _CONTROL = re.compile(r"[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")

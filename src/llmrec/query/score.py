@@ -90,6 +90,7 @@ class QueryIndex:
         self.popularity = np.asarray(popularity, dtype=float)
         self.vocab = Vocabulary(items, self.popularity)
         self.vectors, self.encoder, self._similar = vectors, encoder, similar
+        self._vectors_seen: dict[str, np.ndarray] = {}  # insertion order = recency
         titles = items[C.TITLE] if C.TITLE in items else items[C.ITEM_ID]
         self.titles = dict(zip(self.ids, titles.astype(str), strict=True))
         years = items[C.YEAR] if C.YEAR in items else pd.Series(np.nan, index=items.index)
@@ -134,8 +135,7 @@ class QueryIndex:
         closest anchor; ``None`` when the request has neither."""
         parts = []
         if q.intent and self.vectors is not None and self.encoder is not None:
-            v = encode(self.encoder, [q.intent], cache=None, progress=False)[0]
-            parts.append(self.vectors @ v)
+            parts.append(self.vectors @ self._vector(q.intent))
         anchors = np.array([self.position[i] for i in q.constraints.like if i in self.position])
         if len(anchors):
             if self.vectors is not None:
@@ -143,6 +143,17 @@ class QueryIndex:
             elif self._similar is not None:
                 parts.append(self._similar(anchors).max(axis=0))
         return np.mean(parts, axis=0) if parts else None
+
+    def _vector(self, text: str) -> np.ndarray:
+        """The intent's vector; the latest ones are kept (a follow-up that adds no words
+        reuses its conversation's intent), in memory only."""
+        v = self._vectors_seen.pop(text, None)
+        if v is None:
+            v = encode(self.encoder, [text], cache=None, progress=False)[0]  # type: ignore[arg-type]
+        self._vectors_seen[text] = v
+        while len(self._vectors_seen) > 1024:
+            self._vectors_seen.pop(next(iter(self._vectors_seen)))
+        return v
 
     def why(self, n: int, q: ParsedQuery, personal: bool) -> str:
         """Why item position ``n`` answers ``q``: the anchor, the constraint, or history."""

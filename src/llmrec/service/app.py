@@ -26,6 +26,7 @@ from llmrec.data import columns as C
 from llmrec.errors import ConfigError, LlmrecError
 from llmrec.online.feedback import impression_rows
 from llmrec.ranking.rerank import RerankSpec
+from llmrec.service.ask_routes import install_asking
 from llmrec.service.asking import answer_json
 from llmrec.service.errors import (
     ApiError,
@@ -199,6 +200,7 @@ def create_app(
 
     reader, writer, admin = Depends(role("read")), Depends(role("write")), Depends(role("admin"))
     install_ops(app, metrics, lambda: service.live.version, admin)
+    install_asking(app, service, reader, metrics)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

@@ -6,6 +6,7 @@ it by text vectors, and a known user's own scores blend in (``query.answer``). A
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ import pandas as pd
 from llmrec.models.base import Recommender
 from llmrec.query.answer import answer, index_for
 from llmrec.query.parse import ParsedQuery
+from llmrec.query.refine import follow_up, from_state, to_state
 from llmrec.query.score import BlendWeights, QueryIndex
 
 if TYPE_CHECKING:
@@ -27,6 +29,7 @@ class Answer:
     items: list[Recommended]
     chips: list[dict[str, str]] = field(default_factory=list)  # the parsed constraints
     reason: str | None = None  # why the list is empty
+    state: dict[str, Any] = field(default_factory=dict)  # what a follow-up refines
 
 
 class Asking:
@@ -46,9 +49,18 @@ class Asking:
     def _item_rows(self) -> pd.DataFrame:
         raise NotImplementedError
 
-    def ask(self, user_id: str, text: str, k: int) -> Answer:
+    def ask(
+        self,
+        user_id: str,
+        text: str,
+        k: int,
+        state: Mapping[str, Any] | None = None,
+        remove: Iterable[Mapping[str, str]] = (),
+    ) -> Answer:
         """Top ``k`` for a request in words, blended with ``user_id``'s own scores when the
-        model knows the user (a user without events gets the request and popularity)."""
+        model knows the user (a user without events gets the request and popularity).
+        ``state``: the conversation so far (``Answer.state`` of the previous turn), which
+        ``text`` refines; ``remove``: chips taken off."""
         from llmrec.service.live import Recommended
 
         with self._lock:
@@ -60,7 +72,12 @@ class Asking:
             index.popularity = self._pop  # recent popularity, as cold-start lists use
             blocked = m.items_.index(sorted(self._blocked(user_id)))
             u = self._user_pos.get(user_id)
-            r = answer(m, index, text, u, k, blocked[blocked >= 0], self.query_weights)
+            previous, shown = from_state(state) if state else (None, [])
+            remove = list(remove)
+            q = follow_up(index, text, previous, shown, remove) if state or remove else (
+                index.parse(text)
+            )  # fmt: skip
+            r = answer(m, index, q, u, k, blocked[blocked >= 0], self.query_weights)
             source = "query + history" if r.personal else "query"
             items = [
                 Recommended(
@@ -73,7 +90,8 @@ class Asking:
                 )  # fmt: skip
                 for i, s, why in zip(r.items, r.scores, r.why, strict=True)
             ]
-            return Answer(r.query, items, r.chips(index), r.reason)
+            shown = [i.item_id for i in items]
+            return Answer(r.query, items, r.chips(index), r.reason, to_state(r.query, shown))
 
 
 def answer_json(answer: Answer) -> dict[str, Any]:

@@ -117,9 +117,11 @@ class ExplanationOut(BaseModel):
 
 
 class Chip(BaseModel):
-    kind: str = Field(description="years, genre, not-genre, like, not, or a catalogue column")
-    value: str
-    item_id: str | None = None
+    kind: str = Field(
+        max_length=64, description="years, genre, not-genre, like, not, or a catalogue column"
+    )
+    value: str = Field(max_length=512)
+    item_id: str | None = Field(None, max_length=128)
 
 
 class QueryOut(BaseModel):
@@ -128,11 +130,31 @@ class QueryOut(BaseModel):
     reason: str | None = Field(None, description="why the list is empty")
 
 
+class AskIn(Strict):
+    user_id: ID
+    q: str = Field(
+        "", max_length=MAX_QUERY_CHARS,
+        description='a request in words, or a follow-up to the conversation ("more like the '
+        'second one", "no horror", "older")',
+    )  # fmt: skip
+    k: int = Field(10, ge=1, le=100)
+    conversation_id: str | None = Field(
+        None, pattern=r"^[0-9a-f]{32}$", description="continue this conversation (from a "
+        "previous answer); absent: start one",
+    )  # fmt: skip
+    remove: Annotated[list[Chip], Field(max_length=20)] = Field(
+        default_factory=list, description="constraints (chips of the previous answer) to drop"
+    )
+
+
 class RecommendationsOut(BaseModel):
     user_id: str
     items: list[ItemOut]
     model_version: str
     query: QueryOut | None = Field(None, description="with q: how the request was read")
+    conversation_id: str | None = Field(
+        None, description="POST: the conversation a follow-up continues (expires when idle)"
+    )
     impression_id: str | None = Field(
         None, description="exploring service: the id under which this list was logged"
     )

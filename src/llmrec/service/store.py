@@ -92,6 +92,14 @@ impressions = sa.Table(
     sa.Column("timestamp", sa.BigInteger, nullable=False),
 )
 IMPRESSION_COLUMNS = tuple(c.name for c in impressions.columns if c.name != "seq")
+conversations = sa.Table(  # requests in words: the state between follow-ups
+    "conversations",
+    metadata,
+    sa.Column("conversation_id", sa.String(32), primary_key=True),
+    sa.Column("user_id", sa.String(128), nullable=False, index=True),
+    sa.Column("state", sa.Text, nullable=False),  # JSON: constraints, intent, list shown
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
 schema_version = sa.Table(
     "schema_version",
     metadata,
@@ -117,8 +125,14 @@ def _v3(conn: Connection) -> None:
         conn.execute(deleted_users.insert().values(user_id=user_digest(user_id), deleted_at=at))
 
 
+def _v4(conn: Connection) -> None:
+    conversations.create(conn, checkfirst=True)
+
+
 # (version, step): append new steps, never edit an applied one.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
+    (1, _v1), (2, _v2), (3, _v3), (4, _v4)
+]  # fmt: skip
 EVENT_COLUMNS = (
     "event_id",
     C.USER_ID,
@@ -282,13 +296,15 @@ class Store:
 
     # --- users -------------------------------------------------------------------------
     def delete_user(self, user_id: str) -> int:
-        """Delete the user's events and impressions and remember the deletion by the id's
-        digest (so the events the model was trained on are dropped too). On SQLite the freed
-        pages are zeroed (``secure_delete``) and the WAL checkpointed and truncated, so the
-        files keep no bytes of them. Returns how many stored events were deleted."""
+        """Delete the user's events, impressions and conversations and remember the deletion
+        by the id's digest (so the events the model was trained on are dropped too). On
+        SQLite the freed pages are zeroed (``secure_delete``) and the WAL checkpointed and
+        truncated, so the files keep no bytes of them. Returns how many stored events were
+        deleted."""
         digest = user_digest(user_id)
         with self.engine.begin() as conn:
             conn.execute(impressions.delete().where(impressions.c.user_id == user_id))
+            conn.execute(conversations.delete().where(conversations.c.user_id == user_id))
             n = conn.execute(events.delete().where(events.c.user_id == user_id)).rowcount
             conn.execute(deleted_users.delete().where(deleted_users.c.user_id == digest))
             conn.execute(deleted_users.insert().values(user_id=digest, deleted_at=_now()))
@@ -302,6 +318,33 @@ class Store:
         events stored after the deletion count again)."""
         with self.engine.connect() as conn:
             return DeletedUsers({u for (u,) in conn.execute(sa.select(deleted_users.c.user_id))})
+
+    # --- conversations -------------------------------------------------------------------
+    def save_conversation(
+        self, conversation_id: str, user_id: str, state: dict[str, Any], ttl: float
+    ) -> None:
+        """Keep a conversation's state; conversations idle for ``ttl`` seconds are dropped."""
+        now = _now()
+        c = conversations.c
+        with self.engine.begin() as conn:
+            conn.execute(conversations.delete().where(c.updated_at < now - ttl))
+            conn.execute(conversations.delete().where(c.conversation_id == conversation_id))
+            conn.execute(conversations.insert().values(
+                conversation_id=conversation_id, user_id=user_id, state=json.dumps(state),
+                updated_at=now,
+            ))  # fmt: skip
+
+    def conversation(self, conversation_id: str, user_id: str, ttl: float) -> dict | None:
+        """The state of ``user_id``'s conversation, unless it is unknown, another user's, or
+        idle for ``ttl`` seconds."""
+        c = conversations.c
+        query = sa.select(c.state).where(
+            c.conversation_id == conversation_id, c.user_id == user_id,
+            c.updated_at >= _now() - ttl,
+        )  # fmt: skip
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else json.loads(row[0])
 
     # --- items -------------------------------------------------------------------------
     def put_item(self, item: dict[str, Any]) -> None:
