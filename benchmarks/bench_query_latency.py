@@ -13,8 +13,10 @@ the request index (vectors, encoder): timed apart.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -57,6 +59,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--users", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--times-only", action="store_true", help="print the times as JSON")
     args = ap.parse_args()
     model_dir = args.model or get_settings().home / "models" / "ml-100k-ranker"
     if not (model_dir / "log.parquet").is_file():
@@ -87,6 +90,21 @@ def main() -> None:
         live.ask(u, f"{q}, {moods[n % len(moods)]} {extra}", 10)
         free.append(time.perf_counter() - t0)
     p, a, f = np.array(plain) * 1000, np.array(asked) * 1000, np.array(free) * 1000
+    rows = {
+        "ordinary list (k=10, uncached)": p,
+        "request in words (k=10), constraints and anchors": a,
+        "request in words with free words (one encoder call)": f,
+    }
+    if args.times_only:
+        print(json.dumps({k: v.tolist() for k, v in rows.items()}))
+        return
+    # the same run with spinning OpenMP threads (the runtimes' default), in a fresh process:
+    # the policy is read once, when a runtime loads
+    env = {**os.environ, "OMP_WAIT_POLICY": "ACTIVE"}
+    cmd = [sys.executable, __file__, "--users", str(args.users), "--seed", str(args.seed),
+           "--times-only", *(["--model", str(args.model)] if args.model else [])]  # fmt: skip
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    spinning = {k: np.array(v) for k, v in json.loads(out.strip().splitlines()[-1]).items()}
     ratio = np.median(a) / np.median(p)
     print(f"ordinary p50 {np.median(p):.1f} ms, in words p50 {np.median(a):.1f} ms ({ratio:.2f}x)")
     lines = [
@@ -107,11 +125,12 @@ def main() -> None:
         "|---|---:|---:|",
         *(
             f"| {name} | {np.median(ms):.1f} ms | {np.percentile(ms, 99):.1f} ms |"
-            for name, ms in (
-                ("ordinary list (k=10, uncached)", p),
-                ("request in words (k=10), constraints and anchors", a),
-                ("request in words with free words (one encoder call)", f),
-            )
+            for name, ms in rows.items()
+        ),
+        *(
+            f"| {name}, OMP_WAIT_POLICY=ACTIVE | {np.median(ms):.1f} ms | "
+            f"{np.percentile(ms, 99):.1f} ms |"
+            for name, ms in spinning.items()
         ),
         "",
         f"Request in words ÷ ordinary, medians: **{ratio:.2f}×** (constraints and anchors), "
