@@ -2,7 +2,7 @@
 
 Serves the model ``llmrec train`` wrote (with a throw-away events store, so nothing the
 script does reaches your own), drives the page in headless Chromium, writes
-``docs/web-{explore,items,reports}.png``.
+``docs/web-{explore,ask,items,reports}.png``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,14 @@ def main() -> None:
             page.click(f"#recs li[data-item='{first}'] button.dislike")  # shows a "new" entry
             page.wait_for_selector("#recs li.new")
             page.screenshot(path=args.out / "web-explore.png", full_page=True)
+            page.fill("#ask-q", "a light 80s space adventure, no horror")
+            page.press("#ask-q", "Enter")
+            page.wait_for_selector("#ask-chips .chip[data-kind='genre']")
+            page.fill("#ask-q", "more like the second one")  # a follow-up
+            page.press("#ask-q", "Enter")
+            page.wait_for_selector("#ask-chips .chip[data-kind='like']")
+            page.screenshot(path=args.out / "web-ask.png", full_page=True)
+            page.click("#ask-clear")
             add_item(
                 page,
                 "heist-2026",
@@ -51,7 +59,7 @@ def main() -> None:
             page.screenshot(path=args.out / "web-reports.png", full_page=True)
             if errors:
                 raise SystemExit(f"page errors: {errors}")
-    print(f"wrote {args.out}/web-explore.png, web-items.png, web-reports.png")  # noqa: T201
+    print(f"wrote {args.out}/web-explore.png, web-ask.png, web-items.png, web-reports.png")  # noqa: T201
 
 
 if __name__ == "__main__":

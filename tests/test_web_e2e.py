@@ -101,6 +101,38 @@ def test_new_visitor_and_keyboard_only(site: dict, browser: object) -> None:
     assert errors == []
 
 
+def test_ask_in_words_then_follow_up_and_remove_a_chip(site: dict, browser: object) -> None:
+    page, errors = open_page(browser, site["server"].url, site["key"])  # type: ignore[arg-type]
+    choose_user(page, "u3")
+    titles = "els => els.map(e => e.textContent)"
+    page.fill("#ask-q", "a comedy <b>please</b>")
+    page.press("#ask-q", "Enter")
+    page.wait_for_selector("#ask-chips .chip[data-kind='genre']")
+    first = page.eval_on_selector_all("#recs li .rec-head .title", titles)
+    assert first and all(t.startswith("Comedy") for t in first)
+    assert "your request" in page.locator("#recs .why .by").first.inner_text()
+    assert page.locator("#ask-chips b").count() == 0  # typed markup stays text
+    second = shown(page)[1]
+    page.fill("#ask-q", "more like the second one")  # a follow-up in the same conversation
+    page.press("#ask-q", "Enter")
+    page.wait_for_selector("#ask-chips .chip[data-kind='like']")
+    assert first[1] in page.inner_text("#ask-chips .chip[data-kind='like']")
+    assert second not in shown(page)
+    assert all(t.startswith("Comedy") for t in page.eval_on_selector_all(
+        "#recs li .rec-head .title", titles))  # fmt: skip
+    page.click("#ask-chips .chip[data-kind='genre']")  # the chip's × takes the genre off
+    page.wait_for_function("() => !document.querySelector(\"#ask-chips [data-kind='genre']\")")
+    page.fill("#ask-q", "no comedy")
+    page.press("#ask-q", "Enter")
+    page.wait_for_selector("#ask-chips .chip[data-kind='not-genre']")
+    drama = page.eval_on_selector_all("#recs li .rec-head .title", titles)
+    assert drama and all(t.startswith("Drama") for t in drama)
+    page.click("#ask-clear")  # back to the ordinary list
+    page.wait_for_selector("#ask-chips", state="hidden")
+    page.wait_for_function("() => document.querySelectorAll('#recs li').length === 10")
+    assert errors == []
+
+
 def test_add_an_item_and_find_it_in_similar_and_the_catalogue(site: dict, browser: object) -> None:
     page, errors = open_page(browser, site["server"].url, site["key"])  # type: ignore[arg-type]
     add_item(page, "web-film", "Drama item web", "A drama, like the other drama items.", "Drama")

@@ -1,73 +1,8 @@
 // The llmrec web page: plain ES modules against the v1 HTTP API, no build step, no network
 // beyond this server. Every piece of data is written with textContent (never as HTML).
 
-const KEY = "llmrec.key";
-const VISITOR = "llmrec.visitor";
-const $ = (id) => document.getElementById(id);
-
-// ---- API ---------------------------------------------------------------------------------
-class ApiError extends Error {
-  constructor(status, code, message, field) {
-    super(message);
-    Object.assign(this, { status, code, field });
-  }
-}
-
-async function api(path, options = {}) {
-  const headers = { ...(options.headers || {}) };
-  const key = sessionStorage.getItem(KEY);
-  if (key) headers.Authorization = `Bearer ${key}`;
-  if (options.body !== undefined) headers["Content-Type"] = "application/json";
-  let response;
-  try {
-    response = await fetch(path, {
-      ...options,
-      headers,
-      body: options.body === undefined ? undefined : JSON.stringify(options.body),
-    });
-  } catch {
-    throw new ApiError(0, "unreachable", "The server is not reachable: is `llmrec serve` running?");
-  }
-  const body = await response.json().catch(() => null);
-  if (!response.ok) {
-    const e = body && body.error ? body.error : { code: "error", message: response.statusText };
-    throw new ApiError(response.status, e.code, e.message, e.field);
-  }
-  return body;
-}
-
-function explain(e) {
-  if (e.status === 401) return "The API key is missing or not valid: enter one above (`llmrec keys create --role write`).";
-  if (e.status === 403) return `This key is not allowed to do that (${e.message}). A write key can send feedback and add items.`;
-  if (e.status === 429) return "Too many requests for this key: wait a second and try again.";
-  return e.field ? `${e.message} (field: ${e.field})` : e.message;
-}
-
-function say(message, kind = "info") {
-  const el = $("status");
-  el.textContent = message;
-  el.dataset.kind = kind;
-}
-
-function fail(e) {
-  say(e instanceof ApiError ? explain(e) : String(e), "error");
-}
-
-// ---- small DOM helpers ---------------------------------------------------------------------
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else if (k === "text") node.textContent = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  for (const c of children) node.append(c);
-  return node;
-}
-
-const fmt = (v, digits = 4) => (v === null || v === undefined ? "–" : Number(v).toFixed(digits));
-const day = (ts) => new Date(ts * 1000).toISOString().slice(0, 10);
+import { $, KEY, VISITOR, api, say, fail, el, fmt, day } from "./core.js";
+import { showReports } from "./reports.js";
 
 // ---- key and health ------------------------------------------------------------------------
 function takeKeyFromUrl() {
@@ -101,7 +36,7 @@ function keyStatus() {
 }
 
 // ---- explore -------------------------------------------------------------------------------
-const state = { user: null, visitor: false, latest: null, shown: [] };
+const state = { user: null, visitor: false, latest: null, shown: [], conversation: null };
 
 async function loadContext() {
   try {
@@ -146,6 +81,7 @@ async function chooseUser(userId, visitor) {
   state.user = userId;
   state.visitor = visitor;
   state.shown = [];
+  resetAsk();
   say("");
   await showUser();
   await showRecommendations();
@@ -208,22 +144,82 @@ function requestContext() {
 
 async function showRecommendations() {
   if (!state.user) return;
-  const list = $("recs");
+  if (state.conversation) return ask("");  // the conversation's list, after feedback too
   const before = new Set(state.shown);
   try {
-    const r = await api(`/v1/recommendations?${requestContext()}`);
-    list.replaceChildren();
-    const fresh = before.size ? r.items.filter((i) => !before.has(i.item_id)).length : 0;
-    $("recs-note").textContent = r.items.length
-      ? `${r.items.length} items from ${r.model_version}` + (fresh ? ` · ${fresh} new since your feedback` : "")
-      : "Nothing to recommend for this user.";
-    r.items.forEach((item, n) => list.append(recommendation(item, n, before)));
-    state.shown = r.items.map((i) => i.item_id);
+    showList(await api(`/v1/recommendations?${requestContext()}`), before);
   } catch (e) {
-    list.replaceChildren();
+    $("recs").replaceChildren();
     $("recs-note").textContent = "";
     fail(e);
   }
+}
+
+function showList(r, before) {
+  const list = $("recs");
+  list.replaceChildren();
+  const fresh = before.size ? r.items.filter((i) => !before.has(i.item_id)).length : 0;
+  const empty = r.query?.reason ? `Nothing matches: ${r.query.reason}.` : "Nothing to recommend for this user.";
+  $("recs-note").textContent = r.items.length
+    ? `${r.items.length} items from ${r.model_version}` + (fresh ? ` · ${fresh} new since your last step` : "")
+    : empty;
+  r.items.forEach((item, n) => list.append(recommendation(item, n, before)));
+  state.shown = r.items.map((i) => i.item_id);
+}
+
+// ---- asking in words: a conversation whose follow-ups refine the request --------------------
+async function ask(q, remove = []) {
+  if (!state.user) {
+    say("Choose a user or a new visitor first.");
+    return;
+  }
+  const before = new Set(state.shown);
+  const body = { user_id: state.user, q, k: Number($("ctx-k").value), remove };
+  if (state.conversation) body.conversation_id = state.conversation;
+  try {
+    const r = await api("/v1/recommendations", { method: "POST", body });
+    state.conversation = r.conversation_id;
+    showChips(r.query);
+    showList(r, before);
+    $("ask-q").value = "";
+    $("ask-q").placeholder = "Follow up: more like the second one, no horror, older";
+    $("ask-clear").hidden = false;
+  } catch (e) {
+    if (e.status === 404 && state.conversation) {
+      resetAsk();
+      say("That conversation has expired: ask again.", "error");
+      return;
+    }
+    fail(e);
+  }
+}
+
+const CHIP_LABELS = { years: "years", genre: "genre", "not-genre": "no", like: "like", not: "not" };
+
+function showChips(query) {
+  const chips = $("ask-chips");
+  chips.replaceChildren(...query.constraints.map((c) => {
+    const label = `${CHIP_LABELS[c.kind] || c.kind}: ${c.value}`;
+    return el("li", {}, el("button", {
+      type: "button", class: "chip", "data-kind": c.kind, text: `${label} ×`,
+      "aria-label": `remove ${label}`, onclick: () => ask("", [c]),
+    }));
+  }));
+  if (query.intent) {
+    chips.append(el("li", {}, el("span", {
+      class: "chip words", title: "matched by text against the items", text: `words: ${query.intent}`,
+    })));
+  }
+  chips.hidden = !chips.children.length;
+}
+
+function resetAsk() {
+  state.conversation = null;
+  $("ask-chips").replaceChildren();
+  $("ask-chips").hidden = true;
+  $("ask-clear").hidden = true;
+  $("ask-q").value = "";
+  $("ask-q").placeholder = "Ask in words: a light 80s space adventure, no horror";
 }
 
 function recommendation(item, n, before) {
@@ -252,10 +248,11 @@ function recommendation(item, n, before) {
       el("span", { text: item.explanation }),
       el("span", {
         class: "by",
-        title: item.explanation_source === "llm"
-          ? "written by the language model, checked against the evidence"
-          : "template: the language model is off, failed a check or was not ready in time",
-        text: item.explanation_source === "llm" ? " · LLM" : " · template",
+        title: {
+          llm: "written by the language model, checked against the evidence",
+          query: "what the item matches: the request's constraints, its anchor, your history",
+        }[item.explanation_source] || "template: the language model is off, failed a check or was not ready in time",
+        text: { llm: " · LLM", query: " · your request" }[item.explanation_source] || " · template",
       }),
     ) : "",
     el("div", { class: "actions" },
@@ -333,117 +330,6 @@ async function addItem(event) {
   }
 }
 
-// ---- reports -------------------------------------------------------------------------------
-const CHARTS = [
-  ["Accuracy", ["ndcg@10", "recall@10", "mrr@10"]],
-  ["Coverage", ["coverage@10"]],
-  ["Novelty", ["novelty@10"]],
-  ["Diversity", ["diversity@10"]],
-  ["Popularity bias (lower is less biased)", ["arp@10", "gini@10"]],
-];
-
-async function showReports() {
-  const root = $("reports");
-  try {
-    const doc = await api("/v1/reports");
-    root.replaceChildren();
-    for (const p of doc.problems) {
-      root.append(el("p", { class: "error", text: `${p.file}: ${p.message}` }));
-    }
-    if (!doc.reports.length) {
-      root.append(el("p", { class: "empty",
-        text: `No evaluation reports in ${doc.folder}. Run: llmrec eval --dataset ml-100k --model all,ranker` }));
-      return;
-    }
-    const warm = doc.reports.filter((r) => !r.protocol.startsWith("cold"));
-    const cold = doc.reports.filter((r) => r.protocol.startsWith("cold"));
-    for (const r of warm) root.append(reportSection(r, doc.metrics));
-    root.append(coldTable(cold));
-  } catch (e) {
-    root.replaceChildren(el("p", { class: "empty", text: "Reports could not be loaded." }));
-    fail(e);
-  }
-}
-
-function reportSection(r, metrics) {
-  const shown = metrics.filter((m) => r.models.some((x) => m in x.metrics));
-  // popularity bias: lower is better; every other metric: higher
-  const lower = (m) => m.startsWith("arp") || m.startsWith("gini");
-  const best = Object.fromEntries(shown.map((m) => {
-    const vs = r.models.map((x) => x.metrics[m]).filter((v) => v !== undefined);
-    return [m, lower(m) ? Math.min(...vs) : Math.max(...vs)];
-  }));
-  const table = el("table", { class: "table metrics" },
-    el("caption", { text: `${r.dataset} · ${r.protocol} · ${r.n_users ?? "?"} test users · ${r.n_items ?? "?"} items · ${day(r.modified)}` }),
-    el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "model" }), ...shown.map((m) => el("th", { scope: "col", text: m })))),
-    el("tbody", {}, ...r.models.map((x) => el("tr", {},
-      el("th", { scope: "row", text: x.model }),
-      ...shown.map((m) => el("td", { class: x.metrics[m] === best[m] ? "best" : "", text: fmt(x.metrics[m], m.startsWith("arp") ? 1 : 4) })),
-    ))),
-  );
-  const charts = el("div", { class: "charts" }, ...CHARTS.map(([title, ms]) => barChart(title, ms, r.models)));
-  return el("section", { class: "report panel", "aria-label": `report ${r.name}` },
-    el("h3", { text: r.name }), el("div", { class: "scroll" }, table), charts);
-}
-
-function barChart(title, metrics, models) {
-  const ms = metrics.filter((m) => models.some((x) => m in x.metrics));
-  const figure = el("figure", { class: "chart" }, el("figcaption", { text: title }));
-  if (!ms.length) return figure;
-  const NS = "http://www.w3.org/2000/svg";
-  const rowH = 14, label = 80, width = 320;
-  const height = models.length * ms.length * rowH + models.length * 6 + 20;
-  const svg = document.createElementNS(NS, "svg");
-  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", `${title}: ${ms.join(", ")} per model`);
-  const add = (tag, attrs, text) => {
-    const n = document.createElementNS(NS, tag);
-    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
-    if (text !== undefined) n.textContent = text;
-    svg.append(n);
-  };
-  let y = 4;
-  for (const x of models) {
-    add("text", { x: 0, y: y + rowH * ms.length / 2 + 4, class: "lbl" }, x.model);
-    ms.forEach((m, j) => {
-      const max = Math.max(...models.map((o) => o.metrics[m] ?? 0)) || 1;
-      const v = x.metrics[m] ?? 0;
-      const w = Math.max(1, ((width - label - 50) * v) / max);
-      add("rect", { x: label, y, width: w, height: rowH - 3, class: `bar bar-${j}` });
-      add("text", { x: label + w + 3, y: y + rowH - 4, class: "val" }, fmt(v, m.startsWith("arp") ? 0 : 3));
-      y += rowH;
-    });
-    y += 6;
-  }
-  ms.forEach((m, j) => {
-    add("rect", { x: label + j * 80, y: height - 12, width: 10, height: 10, class: `bar bar-${j}` });
-    add("text", { x: label + j * 80 + 13, y: height - 3, class: "val" }, m);
-  });
-  figure.append(svg);
-  return figure;
-}
-
-function coldTable(cold) {
-  const section = el("section", { class: "report panel", "aria-label": "cold start" }, el("h3", { text: "Cold start" }));
-  if (!cold.length) {
-    section.append(el("p", { class: "empty",
-      text: "No cold-start report yet. Run: llmrec eval --dataset ml-100k --model pop,ease,content,hybrid --protocol cold-items (and --protocol cold-users)." }));
-    return section;
-  }
-  const cols = cold.flatMap((r) => ["ndcg@10", "recall@10"].map((m) => [r, m]));
-  const models = [...new Set(cold.flatMap((r) => r.models.map((x) => x.model)))];
-  const value = (r, model, m) => r.models.find((x) => x.model === model)?.metrics[m];
-  section.append(el("div", { class: "scroll" }, el("table", { class: "table metrics" },
-    el("caption", { text: "items or users held out of training (see README: protocols)" }),
-    el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "model" }),
-      ...cols.map(([r, m]) => el("th", { scope: "col", text: `${r.dataset} ${r.protocol} ${m}` })))),
-    el("tbody", {}, ...models.map((model) => el("tr", {}, el("th", { scope: "row", text: model }),
-      ...cols.map(([r, m]) => el("td", { text: fmt(value(r, model, m)) }))))),
-  )));
-  return section;
-}
-
 // ---- views and start -----------------------------------------------------------------------
 function showView() {
   const name = (location.hash.replace("#", "") || "explore").split("&")[0];
@@ -486,6 +372,12 @@ async function start() {
   for (const id of ["ctx-device", "ctx-hour", "ctx-scenario", "ctx-k"]) {
     $(id).addEventListener("change", () => { state.shown = []; showRecommendations(); });
   }
+  $("ask-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const q = $("ask-q").value.trim();
+    if (q || state.conversation) ask(q);
+  });
+  $("ask-clear").addEventListener("click", () => { resetAsk(); showRecommendations(); });
   $("item-search").addEventListener("submit", (e) => {
     e.preventDefault();
     searchItems($("item-query").value.trim());

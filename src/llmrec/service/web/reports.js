@@ -1,0 +1,115 @@
+// The Reports view: the evaluation reports the server found, as tables and bar charts.
+import { $, api, day, el, fail, fmt } from "./core.js";
+
+// ---- reports -------------------------------------------------------------------------------
+const CHARTS = [
+  ["Accuracy", ["ndcg@10", "recall@10", "mrr@10"]],
+  ["Coverage", ["coverage@10"]],
+  ["Novelty", ["novelty@10"]],
+  ["Diversity", ["diversity@10"]],
+  ["Popularity bias (lower is less biased)", ["arp@10", "gini@10"]],
+];
+
+async function showReports() {
+  const root = $("reports");
+  try {
+    const doc = await api("/v1/reports");
+    root.replaceChildren();
+    for (const p of doc.problems) {
+      root.append(el("p", { class: "error", text: `${p.file}: ${p.message}` }));
+    }
+    if (!doc.reports.length) {
+      root.append(el("p", { class: "empty",
+        text: `No evaluation reports in ${doc.folder}. Run: llmrec eval --dataset ml-100k --model all,ranker` }));
+      return;
+    }
+    const warm = doc.reports.filter((r) => !r.protocol.startsWith("cold"));
+    const cold = doc.reports.filter((r) => r.protocol.startsWith("cold"));
+    for (const r of warm) root.append(reportSection(r, doc.metrics));
+    root.append(coldTable(cold));
+  } catch (e) {
+    root.replaceChildren(el("p", { class: "empty", text: "Reports could not be loaded." }));
+    fail(e);
+  }
+}
+
+function reportSection(r, metrics) {
+  const shown = metrics.filter((m) => r.models.some((x) => m in x.metrics));
+  // popularity bias: lower is better; every other metric: higher
+  const lower = (m) => m.startsWith("arp") || m.startsWith("gini");
+  const best = Object.fromEntries(shown.map((m) => {
+    const vs = r.models.map((x) => x.metrics[m]).filter((v) => v !== undefined);
+    return [m, lower(m) ? Math.min(...vs) : Math.max(...vs)];
+  }));
+  const table = el("table", { class: "table metrics" },
+    el("caption", { text: `${r.dataset} · ${r.protocol} · ${r.n_users ?? "?"} test users · ${r.n_items ?? "?"} items · ${day(r.modified)}` }),
+    el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "model" }), ...shown.map((m) => el("th", { scope: "col", text: m })))),
+    el("tbody", {}, ...r.models.map((x) => el("tr", {},
+      el("th", { scope: "row", text: x.model }),
+      ...shown.map((m) => el("td", { class: x.metrics[m] === best[m] ? "best" : "", text: fmt(x.metrics[m], m.startsWith("arp") ? 1 : 4) })),
+    ))),
+  );
+  const charts = el("div", { class: "charts" }, ...CHARTS.map(([title, ms]) => barChart(title, ms, r.models)));
+  return el("section", { class: "report panel", "aria-label": `report ${r.name}` },
+    el("h3", { text: r.name }), el("div", { class: "scroll" }, table), charts);
+}
+
+function barChart(title, metrics, models) {
+  const ms = metrics.filter((m) => models.some((x) => m in x.metrics));
+  const figure = el("figure", { class: "chart" }, el("figcaption", { text: title }));
+  if (!ms.length) return figure;
+  const NS = "http://www.w3.org/2000/svg";
+  const rowH = 14, label = 80, width = 320;
+  const height = models.length * ms.length * rowH + models.length * 6 + 20;
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `${title}: ${ms.join(", ")} per model`);
+  const add = (tag, attrs, text) => {
+    const n = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
+    if (text !== undefined) n.textContent = text;
+    svg.append(n);
+  };
+  let y = 4;
+  for (const x of models) {
+    add("text", { x: 0, y: y + rowH * ms.length / 2 + 4, class: "lbl" }, x.model);
+    ms.forEach((m, j) => {
+      const max = Math.max(...models.map((o) => o.metrics[m] ?? 0)) || 1;
+      const v = x.metrics[m] ?? 0;
+      const w = Math.max(1, ((width - label - 50) * v) / max);
+      add("rect", { x: label, y, width: w, height: rowH - 3, class: `bar bar-${j}` });
+      add("text", { x: label + w + 3, y: y + rowH - 4, class: "val" }, fmt(v, m.startsWith("arp") ? 0 : 3));
+      y += rowH;
+    });
+    y += 6;
+  }
+  ms.forEach((m, j) => {
+    add("rect", { x: label + j * 80, y: height - 12, width: 10, height: 10, class: `bar bar-${j}` });
+    add("text", { x: label + j * 80 + 13, y: height - 3, class: "val" }, m);
+  });
+  figure.append(svg);
+  return figure;
+}
+
+function coldTable(cold) {
+  const section = el("section", { class: "report panel", "aria-label": "cold start" }, el("h3", { text: "Cold start" }));
+  if (!cold.length) {
+    section.append(el("p", { class: "empty",
+      text: "No cold-start report yet. Run: llmrec eval --dataset ml-100k --model pop,ease,content,hybrid --protocol cold-items (and --protocol cold-users)." }));
+    return section;
+  }
+  const cols = cold.flatMap((r) => ["ndcg@10", "recall@10"].map((m) => [r, m]));
+  const models = [...new Set(cold.flatMap((r) => r.models.map((x) => x.model)))];
+  const value = (r, model, m) => r.models.find((x) => x.model === model)?.metrics[m];
+  section.append(el("div", { class: "scroll" }, el("table", { class: "table metrics" },
+    el("caption", { text: "items or users held out of training (see README: protocols)" }),
+    el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "model" }),
+      ...cols.map(([r, m]) => el("th", { scope: "col", text: `${r.dataset} ${r.protocol} ${m}` })))),
+    el("tbody", {}, ...models.map((model) => el("tr", {}, el("th", { scope: "row", text: model }),
+      ...cols.map(([r, m]) => el("td", { text: fmt(value(r, model, m)) }))))),
+  )));
+  return section;
+}
+
+export { showReports };
