@@ -83,7 +83,17 @@ def requests(index: QueryIndex, vectors: np.ndarray, history: np.ndarray, target
     return out
 
 
-def measure(dataset: str, model: str, max_users: int, seed: int) -> dict:
+def text_side(split, encoder: str, seed: int) -> tuple[np.ndarray, object, float]:  # noqa: ANN001
+    """Item vectors and the encoder requests are matched with: the bundled MiniLM, or the
+    ``lm`` model's fine-tuned one (tuned on the validation item like any model)."""
+    if encoder == "minilm":
+        return embed_catalogue(split.train, "minilm"), get_encoder("minilm"), 0.0
+    t0 = time.perf_counter()
+    lm = tune(get_model_class("lm"), split, {"seed": seed}).model
+    return np.asarray(lm.item_vectors_), lm.text_encoder(), time.perf_counter() - t0
+
+
+def measure(dataset: str, model: str, max_users: int, seed: int, encoder: str) -> dict:
     s = get_settings()
     fetch(dataset, s.datasets_dir, s.cache_dir / "wheels")
     ds = store.load(s.datasets_dir, dataset)
@@ -94,9 +104,10 @@ def measure(dataset: str, model: str, max_users: int, seed: int) -> dict:
     fit_s = time.perf_counter() - t0
     train = split.train
     rows = item_rows(train.item_table, train.items.ids)
-    vectors = embed_catalogue(train, "minilm")
+    vectors, enc, lm_s = text_side(split, encoder, seed)
+    minilm = embed_catalogue(train, "minilm")  # the requests are written the same either way
     pop = np.asarray(train.matrix.sum(axis=0)).ravel()
-    index = QueryIndex(rows, pop, vectors, get_encoder("minilm"))
+    index = QueryIndex(rows, pop, vectors, enc)
     pop_t = {k: f(pop) for k, f in TRANSFORMS.items()}
     stage = split.test
     rng = np.random.default_rng(seed)
@@ -120,7 +131,7 @@ def measure(dataset: str, model: str, max_users: int, seed: int) -> dict:
         history = hist[u].indices
         unseen = np.ones(len(scores), bool)
         unseen[seen] = False
-        for name, text in requests(index, vectors, history, target, rng, noun).items():
+        for name, text in requests(index, minilm, history, target, rng, noun).items():
             q = index.parse(text)
             allowed = index.allowed(q.constraints) & unseen
             if not allowed[target]:  # the anchor is the target's twin title: skip
@@ -155,7 +166,8 @@ def measure(dataset: str, model: str, max_users: int, seed: int) -> dict:
     qcol = 1 + np.ravel_multi_index((qt, 0, qa), grid_shape)
     names = list(TRANSFORMS)
     out = {
-        "fit_s": fit_s, "users": len(users), "weights": (names[ti], PERSONAL[pi], POPULARITY[ai]),
+        "fit_s": fit_s, "lm_s": lm_s, "users": len(users),
+        "weights": (names[ti], PERSONAL[pi], POPULARITY[ai]),
         "query_weights": (names[qt], POPULARITY[qa]), "valid_grid": grid, "rows": {},
     }  # fmt: skip
     tests = {t: (mats[t][~valid[t]]) for t in mats}
@@ -174,15 +186,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--datasets", nargs="*", default=["ml-100k", "ml-1m"])
     ap.add_argument("--model", default="ease")
+    ap.add_argument("--encoder", default="minilm", choices=["minilm", "lm"])
     ap.add_argument("--max-users", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    results = {d: measure(d, args.model, args.max_users, args.seed) for d in args.datasets}
+    results = {
+        d: measure(d, args.model, args.max_users, args.seed, args.encoder) for d in args.datasets
+    }
     lines = [
-        f"## Requests in words: personal ({args.model}) + request vs each alone (issue #25)",
+        f"## Requests in words: personal ({args.model}) + request vs each alone, "
+        f"{'MiniLM' if args.encoder == 'minilm' else 'the fine-tuned lm encoder'} (issue #25)",
         "",
         f"Command: `make bench-query` (`benchmarks/bench_query.py --datasets "
-        f"{' '.join(args.datasets)} --model {args.model} --max-users {args.max_users} "
+        f"{' '.join(args.datasets)} --model {args.model} --encoder {args.encoder} "
+        f"--max-users {args.max_users} "
         f"--seed {args.seed}`). {PROTOCOL}",
         "",
         "Templates: " + "; ".join(f"{k}: `{v}`" for k, v in TEMPLATES.items()) + ".",
@@ -205,7 +222,9 @@ def main() -> None:
         qt, qa = r["query_weights"]
         lines.append(
             f"- {d}: {r['users']} test users ({'all' if r['users'] < args.max_users else 'sampled'}"
-            f", half for choosing weights); {args.model} tuned and fitted in {r['fit_s']:.0f} s; "
+            f", half for choosing weights); {args.model} tuned and fitted in {r['fit_s']:.0f} s"
+            + (f", lm in {r['lm_s']:.0f} s" if r["lm_s"] else "")
+            + "; "
             f"chosen on the validation half: {wt}, personal weight {wp}, popularity {wa} "
             f"(request only: {qt}, popularity {qa})."
         )
@@ -215,7 +234,8 @@ def main() -> None:
             + ", ".join(f"{k} {v:.4f}" for k, v in zip(TRANSFORMS, best, strict=True))
             + "."
         )
-    tag = f"<!-- bench_query:{args.model}"
+    suffix = "" if args.encoder == "minilm" else f"+{args.encoder}"
+    tag = f"<!-- bench_query:{args.model}{suffix}"
     begin, end = f"{tag}:begin -->", f"{tag}:end -->"
     write_section(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", begin, end, lines)
 

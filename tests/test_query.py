@@ -252,6 +252,14 @@ def test_python_api_on_a_saved_and_reloaded_model(shop_folder: Path) -> None:
     assert all(w.endswith("your history") for w in a.items["why"])
     seen = set(ds.interactions.loc[ds.interactions[C.USER_ID] == "042", C.ITEM_ID])
     assert not seen & set(a.items[C.ITEM_ID])
+    # a follow-up to that answer: the second item becomes the anchor, the rest stays
+    more = llmrec.ask(model, "more like the second one", "042", items=ds.items, previous=a)
+    second = {
+        "kind": "like",
+        "value": a.items[C.TITLE].iloc[1],
+        "item_id": a.items[C.ITEM_ID].iloc[1],
+    }
+    assert sorted(map(str, more.constraints)) == sorted(map(str, [*a.constraints, second]))
     # "1e3" and "0042" stay strings; an unknown user gets the request alone
     anchor = llmrec.ask(model, "like Star Voyage 1", user_id="no-such-user", items=ds.items)
     assert "0001" not in set(anchor.items[C.ITEM_ID]) and anchor.constraints[0]["kind"] == "like"

@@ -106,11 +106,14 @@ def ask(
     user_id: str | None = None,
     k: int = 10,
     items: pd.DataFrame | None = None,
+    previous: Asked | None = None,
 ) -> Asked:
     """A request in words ("a light 80s space adventure", "like Fargo but no horror") read
     against ``items`` (the catalogue: ``Dataset.items``) and blended with ``user_id``'s own
     scores from the fitted ``model``; ``.items`` is the list with why each item matches,
-    ``.constraints`` what was understood, ``.reason`` why the list is empty."""
+    ``.constraints`` what was understood, ``.reason`` why the list is empty. With
+    ``previous`` (an earlier answer), ``text`` is a follow-up: "more like the second one",
+    "no horror", "older"."""
     from llmrec.query.answer import ask as run
 
-    return run(model, text, user_id, k, items)
+    return run(model, text, user_id, k, items, previous)

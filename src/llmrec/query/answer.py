@@ -3,8 +3,9 @@ API (``llmrec.ask``) share."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ from llmrec.data import columns as C
 from llmrec.models.base import Recommender
 from llmrec.models.content import text_part
 from llmrec.query.parse import ParsedQuery
+from llmrec.query.refine import follow_up, from_state, to_state
 from llmrec.query.score import BlendWeights, QueryIndex, blend
 
 EMPTY_CATALOGUE = "no item in the catalogue satisfies every constraint of the request"
@@ -107,6 +109,7 @@ class Asked:
     constraints: list[dict[str, str]]
     intent: str
     reason: str | None = None
+    state: dict[str, Any] = field(default_factory=dict)  # what a follow-up refines
 
 
 def ask(
@@ -115,15 +118,22 @@ def ask(
     user_id: str | None = None,
     k: int = 10,
     items: pd.DataFrame | None = None,
+    previous: Asked | None = None,
+    remove: Iterable[Mapping[str, str]] = (),
 ) -> Asked:
     """``answer`` by ids, for the Python API (the catalogue ``items`` gives the titles,
-    genres and years the request is checked against)."""
+    genres and years the request is checked against); with ``previous``, ``text`` is a
+    follow-up to it and ``remove`` the chips taken off."""
     index = index_for(model, items)
     u = None
     if user_id is not None:
         pos = model.users_.index([str(user_id)])[0]
         u = int(pos) if pos >= 0 else None  # an unknown user: the request alone
-    r = answer(model, index, text, u, k)
+    q: str | ParsedQuery = text
+    if previous is not None or remove:
+        before, shown = from_state(previous.state) if previous else (None, [])
+        q = follow_up(index, text, before, shown, remove)
+    r = answer(model, index, q, u, k)
     ids = index.ids[r.items]
     table = pd.DataFrame(
         {
@@ -133,4 +143,4 @@ def ask(
             "why": r.why,
         }
     )
-    return Asked(table, r.chips(index), r.query.intent, r.reason)
+    return Asked(table, r.chips(index), r.query.intent, r.reason, to_state(r.query, list(ids)))
