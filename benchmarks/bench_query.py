@@ -4,7 +4,7 @@ held-out item better than the history alone or the request alone?
 Protocol ``loo`` (seed 0); the personal model (``--model``, default ``ease``) is tuned on the
 validation item and observes the validation events. For each test user, one request per
 template is written from the held-out item's own attributes (a genre of it, its decade, an
-anchor: the item of the user's history whose text vector is nearest to it). Each request is
+anchor: the item of the user's history nearest to it, see ``--anchor``). Each request is
 answered three ways over the full catalogue, the user's history excluded: personal only (the
 model's scores), request only (``query.score.blend`` without a user) and personal + request.
 The blend weights are chosen on a random half of the test users (mean NDCG@10 over every
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,8 @@ PROTOCOL = (
     "Protocol `loo`; the personal model is tuned on the validation item and observes the "
     "validation events. Per test user, one request per template is written from the held-out "
     "item's attributes (one of its genres at random, its decade, and as anchor the item of the "
-    "user's history whose MiniLM text vector is nearest to it); each is answered over the full "
+    "user's history nearest to it: by MiniLM text vector with `--anchor text`, by training "
+    "co-occurrence with `--anchor cooc`); each is answered over the full "
     "catalogue with the user's history excluded: personal only (the model's scores), request "
     "only (constraints, anchor similarity and popularity), personal + request (the blend). The "
     "weights are chosen on a random half of the test users (mean NDCG@10 over all templates) "
@@ -64,11 +66,12 @@ def ndcg_of(scores: np.ndarray, allowed: np.ndarray, target: int) -> np.ndarray:
     return np.where(before < 10, 1 / np.log2(before + 2), 0.0)
 
 
-def requests(index: QueryIndex, vectors: np.ndarray, history: np.ndarray, target: int,
-             rng: np.random.Generator, noun: str) -> dict[str, str]:  # fmt: skip
+def requests(index: QueryIndex, similar: Callable[[np.ndarray, int], np.ndarray],
+             history: np.ndarray, target: int, rng: np.random.Generator,
+             noun: str) -> dict[str, str]:  # fmt: skip
     genres = [g for g, has in index._genres.items() if has[target]]
     year = index.years[target]
-    anchor = history[np.argmax(vectors[history] @ vectors[target])] if len(history) else None
+    anchor = history[np.argmax(similar(history, target))] if len(history) else None
     fill = {
         "noun": noun,
         "genre": str(rng.choice(sorted(genres))) if genres else None,
@@ -93,7 +96,23 @@ def text_side(split, encoder: str, seed: int) -> tuple[np.ndarray, object, float
     return np.asarray(lm.item_vectors_), lm.text_encoder(), time.perf_counter() - t0
 
 
-def measure(dataset: str, model: str, max_users: int, seed: int, encoder: str) -> dict:
+def anchor_similarity(split, how: str) -> Callable[[np.ndarray, int], np.ndarray]:  # noqa: ANN001
+    """How the anchor of a request is picked among the user's items: nearest to the held-out
+    item by MiniLM text vector (``text``), or by who had both in training (``cooc``, which
+    favours neither encoder)."""
+    if how == "text":
+        v = embed_catalogue(split.train, "minilm")
+        return lambda h, t: v[h] @ v[t]
+    b = (split.train.matrix > 0).astype(np.float32).tocsc()
+    n = np.asarray(b.sum(axis=0)).ravel()
+    return lambda h, t: (
+        (b[:, h].T @ b[:, t]).toarray().ravel() / np.sqrt(np.maximum(n[h] * n[t], 1e-12))
+    )
+
+
+def measure(
+    dataset: str, model: str, max_users: int, seed: int, encoder: str, anchor: str = "text"
+) -> dict:
     s = get_settings()
     fetch(dataset, s.datasets_dir, s.cache_dir / "wheels")
     ds = store.load(s.datasets_dir, dataset)
@@ -105,7 +124,7 @@ def measure(dataset: str, model: str, max_users: int, seed: int, encoder: str) -
     train = split.train
     rows = item_rows(train.item_table, train.items.ids)
     vectors, enc, lm_s = text_side(split, encoder, seed)
-    minilm = embed_catalogue(train, "minilm")  # the requests are written the same either way
+    similar = anchor_similarity(split, anchor)  # the requests are the same for every encoder
     pop = np.asarray(train.matrix.sum(axis=0)).ravel()
     index = QueryIndex(rows, pop, vectors, enc)
     pop_t = {k: f(pop) for k, f in TRANSFORMS.items()}
@@ -131,7 +150,7 @@ def measure(dataset: str, model: str, max_users: int, seed: int, encoder: str) -
         history = hist[u].indices
         unseen = np.ones(len(scores), bool)
         unseen[seen] = False
-        for name, text in requests(index, minilm, history, target, rng, noun).items():
+        for name, text in requests(index, similar, history, target, rng, noun).items():
             q = index.parse(text)
             allowed = index.allowed(q.constraints) & unseen
             if not allowed[target]:  # the anchor is the target's twin title: skip
@@ -187,11 +206,13 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="*", default=["ml-100k", "ml-1m"])
     ap.add_argument("--model", default="ease")
     ap.add_argument("--encoder", default="minilm", choices=["minilm", "lm"])
+    ap.add_argument("--anchor", default="text", choices=["text", "cooc"])
     ap.add_argument("--max-users", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     results = {
-        d: measure(d, args.model, args.max_users, args.seed, args.encoder) for d in args.datasets
+        d: measure(d, args.model, args.max_users, args.seed, args.encoder, args.anchor)
+        for d in args.datasets
     }
     lines = [
         f"## Requests in words: personal ({args.model}) + request vs each alone, "
@@ -199,6 +220,7 @@ def main() -> None:
         "",
         f"Command: `make bench-query` (`benchmarks/bench_query.py --datasets "
         f"{' '.join(args.datasets)} --model {args.model} --encoder {args.encoder} "
+        f"--anchor {args.anchor} "
         f"--max-users {args.max_users} "
         f"--seed {args.seed}`). {PROTOCOL}",
         "",
@@ -234,7 +256,9 @@ def main() -> None:
             + ", ".join(f"{k} {v:.4f}" for k, v in zip(TRANSFORMS, best, strict=True))
             + "."
         )
-    suffix = "" if args.encoder == "minilm" else f"+{args.encoder}"
+    suffix = ("" if args.encoder == "minilm" else f"+{args.encoder}") + (
+        "" if args.anchor == "text" else f"+{args.anchor}-anchor"
+    )
     tag = f"<!-- bench_query:{args.model}{suffix}"
     begin, end = f"{tag}:begin -->", f"{tag}:end -->"
     write_section(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", begin, end, lines)

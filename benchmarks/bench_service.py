@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import platform
 import sys
 import tempfile
@@ -32,6 +33,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # the in-process part, as `serve` runs
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -40,6 +42,7 @@ from llmrec.config import get_settings  # noqa: E402
 from llmrec.data import columns as C  # noqa: E402
 from llmrec.testing.server import create_key, serve  # noqa: E402
 
+SPINNING = "no cache, OMP_WAIT_POLICY=ACTIVE"
 BEGIN, END = "<!-- bench_service:begin -->", "<!-- bench_service:end -->"
 LIVE_BEGIN, LIVE_END = "<!-- bench_service_live:begin -->", "<!-- bench_service_live:end -->"
 
@@ -209,7 +212,7 @@ def _in_process(model_dir: Path, users: list[str], tmp: Path) -> list[str]:
         "## Live model in process (issues #6, #7)",
         "",
         "`make bench-service` (or `--in-process-only`), ml-100k default model, no HTTP, "
-        f"{platform.machine()}, 1 thread:",
+        f"{platform.machine()}, 1 thread, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}:",
         "",
         "| step | median | p95 |",
         "|---|---:|---:|",
@@ -247,11 +250,16 @@ def main() -> None:
         return
     results: dict[str, list[dict[str, float]]] = {}
     events: dict[int, float] = {}
-    for mode, rates, extra in (
-        ("cache", (100, 200, 500, 1000), []),
-        ("no cache", (10, 25, 40, 60), ["--cache-size", "0"]),
+    no_cache = (10, 25, 40, 60, 100, 150, 200)
+    for mode, rates, extra, omp in (
+        ("cache", (100, 200, 500, 1000), [], "PASSIVE"),
+        ("no cache", no_cache, ["--cache-size", "0"], "PASSIVE"),
+        # the same server with OpenMP threads spinning after each parallel region (the
+        # runtimes' default, which `llmrec serve` overrides): the before of that change
+        (SPINNING, no_cache[:5], ["--cache-size", "0"], "ACTIVE"),
     ):
-        db = f"sqlite:///{tmp / (mode.replace(' ', '-') + '.db')}"
+        os.environ["OMP_WAIT_POLICY"] = omp  # the server process inherits it
+        db = f"sqlite:///{tmp / (mode.split(',')[0].replace(' ', '-') + omp + '.db')}"
         key = {"Authorization": f"Bearer {create_key(db, 'admin', home=s.home)}"}
         with serve(model_dir, db, s.home, extra) as srv:
             if mode == "cache":  # warm-up: every user once, then a settling run
@@ -279,7 +287,7 @@ def main() -> None:
                     print(f"events, {batch} per request: {events[batch]:.0f}/s")
 
     plot = ROOT / "benchmarks" / "service-ml100k.png"
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4))
     for ax, mode in zip(axes, results, strict=True):
         rs = results[mode]
         x = [r["target"] for r in rs]
@@ -301,7 +309,9 @@ def main() -> None:
         f"`make bench-service` ({args.repeats} runs of {args.seconds:g} s per level, medians; "
         f"{platform.machine()}, 2 cores shared by the server and the load generator; ml-100k "
         "default model from `llmrec train`). Open loop: latency counts from when a request "
-        "was due, so queueing is charged.",
+        "was due, so queueing is charged. The server runs as `llmrec serve` does, with "
+        "OMP_WAIT_POLICY=PASSIVE; the last rows are the same uncached server with OpenMP's "
+        "default spinning (ACTIVE), measured in the same run.",
         "",
         "| GET /v1/recommendations | offered req/s | achieved req/s | p50 ms | p99 ms "
         "(min–max) | errors |",
