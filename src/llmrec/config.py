@@ -17,6 +17,12 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path(".llmrec"), description="data dir ($LLMREC_HOME)")
     threads: int = Field(default=1, ge=1, description="threads for BLAS and model training")
     seed: int = Field(default=42, description="default seed for training and tuning")
+    memory_gb: float = Field(
+        default=16.0,
+        gt=0,
+        description="memory budget of a training run: models whose dense state would exceed "
+        "it are refused before fitting, and left out of the default pipeline",
+    )
 
     @property
     def datasets_dir(self) -> Path:

@@ -76,6 +76,11 @@ def train_command(
         data = full_train(ds)
         split = holdout(data)
         stages["prepare data"] = time.perf_counter() - t0
+        probe = cls(**params)
+        probe.check_fits(data.n_users, data.n_items)  # refuse before any fitting
+        paths = probe.size_note(data.n_items)
+        if paths:  # which path each part takes at this size
+            err.print(f"{name} at {data.n_items:,} items: {paths}", highlight=False)
 
         def progress(trial: Trial) -> None:
             status.update(f"{name}: tuning on validation, last trial {trial.score:.4f}")
@@ -94,6 +99,7 @@ def train_command(
             "n_users": data.n_users,
             "n_items": data.n_items,
             "n_events": len(data.log),
+            "paths": result.model.size_note(data.n_items),
             "store_seq": store_seq,  # the service replays stored events after this one
         }
         save_for_serving(result.model, data, target, {**info, "total_seconds": None})

@@ -14,7 +14,8 @@ from llmrec.eval.protocols import Stage
 from llmrec.models.base import Recommender
 
 KS = (5, 10, 20)
-_SCORE_CHUNK = 2048
+_SCORE_CELLS = 1 << 24  # users x items scored at once (64 MiB of float32): a big catalogue
+# scores fewer users per block, so memory never grows with users x items
 
 
 @dataclass(frozen=True)
@@ -26,12 +27,28 @@ class StageResult:
     topk: np.ndarray | None = None  # (n_users, max k) item positions, -1 padded
 
 
-def scores(model: Recommender, stage: Stage) -> np.ndarray:
-    parts = [
-        model.score(stage.user_idx[lo : lo + _SCORE_CHUNK], stage.candidates)
-        for lo in range(0, len(stage.user_idx), _SCORE_CHUNK)
-    ]
-    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+def score_rows(n_items: int) -> int:
+    """Users per scoring block for a catalogue of ``n_items`` (2,048 at most)."""
+    return int(min(2048, max(1, _SCORE_CELLS // max(n_items, 1))))
+
+
+def rank_stage(model: Recommender, stage: Stage, kmax: int) -> metrics.Ranking:
+    """Score and rank ``stage`` block by block of users: only the top ``kmax`` and the targets'
+    ranks are kept, so memory is a block x items, never users x items."""
+    n_items = len(model.items_) if stage.candidates is None else len(stage.candidates)
+    rows = score_rows(n_items)
+    parts = []
+    for lo in range(0, len(stage.user_idx), rows):
+        sub = stage.subset(np.arange(lo, min(lo + rows, len(stage.user_idx))))
+        s = model.score(sub.user_idx, stage.candidates)
+        parts.append(metrics.rank(s, sub.targets, sub.exclude, kmax, stage.tie_order))
+    if not parts:
+        return metrics.rank(np.zeros((0, n_items)), stage.targets, stage.exclude, kmax)
+    return metrics.Ranking(
+        np.concatenate([p.topk for p in parts]),
+        np.concatenate([p.target_ranks for p in parts]),
+        np.concatenate([p.n_targets for p in parts]),
+    )
 
 
 def genre_vectors(item_table: pd.DataFrame | None) -> np.ndarray | None:
@@ -58,7 +75,8 @@ def evaluate(
     catalogue_metrics: bool = True,
 ) -> StageResult:
     """Every metric of docs/design.md for ``stage``; ``train`` gives popularity for novelty/ARP."""
-    return evaluate_scores(scores(model, stage), stage, train, ks, item_vectors, catalogue_metrics)
+    ranking = rank_stage(model, stage, max(ks))
+    return evaluate_ranking(ranking, stage, train, ks, item_vectors, catalogue_metrics)
 
 
 def evaluate_scores(
@@ -71,6 +89,18 @@ def evaluate_scores(
 ) -> StageResult:
     """``evaluate`` for a score matrix already computed (users of ``stage`` x its candidates)."""
     ranking = metrics.rank(s, stage.targets, stage.exclude, max(ks), stage.tie_order)
+    return evaluate_ranking(ranking, stage, train, ks, item_vectors, catalogue_metrics)
+
+
+def evaluate_ranking(
+    ranking: metrics.Ranking,
+    stage: Stage,
+    train: TrainData,
+    ks: tuple[int, ...] = KS,
+    item_vectors: np.ndarray | None = None,
+    catalogue_metrics: bool = True,
+) -> StageResult:
+    """The metrics of a ``ranking`` of ``stage`` (see ``evaluate``)."""
     per_user: dict[str, np.ndarray] = {}
     out: dict[str, float] = {}
     for k in ks:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from llmrec.eval.evaluate import evaluate_scores, scores
+from llmrec.eval.evaluate import evaluate_ranking, evaluate_scores, rank_stage
 from llmrec.eval.protocols import Split
 from llmrec.models.base import Recommender
 
@@ -45,7 +45,9 @@ def grid(space: dict[str, list[Any]], fixed: dict[str, Any]) -> list[dict[str, A
 
 def valid_score(model: Recommender, split: Split) -> float:
     """NDCG@10 on the validation stage (the only number tuning ever looks at)."""
-    return valid_score_of(scores(model, split.valid), split)
+    ranking = rank_stage(model, split.valid, 10)
+    res = evaluate_ranking(ranking, split.valid, split.valid_train, (10,), None, False)
+    return res.metrics[METRIC]
 
 
 def valid_score_of(score_matrix: np.ndarray, split: Split) -> float:

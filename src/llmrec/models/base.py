@@ -97,8 +97,20 @@ class Recommender(ABC):
         """Fit, yielding the number of epochs done after each epoch (iterative models)."""
         if train.n_users == 0 or train.n_items == 0:
             raise LlmrecError("cannot fit on an empty training set")
+        self.check_fits(train.n_users, train.n_items)
         self._bind(train)
         yield from self._fit_epochs(train)
+
+    def check_fits(self, n_users: int, n_items: int) -> None:
+        """Raise ``ConfigError`` (naming the limit and how to change it) when fitting this
+        many users and items would not fit the memory budget: before any memory is taken,
+        never an out-of-memory kill halfway."""
+        return None
+
+    def size_note(self, n_items: int) -> str | None:
+        """Which of its paths the model takes for a catalogue of ``n_items`` (printed by
+        ``llmrec train``); None when it has one path."""
+        return None
 
     def _bind(self, train: TrainData) -> None:
         """Take ``train``'s users, items and history as the fitted ones."""

@@ -7,7 +7,9 @@ import pandas as pd
 from pydantic import Field
 from scipy import linalg
 
+from llmrec.config import get_settings
 from llmrec.data.matrix import TrainData
+from llmrec.errors import ConfigError
 from llmrec.models.base import Recommender, RecommenderConfig, Weighting
 
 
@@ -32,14 +34,23 @@ class EASE(Recommender):
     }
     config: EASEConfig
 
+    def check_fits(self, n_users: int, n_items: int) -> None:
+        need, budget = fit_bytes(n_items), get_settings().memory_gb * 2**30
+        if need > budget:
+            raise ConfigError(
+                f"ease: {n_items:,} items need {need / 2**30:.3g} GiB for the dense item x item "
+                f"matrix, over the memory budget of {budget / 2**30:.3g} GiB (LLMREC_MEMORY_GB); "
+                "use itemknn for this catalogue, or raise the budget if the machine has it"
+            )
+
     def _fit(self, train: TrainData) -> None:
         x = train.weights if self.config.weighting == "events" else train.matrix
         gram = (x.T @ x).toarray().astype(np.float64)
         gram[np.diag_indices_from(gram)] += self.config.reg
         p = linalg.inv(gram, overwrite_a=True, check_finite=False)
-        b = p / (-np.diag(p))
-        b[np.diag_indices_from(b)] = 0.0
-        self.weights_ = np.ascontiguousarray(b, dtype=np.float32)  # sparse @ F-order copies
+        p /= -np.diag(p)  # in place: one float64 n x n at a time (fit_bytes)
+        p[np.diag_indices_from(p)] = 0.0
+        self.weights_ = np.ascontiguousarray(p, dtype=np.float32)  # sparse @ F-order copies
 
     def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         h = self.weighted_history(user_idx, self.config.half_life, self.config.weighting)
@@ -56,3 +67,9 @@ class EASE(Recommender):
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         self.weights_ = np.ascontiguousarray(state["weights"])
+
+
+def fit_bytes(n_items: int) -> int:
+    """Peak memory of ``_fit``: the float64 Gram matrix inverted in place, then its float32
+    copy (8 + 4 bytes per item pair); the sparse input is small beside it."""
+    return 12 * n_items * n_items

@@ -17,17 +17,19 @@ def cosine_neighbours(x: sp.csr_matrix, k: int, shrink: float) -> sp.csr_matrix:
     """Row j: the ``k`` columns of ``x`` most similar to column j (shrunk cosine), j excluded.
 
     sim(i, j) = <x_i, x_j> / (|x_i| |x_j| + shrink). Computed in column blocks so memory stays
-    at n x BLOCK, then pruned to the top ``k`` per row.
+    at BLOCK x n, then pruned to the top ``k`` per row.
     """
     xc = x.tocsc().astype(np.float64)
     n = xc.shape[1]
     norms = np.sqrt(np.asarray(xc.multiply(xc).sum(axis=0)).ravel())
     k = min(k, max(n - 1, 1))
     rows, cols, vals = [], [], []
-    gram = (xc.T @ xc).tocsc()
+    xt = xc.T.tocsr()
     for lo in range(0, n, _BLOCK):
         hi = min(lo + _BLOCK, n)
-        block = gram[:, lo:hi].toarray().T  # (b, n): similarity of block items to all
+        # (b, n): co-occurrence of the block's items with all; the whole (sparse) Gram matrix
+        # would hold every co-occurring pair at once: billions on a big shop's log
+        block = (xt[lo:hi] @ xc).toarray()
         block /= np.outer(norms[lo:hi], norms) + shrink + 1e-12
         block[np.arange(hi - lo), np.arange(lo, hi)] = 0.0
         top = np.argpartition(-block, k - 1, axis=1)[:, :k] if k < n else np.argsort(-block)

@@ -1,5 +1,8 @@
 """``sasrec``: a causal self-attention model over each user's item sequence (Kang & McAuley
-2018), trained with a full softmax over the catalogue (cross-entropy at every position).
+2018), trained with cross-entropy at every position: a full softmax over the catalogue up to
+``full_softmax_items`` items, above it a sampled softmax — ``negatives`` items drawn by
+training frequency Q per batch, logits corrected by -log Q (Jean et al. 2015; Yi et al. 2019)
+so its expectation matches the full softmax — whose memory does not grow with the catalogue.
 
 Item representation = learned id embedding + a linear projection of the item's text vector
 (``text_init``), so an item never seen in training still has a representation: its id part is
@@ -9,7 +12,7 @@ zeroed after training, and its text decides. Torch is imported lazily (an option
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -37,6 +40,16 @@ class SASRecConfig(RecommenderConfig):
     epochs: int = Field(200, ge=1, description="most epochs; tuning stops early on validation")
     text_init: bool = Field(True, description="add a projection of item text vectors")
     encoder: str = Field("minilm", description="text encoder for text_init")
+    loss: Literal["auto", "full", "sampled"] = Field(
+        "auto", description="softmax over every item, over sampled ones, or by catalogue size"
+    )
+    negatives: int = Field(512, ge=1, description="items sampled per batch (sampled softmax)")
+    sampling: Literal["frequency", "uniform"] = Field(
+        "frequency", description="how negatives are drawn (sampled softmax)"
+    )
+    full_softmax_items: int = Field(
+        20_000, ge=1, description="auto: the largest catalogue trained with the full softmax"
+    )
 
 
 def _import_torch() -> Any:
@@ -173,20 +186,44 @@ class SASRec(Recommender):
             self.net_.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay
         )
         users = np.flatnonzero(np.diff(self.seq_indptr_) >= 2)
+        self.loss_ = loss_path(c, train.n_items)
+        # Q: how often each item is a training target (1-based; row 0 = padding, never drawn)
+        freq = np.bincount(self.seq_items_, minlength=train.n_items + 1).astype(np.float64)
+        if c.sampling == "uniform":
+            freq = np.r_[0.0, np.ones(train.n_items)]
+        cdf = np.cumsum(freq / freq.sum())
+        log_q = torch.from_numpy(np.log(np.maximum(freq / freq.sum(), 1e-30)).astype(np.float32))
         for epoch in range(1, c.epochs + 1):
             self.net_.train()
             for batch in self._batches(users, rng):
                 seq = torch.from_numpy(batch)
                 inputs, targets = seq[:, :-1], seq[:, 1:]
                 real = (inputs > 0) & (targets > 0)
-                logits = self.net_(inputs)[real] @ self.net_.items()[1:].T
-                loss = torch.nn.functional.cross_entropy(logits, targets[real] - 1)
+                h, target = self.net_(inputs)[real], targets[real]
+                if self.loss_ == "full":
+                    logits = h @ self.net_.items()[1:].T
+                    loss = torch.nn.functional.cross_entropy(logits, target - 1)
+                else:
+                    drawn = np.searchsorted(cdf, rng.random(c.negatives), side="right")
+                    negatives = torch.from_numpy(np.minimum(drawn, train.n_items))
+                    loss = sampled_softmax(self.net_, h, target, negatives, log_q)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
             self.net_.eval()
             self.item_cache_ = None
             yield epoch
+
+    def size_note(self, n_items: int) -> str:
+        c = self.config
+        if loss_path(c, n_items) == "full":
+            return f"full softmax over {n_items:,} items"
+        return (
+            f"sampled softmax ({c.negatives} negatives by frequency, log-Q corrected): "
+            f"{n_items:,} items > full_softmax_items {c.full_softmax_items:,}"
+            if c.loss == "auto"
+            else f"sampled softmax ({c.negatives} negatives by frequency, log-Q corrected)"
+        )
 
     def _batches(self, users: np.ndarray, rng: np.random.Generator) -> Iterator[np.ndarray]:
         """One epoch of left-padded windows, batched by length (little padding), batches in
@@ -275,3 +312,33 @@ class SASRec(Recommender):
         self.item_cache_ = None
         self.trained_items_ = state["trained_items"].astype(bool)
         self.seq_indptr_, self.seq_items_ = state["seq_indptr"], state["seq_items"]
+
+
+def loss_path(c: SASRecConfig, n_items: int) -> Literal["full", "sampled"]:
+    """Which softmax trains a catalogue of ``n_items``: the full one costs positions x items
+    logits per batch (64 x 200 x 100k floats = 5 GB before gradients), the sampled one
+    positions x negatives."""
+    if c.loss != "auto":
+        return c.loss
+    return "full" if n_items <= c.full_softmax_items else "sampled"
+
+
+def sampled_softmax(
+    net: torch.nn.Module,
+    h: torch.Tensor,
+    target: torch.Tensor,
+    negatives: torch.Tensor,
+    log_q: torch.Tensor,
+) -> torch.Tensor:
+    """Cross-entropy of each position's target against ``negatives`` shared by the batch.
+
+    Every logit is corrected by -log Q(item) (the target's too), which makes the sampled
+    softmax an unbiased estimate of the full one's gradient as negatives grow; a negative
+    equal to the position's own target is masked out (an "accidental hit").
+    """
+    torch = _import_torch()
+    pos = (h * net.embed(target)).sum(-1) - log_q[target]
+    neg = h @ net.embed(negatives).T - log_q[negatives]
+    neg = neg.masked_fill(negatives[None, :] == target[:, None], float("-inf"))
+    logits = torch.cat([pos[:, None], neg], dim=1)
+    return torch.nn.functional.cross_entropy(logits, torch.zeros_like(target))

@@ -26,6 +26,7 @@ from llmrec.data import columns as C
 from llmrec.data.matrix import TrainData
 from llmrec.errors import ConfigError, LlmrecError
 from llmrec.eval import metrics
+from llmrec.eval.evaluate import score_rows
 from llmrec.models.base import Recommender, RecommenderConfig, own_params, pad_rows, widen
 from llmrec.ranking.candidates import merge, quantise, ranks_of
 from llmrec.ranking.features import GROUPS, EventIndex, ItemSide, Request, build_features
@@ -122,9 +123,7 @@ class Ranker(Recommender):
         retrievers: dict[str, Recommender] = {}
         trials: list[Trial] = []
         seconds: dict[str, float] = {}
-        wanted = dict(c.retrievers)
-        if c.repeats and not any(_family(n) == "repeat" for n in wanted):
-            wanted["repeat"] = {}
+        wanted, self.size_notes_ = self.plan(fold.train.n_users, fold.train.n_items)
         for name, p in sorted(wanted.items()):
             t0 = time.perf_counter()
             cls = get_model_class(_family(name))
@@ -135,6 +134,42 @@ class Ranker(Recommender):
         self.fit_ranker(split, retrievers)
         self.trials_ = trials
         self.stage_seconds_ = {**seconds, **self.stage_seconds_}
+
+    def plan(self, n_users: int, n_items: int) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        """The retrievers to fit at this size, and a note per retriever on the path it takes:
+        one whose state would not fit the memory budget is left out (the pipeline adapts to
+        the catalogue); if none fits, the first refusal is raised."""
+        c = self.config
+        wanted = dict(c.retrievers)
+        if c.repeats and not any(_family(n) == "repeat" for n in wanted):
+            wanted["repeat"] = {}
+        kept, notes, refused = {}, {}, None
+        for name, p in sorted(wanted.items()):
+            from llmrec.models import get_model_class
+
+            probe = get_model_class(_family(name))(**{"seed": c.seed, **p})
+            try:
+                probe.check_fits(n_users, n_items)
+            except ConfigError as e:
+                refused = refused or e
+                notes[name] = f"left out: {e}"
+                continue
+            kept[name] = p
+            note = probe.size_note(n_items)
+            if note:
+                notes[name] = note
+        if not kept and refused is not None:
+            raise refused
+        return kept, notes
+
+    def check_fits(self, n_users: int, n_items: int) -> None:
+        self.plan(n_users, n_items)  # raises when no retriever fits
+
+    def size_note(self, n_items: int) -> str | None:
+        notes = getattr(self, "size_notes_", None)
+        if notes is None:
+            notes = self.plan(0, n_items)[1]
+        return "; ".join(f"{n}: {v}" for n, v in notes.items()) or None
 
     def fit_ranker(self, split: Split, retrievers: dict[str, Recommender]) -> Ranker:
         """Stage two only: learn to rank the candidates of ``retrievers`` (fitted on
@@ -211,7 +246,12 @@ class Ranker(Recommender):
     def _features(
         self, stage: Stage
     ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]:
-        cand, x, names, _ = self.candidates(stage.user_idx)
+        # block by block of users: retriever scores and ranks are a block x items each
+        block = score_rows(len(self.items_))
+        parts = [self.candidates(stage.user_idx[lo : lo + block])[:3]
+                 for lo in range(0, len(stage.user_idx), block)]  # fmt: skip
+        cand = np.concatenate([p[0] for p in parts])
+        x, names = np.concatenate([p[1] for p in parts]), parts[0][2]
         rows, cols = np.nonzero(cand >= 0)
         t_rows, t_cols = np.nonzero(stage.targets >= 0)
         targets = stage.targets[t_rows, t_cols]  # candidate positions when the stage has them
