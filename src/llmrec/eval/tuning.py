@@ -111,7 +111,8 @@ def _fit_early_stopped(
                 scoring = _scoring_params(model)
             else:
                 bad += 1
-                if bad >= patience:
+                # a model may ask for more patience once it knows its path (data size)
+                if bad >= max(patience, getattr(model, "patience_", 0)):
                     break
         t0 = time.perf_counter()
     assert snapshot is not None

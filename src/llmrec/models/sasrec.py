@@ -1,8 +1,9 @@
 """``sasrec``: a causal self-attention model over each user's item sequence (Kang & McAuley
 2018), trained with cross-entropy at every position: a full softmax over the catalogue up to
-``full_softmax_items`` items, above it a sampled softmax — ``negatives`` items drawn by
-training frequency Q per batch, logits corrected by -log Q (Jean et al. 2015; Yi et al. 2019)
-so its expectation matches the full softmax — whose memory does not grow with the catalogue.
+``full_softmax_items`` items, above it a sampled softmax — ``negatives`` items drawn per batch
+from Q (half by training frequency, half uniformly: mixed negative sampling, Yang et al. 2020),
+logits corrected by -log Q (Jean et al. 2015; Yi et al. 2019) so that it estimates the full
+softmax — whose memory does not grow with the catalogue.
 
 Item representation = learned id embedding + a linear projection of the item's text vector
 (``text_init``), so an item never seen in training still has a representation: its id part is
@@ -43,9 +44,9 @@ class SASRecConfig(RecommenderConfig):
     loss: Literal["auto", "full", "sampled"] = Field(
         "auto", description="softmax over every item, over sampled ones, or by catalogue size"
     )
-    negatives: int = Field(512, ge=1, description="items sampled per batch (sampled softmax)")
-    sampling: Literal["frequency", "uniform"] = Field(
-        "frequency", description="how negatives are drawn (sampled softmax)"
+    negatives: int = Field(2048, ge=1, description="items sampled per batch (sampled softmax)")
+    sampling: Literal["frequency", "uniform", "mixed"] = Field(
+        "mixed", description="negatives drawn by training frequency, uniformly, or half each"
     )
     full_softmax_items: int = Field(
         20_000, ge=1, description="auto: the largest catalogue trained with the full softmax"
@@ -187,10 +188,13 @@ class SASRec(Recommender):
         )
         users = np.flatnonzero(np.diff(self.seq_indptr_) >= 2)
         self.loss_ = loss_path(c, train.n_items)
+        # sampled: validation rises for longer and noisier (ml-100k: best near epoch 45)
+        self.patience_ = 4 if self.loss_ == "sampled" else self.patience
         # Q: how often each item is a training target (1-based; row 0 = padding, never drawn)
         freq = np.bincount(self.seq_items_, minlength=train.n_items + 1).astype(np.float64)
-        if c.sampling == "uniform":
-            freq = np.r_[0.0, np.ones(train.n_items)]
+        uniform = np.r_[0.0, np.full(train.n_items, freq.sum() / train.n_items)]
+        if c.sampling != "frequency":  # tail items rarely drawn by frequency are pushed down
+            freq = uniform if c.sampling == "uniform" else (freq + uniform) / 2
         cdf = np.cumsum(freq / freq.sum())
         log_q = torch.from_numpy(np.log(np.maximum(freq / freq.sum(), 1e-30)).astype(np.float32))
         for epoch in range(1, c.epochs + 1):
