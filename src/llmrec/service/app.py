@@ -35,6 +35,7 @@ from llmrec.service.errors import (
     error_response,
     install_error_handlers,
 )
+from llmrec.service.group_commit import GroupCommit, commit_events
 from llmrec.service.keys import Key, digest, lookup
 from llmrec.service.live import LiveModel
 from llmrec.service.middleware import (
@@ -98,6 +99,7 @@ class Service:
         self.live_options = live_options
         self.live = LiveModel(self.model_dir, store, **live_options)
         self.write_lock = threading.Lock()  # store commit + live apply, atomic w.r.t. reload
+        self.events = GroupCommit(lambda batches: commit_events(self, batches))
         self._keys: dict[str, tuple[Key | None, float]] = {}
         self._buckets: dict[int, tuple[float, float]] = {}
         self._bucket_lock = threading.Lock()
@@ -174,6 +176,7 @@ def create_app(
     )
 
     metrics = Metrics()
+    service.events.on_commit = metrics.commits.observe
     app.add_middleware(AccessLog, metrics=metrics)
 
     def role(needed: str) -> Callable[..., Awaitable[Key]]:
@@ -379,18 +382,11 @@ def create_app(
                     **{c: ctx.get(c) for c in C.CONTEXT_COLUMNS},
                 }
             )
-        with service.write_lock:
-            live = service.live
-            try:
-                live.check_items([r[C.ITEM_ID] for r in rows])
-            except UnknownItemError as ex:
-                n = [r[C.ITEM_ID] for r in rows].index(ex.item_id)
-                raise ApiError(422, "unknown_item", str(ex), f"{where(n)}.item_id") from None
-            stored = service.store.add_events(rows)
-            fresh = [
-                {**r, "seq": s.seq} for r, s in zip(rows, stored, strict=True) if not s.duplicate
-            ]
-            live.add_events(fresh)
+        try:  # one transaction with the other requests waiting (group commit)
+            stored = service.events.submit(rows)
+        except UnknownItemError as ex:
+            n = [r[C.ITEM_ID] for r in rows].index(ex.item_id)
+            raise ApiError(422, "unknown_item", str(ex), f"{where(n)}.item_id") from None
         dup = sum(s.duplicate for s in stored)
         metrics.events.inc(len(stored) - dup)
         return {"stored": len(stored) - dup, "duplicates": dup}

@@ -45,6 +45,12 @@ class Metrics:
             "llmrec_recommendation_lists", "lists served", ["source"], registry=r
         )  # source: cache | scored
         self.events = Counter("llmrec_events_stored", "events stored (202)", registry=r)
+        self.commits = Histogram(
+            "llmrec_event_commit_requests",
+            "event requests sharing one transaction (group commit)",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=r,
+        )
         self.model = Gauge("llmrec_model_info", "the served model", ["version"], registry=r)
 
     def render(self, version: str) -> Response:
