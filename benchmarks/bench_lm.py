@@ -33,7 +33,8 @@ from llmrec.eval.report import pooled_p  # noqa: E402
 from llmrec.eval.runner import run  # noqa: E402
 from llmrec.eval.tuning import tune  # noqa: E402
 from llmrec.models import get_model_class  # noqa: E402
-from llmrec.ranking.ranker import DEFAULT_RETRIEVERS, Ranker, _family  # noqa: E402
+from llmrec.ranking.plan import family  # noqa: E402
+from llmrec.ranking.ranker import DEFAULT_RETRIEVERS, Ranker  # noqa: E402
 
 BEGIN, END = "<!-- bench_lm:begin -->", "<!-- bench_lm:end -->"
 RANKER_BEGIN, RANKER_END = "<!-- bench_lm_ranker:begin -->", "<!-- bench_lm_ranker:end -->"
@@ -79,7 +80,7 @@ def ranker_pair(ds: Dataset, seed: int) -> dict[str, Any]:
     retrievers, seconds = {}, {}
     for name, p in sorted({**DEFAULT_RETRIEVERS, "lm": {}}.items()):
         t0 = time.perf_counter()
-        cls = get_model_class(_family(name))
+        cls = get_model_class(family(name))
         retrievers[name] = tune(cls, fold, {"seed": seed, **p}, search=not p).model
         seconds[name] = time.perf_counter() - t0
         print(f"{dataset} seed {seed}: {name} tuned in {seconds[name]:.0f} s", flush=True)

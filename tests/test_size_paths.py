@@ -177,3 +177,20 @@ def test_neighbours_by_blocks_match_the_whole_gram() -> None:
         np.testing.assert_allclose(dense[j, kept], full[j, kept])
         if len(kept) == 5:  # the kept ones are the most similar
             assert dense[j, kept].min() >= np.sort(full[j])[-5] - 1e-12
+
+
+def test_long_loops_show_progress_and_short_ones_stay_quiet() -> None:
+    import io
+
+    from rich.console import Console
+
+    from llmrec.progress import steps
+
+    for total, shown in ((60, True), (5, False)):
+        out = io.StringIO()
+        console = Console(file=out, force_terminal=True, width=100)
+        with steps("sasrec epoch 3/200", total, 50, console=console) as advance:
+            for _ in range(total):
+                advance(1)
+        text = out.getvalue()
+        assert ("sasrec epoch 3/200" in text and f"{total}/{total}" in text) == shown, text

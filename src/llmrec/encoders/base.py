@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from llmrec.encoders.cache import VectorCache
+from llmrec.progress import steps
 
 log = logging.getLogger(__name__)
 PROGRESS_MIN = 256  # texts to encode before a progress bar is worth showing
@@ -85,20 +85,12 @@ def _encode_batches(
     encoder: TextEncoder, texts: list[str], batch_size: int, progress: bool
 ) -> np.ndarray:
     parts = []
-    bar = Progress(
-        TextColumn(f"embedding with {encoder.name}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        transient=True,
-        disable=not progress or len(texts) < PROGRESS_MIN,
-    )
-    with bar:
-        task = bar.add_task("encode", total=len(texts))
+    label = f"embedding with {encoder.name}"
+    with steps(label, len(texts), PROGRESS_MIN if progress else len(texts) + 1) as advance:
         for lo in range(0, len(texts), batch_size):
             batch = texts[lo : lo + batch_size]
             parts.append(np.asarray(encoder.encode_batch(batch), dtype=np.float32))
-            bar.advance(task, len(batch))
+            advance(len(batch))
     vecs = np.concatenate(parts)
     norms = np.linalg.norm(vecs, axis=1, keepdims=True)
     return np.divide(vecs, norms, out=np.zeros_like(vecs), where=norms > 0)

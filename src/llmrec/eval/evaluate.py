@@ -12,6 +12,7 @@ from llmrec.data.matrix import TrainData
 from llmrec.eval import metrics
 from llmrec.eval.protocols import Stage
 from llmrec.models.base import Recommender
+from llmrec.progress import steps
 
 KS = (5, 10, 20)
 _SCORE_CELLS = 1 << 24  # users x items scored at once (64 MiB of float32): a big catalogue
@@ -38,10 +39,13 @@ def rank_stage(model: Recommender, stage: Stage, kmax: int) -> metrics.Ranking:
     n_items = len(model.items_) if stage.candidates is None else len(stage.candidates)
     rows = score_rows(n_items)
     parts = []
-    for lo in range(0, len(stage.user_idx), rows):
-        sub = stage.subset(np.arange(lo, min(lo + rows, len(stage.user_idx))))
-        s = model.score(sub.user_idx, stage.candidates)
-        parts.append(metrics.rank(s, sub.targets, sub.exclude, kmax, stage.tie_order))
+    n = len(stage.user_idx)
+    with steps(f"scoring {n:,} users", -(-n // rows), 10) as advance:
+        for lo in range(0, n, rows):
+            sub = stage.subset(np.arange(lo, min(lo + rows, n)))
+            s = model.score(sub.user_idx, stage.candidates)
+            parts.append(metrics.rank(s, sub.targets, sub.exclude, kmax, stage.tie_order))
+            advance(1)
     if not parts:
         return metrics.rank(np.zeros((0, n_items)), stage.targets, stage.exclude, kmax)
     return metrics.Ranking(

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from llmrec.data.matrix import TrainData
 from llmrec.models.base import Recommender, RecommenderConfig, Weighting, widen
+from llmrec.progress import steps
 
 _BLOCK = 2048  # columns of the similarity computed at once
 
@@ -23,24 +24,38 @@ def cosine_neighbours(x: sp.csr_matrix, k: int, shrink: float) -> sp.csr_matrix:
     n = xc.shape[1]
     norms = np.sqrt(np.asarray(xc.multiply(xc).sum(axis=0)).ravel())
     k = min(k, max(n - 1, 1))
-    rows, cols, vals = [], [], []
+    parts = []
     xt = xc.T.tocsr()
-    for lo in range(0, n, _BLOCK):
-        hi = min(lo + _BLOCK, n)
-        # (b, n): co-occurrence of the block's items with all; the whole (sparse) Gram matrix
-        # would hold every co-occurring pair at once: billions on a big shop's log
-        block = (xt[lo:hi] @ xc).toarray()
-        block /= np.outer(norms[lo:hi], norms) + shrink + 1e-12
-        block[np.arange(hi - lo), np.arange(lo, hi)] = 0.0
-        top = np.argpartition(-block, k - 1, axis=1)[:, :k] if k < n else np.argsort(-block)
-        v = np.take_along_axis(block, top, axis=1)
-        keep = v > 0
-        rows.append(np.broadcast_to(np.arange(lo, hi)[:, None], top.shape)[keep])
-        cols.append(top[keep])
-        vals.append(v[keep])
+    with steps("item neighbours (blocks of items)", -(-n // _BLOCK), 10) as advance:
+        for lo in range(0, n, _BLOCK):
+            parts.append(_neighbour_block(xt, xc, norms, lo, min(lo + _BLOCK, n), k, shrink))
+            advance(1)
+    rows, cols, vals = (list(p) for p in zip(*parts, strict=True))
     return sp.csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
     )
+
+
+def _neighbour_block(
+    xt: sp.csr_matrix,
+    xc: sp.csc_matrix,
+    norms: np.ndarray,
+    lo: int,
+    hi: int,
+    k: int,
+    shrink: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, cols, similarities) of the top-``k`` neighbours of items ``lo:hi``."""
+    n = xc.shape[1]
+    # (b, n): co-occurrence of the block's items with all; the whole (sparse) Gram matrix
+    # would hold every co-occurring pair at once: billions on a big shop's log
+    block = (xt[lo:hi] @ xc).toarray()
+    block /= np.outer(norms[lo:hi], norms) + shrink + 1e-12
+    block[np.arange(hi - lo), np.arange(lo, hi)] = 0.0
+    top = np.argpartition(-block, k - 1, axis=1)[:, :k] if k < n else np.argsort(-block)
+    v = np.take_along_axis(block, top, axis=1)
+    keep = v > 0
+    return np.broadcast_to(np.arange(lo, hi)[:, None], top.shape)[keep], top[keep], v[keep]
 
 
 class KNNConfig(RecommenderConfig):

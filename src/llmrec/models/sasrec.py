@@ -24,6 +24,7 @@ from llmrec.data.matrix import TrainData
 from llmrec.errors import ConfigError
 from llmrec.models.base import Recommender, RecommenderConfig
 from llmrec.models.content import embed_catalogue, embed_items
+from llmrec.progress import steps
 
 if TYPE_CHECKING:
     import torch
@@ -197,26 +198,35 @@ class SASRec(Recommender):
             freq = uniform if c.sampling == "uniform" else (freq + uniform) / 2
         cdf = np.cumsum(freq / freq.sum())
         log_q = torch.from_numpy(np.log(np.maximum(freq / freq.sum(), 1e-30)).astype(np.float32))
+        n_batches = -(-len(users) // c.batch_size)
         for epoch in range(1, c.epochs + 1):
             self.net_.train()
-            for batch in self._batches(users, rng):
-                seq = torch.from_numpy(batch)
-                inputs, targets = seq[:, :-1], seq[:, 1:]
-                real = (inputs > 0) & (targets > 0)
-                h, target = self.net_(inputs)[real], targets[real]
-                if self.loss_ == "full":
-                    logits = h @ self.net_.items()[1:].T
-                    loss = torch.nn.functional.cross_entropy(logits, target - 1)
-                else:
-                    drawn = np.searchsorted(cdf, rng.random(c.negatives), side="right")
-                    negatives = torch.from_numpy(np.minimum(drawn, train.n_items))
-                    loss = sampled_softmax(self.net_, h, target, negatives, log_q)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+            with steps(f"sasrec epoch {epoch}/{c.epochs}", n_batches, 50) as advance:
+                for batch in self._batches(users, rng):
+                    loss = self._loss(torch.from_numpy(batch), rng, cdf, log_q)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    advance(1)
             self.net_.eval()
             self.item_cache_ = None
             yield epoch
+
+    def _loss(
+        self, seq: torch.Tensor, rng: np.random.Generator, cdf: np.ndarray, log_q: torch.Tensor
+    ) -> torch.Tensor:
+        """Cross-entropy of every next item of a batch of windows: over the catalogue, or
+        over the batch's sampled negatives drawn from ``cdf`` (Q)."""
+        inputs, targets = seq[:, :-1], seq[:, 1:]
+        real = (inputs > 0) & (targets > 0)
+        h, target = self.net_(inputs)[real], targets[real]
+        if self.loss_ == "full":
+            logits = h @ self.net_.items()[1:].T
+            return _import_torch().nn.functional.cross_entropy(logits, target - 1)
+        n_items = len(cdf) - 1
+        drawn = np.searchsorted(cdf, rng.random(self.config.negatives), side="right")
+        negatives = _import_torch().from_numpy(np.minimum(drawn, n_items))
+        return sampled_softmax(self.net_, h, target, negatives, log_q)
 
     def size_note(self, n_items: int) -> str:
         c = self.config

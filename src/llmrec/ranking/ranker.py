@@ -28,10 +28,12 @@ from llmrec.errors import ConfigError, LlmrecError
 from llmrec.eval import metrics
 from llmrec.eval.evaluate import score_rows
 from llmrec.models.base import Recommender, RecommenderConfig, own_params, pad_rows, widen
+from llmrec.progress import steps
 from llmrec.ranking.candidates import merge, quantise, ranks_of
 from llmrec.ranking.features import GROUPS, EventIndex, ItemSide, Request, build_features
 from llmrec.ranking.kg import item_entity_matrix, kg_item_similarity
 from llmrec.ranking.listwise import Listwise, fit_listwise, group_sizes, queries_with_positive
+from llmrec.ranking.plan import family, plan
 
 if TYPE_CHECKING:
     import lightgbm
@@ -123,10 +125,11 @@ class Ranker(Recommender):
         retrievers: dict[str, Recommender] = {}
         trials: list[Trial] = []
         seconds: dict[str, float] = {}
-        wanted, self.size_notes_ = self.plan(fold.train.n_users, fold.train.n_items)
+        n_users, n_items = fold.train.n_users, fold.train.n_items
+        wanted, self.size_notes_ = plan(c.retrievers, c.repeats, c.seed, n_users, n_items)
         for name, p in sorted(wanted.items()):
             t0 = time.perf_counter()
-            cls = get_model_class(_family(name))
+            cls = get_model_class(family(name))
             res = tune(cls, fold, {"seed": c.seed, **p}, search=search and not p, on_trial=on_trial)
             retrievers[name] = res.model
             trials += res.trials
@@ -135,40 +138,15 @@ class Ranker(Recommender):
         self.trials_ = trials
         self.stage_seconds_ = {**seconds, **self.stage_seconds_}
 
-    def plan(self, n_users: int, n_items: int) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-        """The retrievers to fit at this size, and a note per retriever on the path it takes:
-        one whose state would not fit the memory budget is left out (the pipeline adapts to
-        the catalogue); if none fits, the first refusal is raised."""
-        c = self.config
-        wanted = dict(c.retrievers)
-        if c.repeats and not any(_family(n) == "repeat" for n in wanted):
-            wanted["repeat"] = {}
-        kept, notes, refused = {}, {}, None
-        for name, p in sorted(wanted.items()):
-            from llmrec.models import get_model_class
-
-            probe = get_model_class(_family(name))(**{"seed": c.seed, **p})
-            try:
-                probe.check_fits(n_users, n_items)
-            except ConfigError as e:
-                refused = refused or e
-                notes[name] = f"left out: {e}"
-                continue
-            kept[name] = p
-            note = probe.size_note(n_items)
-            if note:
-                notes[name] = note
-        if not kept and refused is not None:
-            raise refused
-        return kept, notes
-
     def check_fits(self, n_users: int, n_items: int) -> None:
-        self.plan(n_users, n_items)  # raises when no retriever fits
+        c = self.config
+        plan(c.retrievers, c.repeats, c.seed, n_users, n_items)  # raises when none fits
 
     def size_note(self, n_items: int) -> str | None:
         notes = getattr(self, "size_notes_", None)
         if notes is None:
-            notes = self.plan(0, n_items)[1]
+            c = self.config
+            notes = plan(c.retrievers, c.repeats, c.seed, 0, n_items)[1]
         return "; ".join(f"{n}: {v}" for n, v in notes.items()) or None
 
     def fit_ranker(self, split: Split, retrievers: dict[str, Recommender]) -> Ranker:
@@ -248,8 +226,11 @@ class Ranker(Recommender):
     ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]:
         # block by block of users: retriever scores and ranks are a block x items each
         block = score_rows(len(self.items_))
-        parts = [self.candidates(stage.user_idx[lo : lo + block])[:3]
-                 for lo in range(0, len(stage.user_idx), block)]  # fmt: skip
+        parts, n = [], len(stage.user_idx)
+        with steps(f"ranker features of {n:,} users", -(-n // block), 10) as advance:
+            for lo in range(0, n, block):
+                parts.append(self.candidates(stage.user_idx[lo : lo + block])[:3])
+                advance(1)
         cand = np.concatenate([p[0] for p in parts])
         x, names = np.concatenate([p[1] for p in parts]), parts[0][2]
         rows, cols = np.nonzero(cand >= 0)
@@ -454,7 +435,7 @@ class Ranker(Recommender):
         out: dict[str, np.ndarray] = {}
         for name, params in sorted(self.config.retrievers.items()):
             if (folder / f"r.{name}").is_dir():
-                part = get_model_class(_family(name))(**{"seed": self.config.seed, **params})
+                part = get_model_class(family(name))(**{"seed": self.config.seed, **params})
                 out.update(
                     {f"r.{name}.{k}": v for k, v in part._read_files(folder / f"r.{name}").items()}
                 )
@@ -467,7 +448,7 @@ class Ranker(Recommender):
 
         self.retrievers_ = {}
         for name, params in sorted(self.config.retrievers.items()):
-            model = get_model_class(_family(name))(**{"seed": self.config.seed, **params})
+            model = get_model_class(family(name))(**{"seed": self.config.seed, **params})
             model = self._adopt(model, state, f"r.{name}.")
             self.retrievers_[name] = model
         n = len(self.items_)
@@ -499,11 +480,6 @@ class Ranker(Recommender):
         self.events_ = EventIndex.build(data)
         if len(self.events_.ts) != len(log):
             raise LlmrecError("ranker: saved event log is inconsistent")
-
-
-def _family(retriever: str) -> str:
-    """``sasrec#plain`` -> ``sasrec``: a suffix names a second retriever of one family."""
-    return retriever.split("#", 1)[0]
 
 
 def _ndcg10(pred: np.ndarray, cand: np.ndarray, label: np.ndarray) -> float:
