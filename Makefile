@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-import bench-ml1m bench-query probe-new-item screenshots clean
+.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-group-commit bench-import bench-ml1m bench-query probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -102,6 +102,10 @@ bench-lm: data
 # SASRec's sampled softmax against the full one: ml-100k 3 seeds, ml-1m 1 seed (~2 h)
 bench-sasrec-loss: data
 	LLMREC_THREADS=2 $(BIN)/python benchmarks/bench_sasrec_loss.py
+
+# group commit of events against the revision before it, same run (~2 min)
+bench-group-commit: data
+	$(BIN)/python benchmarks/bench_group_commit.py --before 9edde17
 
 # the default pipeline with and without an lm retriever, same tuned retrievers (~25 min)
 bench-lm-ranker: data
