@@ -114,7 +114,8 @@ class Content(_TextModel):
 
     name = "content"
     config_class = ContentConfig
-    search_space = {"half_life": [None, 20.0, 5.0, 2.0, 1.0], "dislike_weight": [0.0, 0.5]}
+    # the profile is built at scoring time: one fit (the catalogue's vectors) serves all
+    score_space = {"half_life": [None, 20.0, 5.0, 2.0, 1.0], "dislike_weight": [0.0, 0.5]}
     config: ContentConfig
 
     def _fit(self, train: TrainData) -> None:

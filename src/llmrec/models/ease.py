@@ -28,10 +28,9 @@ class EASE(Recommender):
 
     name = "ease"
     config_class = EASEConfig
-    search_space = {
-        "reg": [100.0, 200.0, 300.0, 500.0, 800.0, 1200.0],
-        "half_life": [None, 50.0, 20.0, 10.0, 5.0, 2.0],
-    }
+    search_space = {"reg": [100.0, 200.0, 300.0, 500.0, 800.0, 1200.0]}
+    # scoring-only (the history's weights): tried on each fit without refitting
+    score_space = {"half_life": [None, 50.0, 20.0, 10.0, 5.0, 2.0]}
     config: EASEConfig
 
     def check_fits(self, n_users: int, n_items: int) -> None:

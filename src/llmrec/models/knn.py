@@ -74,11 +74,9 @@ class ItemKNN(Recommender):
 
     name = "itemknn"
     config_class = KNNConfig
-    search_space = {
-        "k": [50, 100, 200, 400],
-        "shrink": [0.0, 10.0, 50.0],
-        "half_life": [None, 20.0, 5.0, 2.0],
-    }
+    search_space = {"k": [50, 100, 200, 400], "shrink": [0.0, 10.0, 50.0]}
+    # scoring-only (the history's weights): tried on each fit without refitting
+    score_space = {"half_life": [None, 20.0, 5.0, 2.0]}
     config: KNNConfig
 
     def _fit(self, train: TrainData) -> None:
@@ -109,7 +107,8 @@ class UserKNN(Recommender):
 
     name = "userknn"
     config_class = KNNConfig
-    search_space = {
+    # neighbours are found at scoring time: one fit (the norms) serves every setting
+    score_space = {
         "k": [20, 50, 100, 200],
         "shrink": [0.0, 10.0, 50.0],
         "half_life": [None, 20.0, 5.0],

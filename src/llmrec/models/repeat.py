@@ -26,7 +26,10 @@ class Repeat(Recommender):
 
     name = "repeat"
     config_class = RepeatConfig
-    search_space = {"half_life": [None, 20.0, 5.0, 1.0], "frequency": [0.0, 0.5, 1.0, 3.0]}
+    score_space = {
+        "half_life": [None, 20.0, 5.0, 1.0],
+        "frequency": [0.0, 0.5, 1.0, 3.0],
+    }  # no refit
     config: RepeatConfig
 
     def _fit(self, train: TrainData) -> None:

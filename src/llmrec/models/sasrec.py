@@ -232,12 +232,10 @@ class SASRec(Recommender):
         c = self.config
         if loss_path(c, n_items) == "full":
             return f"full softmax over {n_items:,} items"
-        return (
-            f"sampled softmax ({c.negatives} negatives by frequency, log-Q corrected): "
-            f"{n_items:,} items > full_softmax_items {c.full_softmax_items:,}"
-            if c.loss == "auto"
-            else f"sampled softmax ({c.negatives} negatives by frequency, log-Q corrected)"
-        )
+        what = f"sampled softmax ({c.negatives} {c.sampling} negatives, log-Q corrected)"
+        if c.loss == "auto":
+            return f"{what}: {n_items:,} items > full_softmax_items {c.full_softmax_items:,}"
+        return what
 
     def _batches(self, users: np.ndarray, rng: np.random.Generator) -> Iterator[np.ndarray]:
         """One epoch of left-padded windows, batched by length (little padding), batches in

@@ -43,6 +43,19 @@ class RecommenderContract:
         with pytest.raises(LlmrecError, match="no_such_param"):
             self.model_class(no_such_param=1)
 
+    def test_score_space_leaves_the_fitted_state_alone(self, train: TrainData) -> None:
+        """Tuning tries ``score_space`` values on one fit: each must change scoring only."""
+        for key, values in self.model_class.score_space.items():
+            if key in self.params:
+                continue
+            states = [
+                self.model_class(**{**self.params, key: v}).fit(train)._state() for v in values[:3]
+            ]
+            for other in states[1:]:
+                assert other.keys() == states[0].keys()
+                for name, arr in states[0].items():
+                    np.testing.assert_array_equal(other[name], arr, err_msg=f"{key}: {name}")
+
     def test_score_shape_and_candidates(self, fitted: Recommender, train: TrainData) -> None:
         users = np.array([0, 3, 5])
         full = fitted.score(users)
