@@ -120,3 +120,38 @@ def test_tie_order_breaks_ties_and_maps_back() -> None:
     exclude = sp.csr_matrix(np.array([[False, False, True, False]]))
     r = rank(scores, np.array([[0]]), exclude, 4, tie_order=tie)
     assert r.topk.tolist() == [[3, 0, 1, -1]] and r.target_ranks[0, 0] == 2
+
+
+def _sorted_reference(scores: np.ndarray, targets: np.ndarray, exclude: np.ndarray, k: int):
+    """The definition: one stable sort per user (descending score, ties to the lower position,
+    NaN scores after real ones, excluded items after everything, the target never excluded)."""
+    topk, ranks = [], []
+    for row, tgt, ex in zip(scores, targets, exclude, strict=True):
+        ex = ex.copy()
+        ex[tgt[tgt >= 0]] = False
+        key = [(bool(ex[j]), np.isnan(row[j]) or row[j] == -np.inf, -row[j], j)
+               for j in range(len(row))]  # fmt: skip
+        order = [j for *_, j in sorted(key, key=lambda x: (x[0], x[1], 0 if x[1] else x[2]))]
+        topk.append([j if not ex[j] else -1 for j in order[:k]])
+        ranks.append([order.index(t) + 1 if t >= 0 else 0 for t in tgt])
+    return np.array(topk), np.array(ranks)
+
+
+def test_rank_equals_a_full_stable_sort_with_ties_nan_inf_and_exclusions() -> None:
+    """rank() finds the top-k by partition and the target's rank by counting (no sort of the
+    catalogue): on ties, NaN, ±inf and exclusions it must give what a full sort gives."""
+    rng = np.random.default_rng(0)
+    for case in range(200):
+        n, c, k = int(rng.integers(1, 12)), int(rng.integers(1, 40)), int(rng.integers(1, 50))
+        if case % 2:
+            scores = rng.integers(0, 4, (n, c)).astype(np.float32)  # many ties
+        else:
+            scores = rng.normal(size=(n, c)).astype(np.float32)
+        scores[rng.random((n, c)) < 0.1] = np.nan
+        scores[rng.random((n, c)) < 0.05] = -np.inf
+        targets = rng.integers(-1, c, (n, int(rng.integers(1, 4))))
+        exclude = rng.random((n, c)) < rng.random()
+        r = rank(scores, targets, sp.csr_matrix(exclude), k)
+        want_topk, want_ranks = _sorted_reference(scores, targets, exclude, min(k, c))
+        np.testing.assert_array_equal(r.topk, want_topk, err_msg=f"case {case}")
+        np.testing.assert_array_equal(r.target_ranks, want_ranks, err_msg=f"case {case}")
