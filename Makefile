@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-group-commit bench-import bench-ml1m bench-query probe-new-item screenshots clean
+.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-group-commit bench-train-scale bench-tune-cost bench-import bench-ml1m bench-query probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -106,6 +106,14 @@ bench-sasrec-loss: data
 # group commit of events against the revision before it, same run (~2 min)
 bench-group-commit: data
 	$(BIN)/python benchmarks/bench_group_commit.py --before 9edde17
+
+# llmrec train of the default pipeline on synthetic 10k and 100k users: time, peak memory, stages
+bench-train-scale: install
+	$(BIN)/python benchmarks/bench_train_scale.py --sizes 10k 100k --timeout-min 60
+
+# tuning with scoring-only parameters on one fit vs a refit per value, ml-100k and ml-1m (~15 min)
+bench-tune-cost: data
+	LLMREC_THREADS=2 $(BIN)/python benchmarks/bench_tune_cost.py
 
 # the default pipeline with and without an lm retriever, same tuned retrievers (~25 min)
 bench-lm-ranker: data

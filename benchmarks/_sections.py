@@ -4,6 +4,9 @@ dataset/seed arguments (the paired test is ``llmrec.eval.report.pooled_p``)."""
 from __future__ import annotations
 
 import argparse
+import subprocess
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,3 +29,61 @@ def write_section(path: Path, begin: str, end: str, lines: list[str]) -> None:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
     print(f"wrote {path}")
+
+
+def run_measured(
+    cmd: list[str], env: dict[str, str], timeout: float | None = None, log: Path | None = None
+) -> dict[str, object]:
+    """Run ``cmd``: wall seconds, peak memory (GiB: the largest sum of PSS, shared pages split
+    between the processes that map them, over the child and all its descendants, sampled
+    every 0.2 s), return code (None when stopped at ``timeout``) and the output's tail. The
+    output goes to ``log`` as it comes when given."""
+    import psutil
+
+    t0 = time.perf_counter()
+    sink = log.open("wb") if log else subprocess.PIPE
+    child = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    peak = 0.0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        root = psutil.Process(child.pid)
+        while not done.is_set():
+            total = 0
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                break
+            for p in procs:
+                try:
+                    total += p.memory_full_info().pss
+                except psutil.Error:
+                    pass
+            peak = max(peak, total / 2**30)
+            done.wait(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    rc: int | None
+    try:
+        output, _ = child.communicate(timeout=timeout)
+        rc = child.returncode
+    except subprocess.TimeoutExpired:
+        for p in psutil.Process(child.pid).children(recursive=True):
+            p.kill()
+        child.kill()
+        output, _ = child.communicate()
+        rc = None
+    done.set()
+    sampler.join()
+    if log:
+        sink.close()  # type: ignore[union-attr]
+        output = log.read_bytes()
+    tail = (output or b"").decode(errors="replace")[-4000:]
+    return {
+        "wall_s": round(time.perf_counter() - t0, 2),
+        "peak_gib": round(peak, 3),
+        "rc": rc,
+        "output": tail,
+    }

@@ -18,19 +18,15 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _sections import write_section  # noqa: E402
+from _sections import run_measured, write_section  # noqa: E402
 
 BEGIN, END = "<!-- bench_scale:begin -->", "<!-- bench_scale:end -->"
 # users, items, interactions
@@ -44,38 +40,11 @@ LLMREC = [sys.executable, "-c", "from llmrec.cli import main; main()"]
 
 def measure(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     """Wall seconds and peak PSS (GiB) of ``cmd`` and its descendants; fails loudly."""
-    t0 = time.perf_counter()
-    child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    peak = 0.0
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        root = psutil.Process(child.pid)
-        while not done.is_set():
-            total = 0
-            try:
-                procs = [root, *root.children(recursive=True)]
-            except psutil.Error:
-                break
-            for p in procs:
-                try:
-                    total += p.memory_full_info().pss
-                except psutil.Error:
-                    pass
-            peak = max(peak, total / 2**30)
-            done.wait(0.2)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    output, _ = child.communicate()
-    done.set()
-    sampler.join()
-    wall = time.perf_counter() - t0
-    if child.returncode != 0:
-        sys.stdout.write(output.decode(errors="replace")[-4000:])
-        raise SystemExit(f"failed ({child.returncode}): {' '.join(cmd[3:])}")
-    return {"wall_s": round(wall, 2), "peak_gib": round(peak, 3)}
+    step = run_measured(cmd, env)
+    if step["rc"] != 0:
+        sys.stdout.write(str(step["output"]))
+        raise SystemExit(f"failed ({step['rc']}): {' '.join(cmd[3:])}")
+    return {"wall_s": step["wall_s"], "peak_gib": step["peak_gib"]}
 
 
 def fit(home: Path, name: str, out: Path, epochs: int) -> None:
