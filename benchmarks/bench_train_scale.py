@@ -143,6 +143,20 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
             last = " / ".join(r.get("last_output", [])) or "nothing printed"
             lines.append(f"- {r['point']}: {r['status']} after {r['wall_s'] / 60:.0f} min; "
                          f"its last output: `{last[-300:]}`.")  # fmt: skip
+    done = [r for r in rows if r["status"] == "done"]
+    if done:
+        r = done[-1]
+        total = sum(r["stages"].values())
+        tuned = sum(v for k, v in r["stages"].items() if k.startswith("retriever"))
+        top = sorted(r["stages"].items(), key=lambda kv: -kv[1])[:2]
+        lines += [
+            "",
+            f"Where the time goes ({r['point']}): the retrievers, tuned on validation, "
+            f"{tuned / total:.0%} of it; the largest stages {top[0][0]} ({top[0][1]:.0f} s) and "
+            f"{top[1][0]} ({top[1][1]:.0f} s). A grid point is a fit plus the validation "
+            "users scored and ranked over the catalogue, so tuning grows with users x items "
+            "per grid point; sizes not in the table were not run.",
+        ]
     shown = args.plot.relative_to(ROOT) if args.plot.is_relative_to(ROOT) else args.plot
     lines += ["", f"![training cost vs size]({shown})", ""]
     write_section(ROOT / "BENCHMARKS.md", BEGIN, END, lines)
