@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -87,3 +88,13 @@ def run_measured(
         "rc": rc,
         "output": tail,
     }
+
+
+# the CLI in a child process, on this interpreter (the venv's)
+LLMREC = [sys.executable, "-c", "from llmrec.cli import main; main()"]
+
+
+def synth_command(name: str, users: int, items: int, events: int) -> list[str]:
+    """``llmrec data synth`` of one size (the scale benchmarks' data)."""
+    return [*LLMREC, "data", "synth", name, "--users", str(users), "--items", str(items),
+            "--interactions", str(events)]  # fmt: skip

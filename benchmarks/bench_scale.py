@@ -26,7 +26,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _sections import run_measured, write_section  # noqa: E402
+from _sections import LLMREC, run_measured, synth_command, write_section  # noqa: E402
 
 BEGIN, END = "<!-- bench_scale:begin -->", "<!-- bench_scale:end -->"
 # users, items, interactions
@@ -35,7 +35,6 @@ SIZES = {
     "100k": (100_000, 10_000, 2_000_000),
     "1m": (1_000_000, 100_000, 20_000_000),
 }
-LLMREC = [sys.executable, "-c", "from llmrec.cli import main; main()"]
 
 
 def measure(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
@@ -144,11 +143,7 @@ def main() -> None:
     for size in args.sizes:
         users, items, events = SIZES[size]
         name = f"synth-{size}"
-        step = measure(
-            [*LLMREC, "data", "synth", name, "--users", str(users), "--items", str(items),
-             "--interactions", str(events)],
-            env,
-        )  # fmt: skip
+        step = measure(synth_command(name, users, items, events), env)
         base = {"size": size, "users": users, "items": items, "interactions": events}
         rows.append({**base, "stage": "synthesize", "engine": "local", **step})
         print(rows[-1], flush=True)

@@ -26,10 +26,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _sections import run_measured, write_section  # noqa: E402
+from _sections import LLMREC, run_measured, synth_command, write_section  # noqa: E402
 
 BEGIN, END = "<!-- bench_train_scale:begin -->", "<!-- bench_train_scale:end -->"
-LLMREC = [sys.executable, "-c", "from llmrec.cli import main; main()"]
 # users, items, events: the sizes (the last is its goal: <= 60 min, <= 16 GiB)
 SIZES = {
     "10k": (10_000, 10_000, 200_000),
@@ -79,11 +78,7 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     for size in args.sizes:
         users, items, events = SIZES[size]
         name = f"train-{size}"
-        synth = run_measured(
-            [*LLMREC, "data", "synth", name, "--users", str(users), "--items", str(items),
-             "--interactions", str(events)],
-            env,
-        )  # fmt: skip
+        synth = run_measured(synth_command(name, users, items, events), env)
         if synth["rc"] != 0:
             raise SystemExit(f"synth {size} failed:\n{synth['output']}")
         base = {"point": f"synthetic {size}", "users": users, "items": items, "events": events}

@@ -16,6 +16,9 @@ def steps(
 ) -> Iterator[Callable[[int], None]]:
     """``with steps("sasrec epoch 3", n_batches, 50) as advance: ... advance(1)``: a bar
     with the count and the time left, shown when ``total >= min_total``."""
+    if total < min_total:  # nothing built: this runs per evaluation and per encoded query
+        yield lambda n=1: None
+        return
     bar = Progress(
         TextColumn(label),
         BarColumn(),
@@ -23,7 +26,6 @@ def steps(
         TimeRemainingColumn(),
         transient=True,
         console=console or Console(stderr=True),
-        disable=total < min_total,
     )
     with bar:
         task = bar.add_task(label, total=total)

@@ -26,10 +26,8 @@ class Repeat(Recommender):
 
     name = "repeat"
     config_class = RepeatConfig
-    score_space = {
-        "half_life": [None, 20.0, 5.0, 1.0],
-        "frequency": [0.0, 0.5, 1.0, 3.0],
-    }  # no refit
+    # both weigh the user's own items at scoring time: one fit serves every setting
+    score_space = {"half_life": [None, 20.0, 5.0, 1.0], "frequency": [0.0, 0.5, 1.0, 3.0]}
     config: RepeatConfig
 
     def _fit(self, train: TrainData) -> None:

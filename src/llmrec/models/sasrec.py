@@ -217,15 +217,16 @@ class SASRec(Recommender):
     ) -> torch.Tensor:
         """Cross-entropy of every next item of a batch of windows: over the catalogue, or
         over the batch's sampled negatives drawn from ``cdf`` (Q)."""
+        torch = _import_torch()
         inputs, targets = seq[:, :-1], seq[:, 1:]
         real = (inputs > 0) & (targets > 0)
         h, target = self.net_(inputs)[real], targets[real]
         if self.loss_ == "full":
             logits = h @ self.net_.items()[1:].T
-            return _import_torch().nn.functional.cross_entropy(logits, target - 1)
+            return torch.nn.functional.cross_entropy(logits, target - 1)
         n_items = len(cdf) - 1
         drawn = np.searchsorted(cdf, rng.random(self.config.negatives), side="right")
-        negatives = _import_torch().from_numpy(np.minimum(drawn, n_items))
+        negatives = torch.from_numpy(np.minimum(drawn, n_items))
         return sampled_softmax(self.net_, h, target, negatives, log_q)
 
     def size_note(self, n_items: int) -> str:
