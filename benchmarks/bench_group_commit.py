@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _sections import write_section  # noqa: E402
+from llmrec import versions  # noqa: E402
 from llmrec.config import get_settings  # noqa: E402
 from llmrec.service.store import Store  # noqa: E402
 from llmrec.testing.server import create_key, serve  # noqa: E402
@@ -83,7 +84,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     s = get_settings()
-    model_dir = s.home / "models" / "ml-100k-ranker"
+    model_dir = versions.resolve(s.home / "models" / "ml-100k-ranker")
     if not (model_dir / "log.parquet").is_file():
         sys.exit(f"{model_dir}: train it first: llmrec train --dataset ml-100k")
     tmp = Path(tempfile.mkdtemp(prefix="bench-group-commit-"))

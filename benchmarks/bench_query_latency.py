@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _sections import write_section  # noqa: E402
 from bench_query import TEMPLATES  # noqa: E402
+from llmrec import versions  # noqa: E402
 from llmrec.config import get_settings  # noqa: E402
 from llmrec.data import columns as C  # noqa: E402
 from llmrec.service.live import LiveModel  # noqa: E402
@@ -61,7 +62,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--times-only", action="store_true", help="print the times as JSON")
     args = ap.parse_args()
-    model_dir = args.model or get_settings().home / "models" / "ml-100k-ranker"
+    model_dir = versions.resolve(args.model or get_settings().home / "models" / "ml-100k-ranker")
     if not (model_dir / "log.parquet").is_file():
         sys.exit(f"{model_dir}: train it first: llmrec train --dataset ml-100k")
     rng = np.random.default_rng(args.seed)

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _sections import LLMREC, run_measured, synth_command, write_section  # noqa: E402
+from llmrec import versions  # noqa: E402
 
 BEGIN, END = "<!-- bench_train_scale:begin -->", "<!-- bench_train_scale:end -->"
 # users, items, events: the sizes (the last is its goal: <= 60 min, <= 16 GiB)
@@ -53,7 +54,7 @@ def train_point(
         log=log,
     )
     row = {**base, "wall_s": step["wall_s"], "peak_gib": step["peak_gib"], "rc": step["rc"]}
-    info = out / "training.json"
+    info = versions.resolve(out) / "training.json"
     if step["rc"] == 0 and info.is_file():
         t = json.loads(info.read_text())
         row |= {

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _sections import write_section  # noqa: E402
+from llmrec import versions  # noqa: E402
 from llmrec.config import get_settings  # noqa: E402
 from llmrec.service.live import LiveModel  # noqa: E402
 from llmrec.service.store import Store, item_frame  # noqa: E402
@@ -33,7 +34,7 @@ ITEM = {
 
 
 def main() -> None:
-    folder = get_settings().home / "models" / "ml-100k-ranker"
+    folder = versions.resolve(get_settings().home / "models" / "ml-100k-ranker")
     tmp = tempfile.mkdtemp(prefix="probe-new-item-")
     live = LiveModel(folder, Store(f"sqlite:///{tmp}/events.db"), cache_size=0, llm="off")
     live.put_item(item_frame([ITEM]))

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from llmrec import versions
 from llmrec.cli import app
 from llmrec.data import dataset as store
 from llmrec.testing import block_dataset
@@ -215,7 +216,8 @@ def test_train_saves_a_servable_model_with_stage_times(home: Path, tmp_path: Pat
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "retriever ease" in res.output and "ranker" in res.output
-    info = json.loads((tmp_path / "m" / "training.json").read_text())
+    info = json.loads((versions.resolve(tmp_path / "m") / "training.json").read_text())
+    assert (tmp_path / "m" / "versions" / "v1" / "manifest.json").is_file()
     assert info["model"] == "ranker" and info["n_events"] == len(block_dataset().interactions)
     assert set(info["stage_seconds"]) >= {"prepare data", "retriever ease", "ranker"}
     model = Recommender.load(tmp_path / "m")
@@ -230,7 +232,8 @@ def test_train_any_single_model(home: Path, tmp_path: Path) -> None:
     args = ["train", "--dataset", "blocks", "--model", "ease", "--out", str(tmp_path / "e")]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
-    assert json.loads((tmp_path / "e" / "training.json").read_text())["params"]["reg"] > 0
+    info = json.loads((versions.resolve(tmp_path / "e") / "training.json").read_text())
+    assert info["params"]["reg"] > 0
 
 
 def test_keys_create_list_revoke(home: Path, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from llmrec import versions
 from llmrec.cli import app
 from llmrec.data import dataset as store
 from llmrec.errors import ConfigError
@@ -117,7 +118,7 @@ def test_train_prints_the_paths_and_refuses_early(home: Path, tmp_path: Path, mo
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "ease: left out" in res.output
-    info = json.loads((tmp_path / "m" / "training.json").read_text())
+    info = json.loads((versions.resolve(tmp_path / "m") / "training.json").read_text())
     assert "ease: left out" in info["paths"] and "retriever ease" not in info["stage_seconds"]
     model = Recommender.load(tmp_path / "m")
     assert len(model.recommend(["NaN"], k=5).item_ids[0]) == 5

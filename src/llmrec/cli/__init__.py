@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.console import Console
 
-from llmrec.cli import data, evaluate, jobs, ope, recommend, serve, train
+from llmrec.cli import data, evaluate, jobs, ope, recommend, serve, train, versions
 from llmrec.errors import LlmrecError
 
 app = typer.Typer(
@@ -44,6 +44,8 @@ app.command("train")(train.train_command)
 app.command("recommend")(recommend.recommend_command)
 app.command("serve")(serve.serve_command)
 app.command("ope")(ope.ope_command)
+app.command("ab")(versions.ab_command)
+app.add_typer(versions.app, name="models")
 app.add_typer(serve.keys_app, name="keys")
 
 EXIT_USER_ERROR = 2

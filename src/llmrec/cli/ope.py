@@ -10,7 +10,7 @@ from rich.table import Table
 
 from llmrec.cli.serve import DbOption, open_store
 from llmrec.errors import ConfigError
-from llmrec.online.feedback import share_values
+from llmrec.online.feedback import POLICY, share_values
 
 
 def ope_command(
@@ -33,6 +33,7 @@ def ope_command(
     store = open_store(db, create=False)
     try:
         imp = store.impressions_since(0)
+        imp = imp[imp["policy"] == POLICY]  # lists an A/B test logged as ranked: not here
         values = share_values(imp, store.events_since(0), wanted, horizon)
     finally:
         store.close()

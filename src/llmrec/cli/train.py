@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from llmrec import versions
 from llmrec.cli.evaluate import parse_params
 from llmrec.config import get_settings
 from llmrec.data import dataset as store
@@ -36,8 +37,23 @@ def train_command(
         ),
     ] = "default",
     out_dir: Annotated[
-        Path | None, typer.Option("--out", help="model folder (default: $LLMREC_HOME/models/…)")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="folder of model versions (default: $LLMREC_HOME/models/<dataset>-<model>)",
+        ),
     ] = None,
+    make_current: Annotated[
+        bool,
+        typer.Option(
+            "--current/--candidate",
+            help="make the new version the one served (default), or only write it (for an "
+            "A/B test or a later `llmrec models use`)",
+        ),
+    ] = True,
+    keep: Annotated[
+        int, typer.Option(min=1, help="versions kept in the folder (the oldest are deleted)")
+    ] = 5,
     param: Annotated[
         list[str] | None, typer.Option(help="fix a hyper-parameter: key=value (repeatable)")
     ] = None,
@@ -54,7 +70,8 @@ def train_command(
 ) -> None:
     """Tune on each user's latest event, then deploy on all events (nothing is held back).
 
-    The saved folder loads with ``Recommender.load`` and is what ``llmrec serve`` serves.
+    Each run writes a new version (``--out``/versions/vN) beside the earlier ones; the folder
+    loads with ``Recommender.load`` and is what ``llmrec serve`` serves (its current version).
     """
     s = get_settings()
     name = DEFAULT_PIPELINE if model == "default" else model
@@ -87,7 +104,7 @@ def train_command(
 
         result = tune(cls, split, params, search=tune_params, on_trial=progress)
         stages.update(getattr(result.model, "stage_seconds_", {}) or {"fit": result.fit_seconds})
-        status.update(f"{name}: observing all {len(data.log):,} events, saving")
+        status.update(f"{name}: observing all {len(data.log):,} events")
         t0 = time.perf_counter()
         result.model.observe(data)
         info = {
@@ -101,11 +118,20 @@ def train_command(
             "n_events": len(data.log),
             "paths": result.model.size_note(data.n_items),
             "store_seq": store_seq,  # the service replays stored events after this one
+            "created": int(time.time()),
         }
-        save_for_serving(result.model, data, target, {**info, "total_seconds": None})
-        stages["observe all events + save"] = time.perf_counter() - t0
-    total = time.perf_counter() - t_all
-    _write_json(target / "training.json", {**info, "total_seconds": total})
+        stages["observe all events"] = time.perf_counter() - t0
+
+        def write(folder: Path) -> None:  # the version, whole, before anyone can see it
+            t0 = time.perf_counter()
+            save_for_serving(result.model, data, folder, info)
+            stages["save"] = time.perf_counter() - t0
+            info["total_seconds"] = time.perf_counter() - t_all
+            _write_json(folder / "training.json", info)
+
+        status.update(f"{name}: saving a new version in {target}")
+        version = versions.publish(target, write, make_current=make_current, keep=keep)
+    total = info["total_seconds"]
     table = Table(
         title=f"{name} on {dataset}: {total:.0f} s, validation NDCG@10 {result.valid_score:.4f}"
     )
@@ -114,7 +140,8 @@ def train_command(
     for stage, sec in stages.items():
         table.add_row(stage, f"{sec:.1f}")
     out.print(table)
-    out.print(f"saved: {target}", highlight=False)
+    role = "current" if make_current else "candidate (not served until chosen)"
+    out.print(f"saved: {target} version {version}, {role}", highlight=False)
 
 
 def _write_json(path: Path, info: dict[str, object]) -> None:

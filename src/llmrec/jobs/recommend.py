@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from llmrec import versions
 from llmrec.data import columns as C
 from llmrec.errors import LlmrecError
 from llmrec.jobs.engine import JobResult, Run, read_output, resolve, run_job
@@ -142,7 +143,7 @@ def folder_titles(folder: Path) -> dict[str, str] | None:
     """Item id -> title from a trained folder's catalogue (None for a bare model folder)."""
     from llmrec.service.folder import ITEMS_FILE  # the served folder's layout
 
-    path = Path(folder) / ITEMS_FILE
+    path = versions.resolve(folder) / ITEMS_FILE
     if not path.is_file():
         return None
     table = pd.read_parquet(path, columns=[C.ITEM_ID, C.TITLE])

@@ -22,6 +22,7 @@ from llmrec.data.ids import IdMap
 from llmrec.data.matrix import TrainData
 from llmrec.errors import ConfigError, LlmrecError
 from llmrec.models.topk import top_k
+from llmrec.versions import resolve
 
 if TYPE_CHECKING:  # eval imports models
     from llmrec.eval.protocols import Split
@@ -271,10 +272,11 @@ class Recommender(ABC):
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
-        """Load any model saved by ``save`` (the manifest names its family)."""
+        """Load any model saved by ``save`` (the manifest names its family), or the current
+        version of a folder of versions (``llmrec.versions``)."""
         from llmrec.models import get_model_class
 
-        path = Path(path)
+        path = resolve(path)
         try:
             manifest = json.loads((path / "manifest.json").read_text())
         except (OSError, json.JSONDecodeError) as e:

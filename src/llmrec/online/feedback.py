@@ -22,16 +22,18 @@ from llmrec.online.policies import EpsilonGreedySlate
 
 NOT_REWARDS = ("view", "dislike")
 POLICY = "epsilon-greedy-slate"
+RANKED = "ranked"  # a list shown as ranked (logged for A/B tests): not for off-policy values
 
 
 def impression_rows(
     impression_id: str,
     user_id: str,
     shown: list[Any],
-    policy: EpsilonGreedySlate,
+    policy: EpsilonGreedySlate | None,
     model_version: str,
 ) -> list[dict[str, Any]]:
-    """Store rows for a served slate (``shown``: items with rank, propensity, explored)."""
+    """Store rows for a served slate (``shown``: items with rank, propensity, explored when
+    ``policy`` explores; with no policy, e.g. an A/B test, the list as ranked)."""
     now = int(time.time())
     return [
         {
@@ -39,12 +41,12 @@ def impression_rows(
             "user_id": user_id,
             C.ITEM_ID: r.item_id,
             "position": j,
-            "rank": r.rank,
-            "propensity": r.propensity,
-            "explored": r.explored,
-            "policy": POLICY,
-            "share": policy.share,
-            "pool": r.pool,
+            "rank": j if policy is None else r.rank,
+            "propensity": 1.0 if policy is None else r.propensity,
+            "explored": False if policy is None else r.explored,
+            "policy": RANKED if policy is None else POLICY,
+            "share": 0.0 if policy is None else policy.share,
+            "pool": 0 if policy is None else r.pool,
             "model_version": model_version,
             C.TIMESTAMP: now,
         }
@@ -66,6 +68,7 @@ def logged_feedback(
     impressions: pd.DataFrame, events: pd.DataFrame, horizon: int = 3600
 ) -> LoggedFeedback:
     """Logged impressions as ``LoggedFeedback``: actions are ranks in the ranker's list."""
+    impressions = impressions[impressions["policy"] == POLICY]
     if impressions.empty:
         raise DataError("no impressions logged: serve with --explore SHARE to log them")
     return LoggedFeedback(
@@ -85,6 +88,7 @@ def share_values(
 ) -> dict[float, dict[str, Estimate]]:
     """IPS and SNIPS values of exploring with each of ``shares`` (0: the ranker alone), from
     the impressions an exploring service logged (any share, pools as logged per request)."""
+    impressions = impressions[impressions["policy"] == POLICY]
     fb = logged_feedback(impressions, events, horizon)
     explored = impressions["explored"].to_numpy(bool)
     pool = impressions["pool"].to_numpy(np.int64)

@@ -8,7 +8,6 @@ user or item ids.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -23,9 +22,10 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import Field
 
 from llmrec.data import columns as C
-from llmrec.errors import ConfigError, LlmrecError
+from llmrec.errors import ConfigError
 from llmrec.online.feedback import impression_rows
 from llmrec.ranking.rerank import RerankSpec
+from llmrec.service.admin_routes import install_admin
 from llmrec.service.ask_routes import install_asking
 from llmrec.service.asking import answer_json
 from llmrec.service.errors import (
@@ -35,9 +35,7 @@ from llmrec.service.errors import (
     error_response,
     install_error_handlers,
 )
-from llmrec.service.group_commit import GroupCommit, commit_events
-from llmrec.service.keys import Key, digest, lookup
-from llmrec.service.live import LiveModel
+from llmrec.service.keys import Key
 from llmrec.service.middleware import (
     BODY_TIMEOUT,
     MAX_BODY,
@@ -48,7 +46,6 @@ from llmrec.service.middleware import (
 )
 from llmrec.service.ops import Metrics, install_ops
 from llmrec.service.redaction import swallow_handled_errors
-from llmrec.service.reports import Reports
 from llmrec.service.schemas import (
     ERRORS,
     MAX_EVENTS,
@@ -63,7 +60,6 @@ from llmrec.service.schemas import (
     Limit,
     PathID,
     RecommendationsOut,
-    Reload,
     ReportsOut,
     RequestText,
     Search,
@@ -75,79 +71,14 @@ from llmrec.service.schemas import (
     event_names_in_schema,
     items_out,
 )
-from llmrec.service.store import ITEM_FIELDS, Store, item_frame
+from llmrec.service.serving import MISSING, Service
+from llmrec.service.store import ITEM_FIELDS, item_frame
 
 log = logging.getLogger("llmrec.service")
-MISSING = object()
 WEB = Path(__file__).parent / "web"  # the page's static files (no key needed, no CDN)
 
 
 # --- the application ---------------------------------------------------------------------
-class Service:
-    """What the routes share: the store, the live model (swapped whole on reload), keys."""
-
-    def __init__(
-        self,
-        store: Store,
-        model_dir: Path,
-        reports_dir: Path = Path("reports"),
-        **live_options: Any,
-    ) -> None:
-        self.store = store
-        self.reports = Reports(reports_dir)
-        self.model_dir = Path(model_dir)
-        self.live_options = live_options
-        self.live = LiveModel(self.model_dir, store, **live_options)
-        self.write_lock = threading.Lock()  # store commit + live apply, atomic w.r.t. reload
-        self.events = GroupCommit(lambda batches: commit_events(self, batches))
-        self._keys: dict[str, tuple[Key | None, float]] = {}
-        self._buckets: dict[int, tuple[float, float]] = {}
-        self._bucket_lock = threading.Lock()
-
-    def cached_key(self, secret: str) -> Key | None | object:
-        """The key from memory, or ``MISSING`` when it must be read from the store."""
-        hit = self._keys.get(digest(secret))
-        if hit is None or hit[1] < time.monotonic():
-            return MISSING
-        return hit[0]
-
-    def key(self, secret: str) -> Key | None:
-        """Keys are re-read after 5 s, so a revocation takes effect within 5 s."""
-        hit = self.cached_key(secret)
-        if hit is not MISSING:
-            return hit  # type: ignore[return-value]
-        key = lookup(self.store, secret)
-        if len(self._keys) > 10_000:
-            self._keys.clear()
-        self._keys[digest(secret)] = (key, time.monotonic() + 5.0)
-        return key
-
-    def allow(self, key: Key) -> float | None:
-        """Token bucket per key (capacity = one second's worth): None, or seconds to wait."""
-        if key.rate_limit <= 0:
-            return None
-        now = time.monotonic()
-        with self._bucket_lock:
-            tokens, last = self._buckets.get(key.id, (key.rate_limit, now))
-            tokens = min(key.rate_limit, tokens + (now - last) * key.rate_limit)
-            if tokens < 1.0:
-                self._buckets[key.id] = (tokens, now)
-                return (1.0 - tokens) / key.rate_limit
-            self._buckets[key.id] = (tokens - 1.0, now)
-            return None
-
-    def reload(self, model_dir: Path | None = None) -> str:
-        """Load the new model beside the old, which keeps answering reads, then swap.
-        Writes wait for the load (seconds): the new model then starts from exactly what the
-        store holds (events, items, deletions) and none of them can fall between the two."""
-        target = Path(model_dir) if model_dir else self.model_dir
-        with self.write_lock:
-            fresh = LiveModel(target, self.store, **self.live_options)
-            old, self.live, self.model_dir = self.live, fresh, target
-            old.close()
-        return fresh.version
-
-
 bearer = HTTPBearer(auto_error=False, description="an API key from `llmrec keys create`")
 
 
@@ -202,7 +133,7 @@ def create_app(
         return check
 
     reader, writer, admin = Depends(role("read")), Depends(role("write")), Depends(role("admin"))
-    install_ops(app, metrics, lambda: service.live.version, admin)
+    install_ops(app, metrics, service.shares, admin)
     install_asking(app, service, reader, metrics)
 
     @app.get("/", include_in_schema=False)
@@ -242,7 +173,7 @@ def create_app(
             ),
         ] = None,
     ) -> dict[str, Any]:
-        live = service.live
+        live = service.live_for(user_id)  # the same version every time while a split runs
         context = {C.DEVICE: device, C.LOCATION: location, C.SCENARIO: scenario}
         if timestamp is not None:
             context[C.TIMESTAMP] = str(timestamp)
@@ -269,7 +200,8 @@ def create_app(
         if items is None:  # scoring takes milliseconds: a worker thread, not the event loop
             items = await run_in_threadpool(live.recommend, user_id, k, context, explain, spec)
         out = {"user_id": user_id, "items": items_out(items), "model_version": live.version}
-        if live.explorer is not None and items:  # logged durably before the list is shown
+        logged = live.explorer is not None or service.split is not None
+        if logged and items:  # exploring or A/B: logged durably before the list is shown
             out["impression_id"] = uuid.uuid4().hex
             rows = impression_rows(
                 out["impression_id"], user_id, items, live.explorer, live.version
@@ -409,7 +341,7 @@ def create_app(
         with service.write_lock:
             created = item_id not in service.live.model.items_
             service.store.put_item(row)
-            service.live.put_item(item_frame([row]))
+            service.put_item(item_frame([row]))
         return {"item_id": item_id, "created": created}
 
     @app.get(
@@ -446,7 +378,7 @@ def create_app(
         """Why an item suits a user, or a short personalised pitch for it (the service's
         recommendation text): the LLM's checked wording, or the template within the budget."""
         try:
-            out = service.live.explain(user_id, item_id, kind)
+            out = service.live_for(user_id).explain(user_id, item_id, kind)
         except UnknownItemError as e:
             raise ApiError(404, "not_found", str(e), "item_id") from None
         except UnknownUserError as e:
@@ -469,25 +401,10 @@ def create_app(
     def delete_user(
         user_id: PathID,
     ) -> dict[str, Any]:
-        with service.write_lock:
-            n = service.store.delete_user(user_id)
-            service.live.delete_user(user_id)
+        n = service.delete_user(user_id)
         return {"user_id": user_id, "deleted_events": n}
 
-    @app.post(
-        "/v1/admin/reload",
-        responses=ERRORS,
-        dependencies=[admin],
-        tags=["admin"],
-    )
-    def reload(body: Reload | None = None) -> dict[str, str]:
-        target = Path(body.model_dir) if body and body.model_dir else None
-        try:
-            version = service.reload(target)
-        except LlmrecError as e:
-            raise ApiError(422, "invalid_model", str(e), "model_dir") from None
-        return {"model_version": version}
-
+    install_admin(app, service, admin)
     event_names_in_schema(app, lambda: list(service.live.model.event_rules_.names))
     swallow_handled_errors(app)
     return app

@@ -35,7 +35,7 @@ def install_asking(app: FastAPI, service: Any, reader: Depends, metrics: Metrics
     async def ask(body: AskIn) -> dict[str, Any]:
         """A request in words blended with the user's history, or a follow-up to a
         conversation (``conversation_id`` of a previous answer)."""
-        store, live = service.store, service.live
+        store, live = service.store, service.live_for(body.user_id)
         state = None
         if body.conversation_id is not None:
             state = await run_in_threadpool(

@@ -30,6 +30,8 @@ class _Shared(Protocol):  # what the service gives the writer (the live model sw
     live: LiveModel
     write_lock: threading.Lock
 
+    def lives(self) -> list[LiveModel]: ...
+
 
 @dataclass
 class _Pending:
@@ -95,9 +97,10 @@ def commit_events(shared: _Shared, batches: list[Rows]) -> list[Result]:
                 out[i] = e
         flat = [r for i in kept for r in batches[i]]
         stored = shared.store.add_events(flat) if flat else []
-        live.add_events(
-            [{**r, "seq": s.seq} for r, s in zip(flat, stored, strict=True) if not s.duplicate]
-        )
+        new = [{**r, "seq": s.seq} for r, s in zip(flat, stored, strict=True) if not s.duplicate]
+        live.add_events(new)
+        for other in shared.lives()[1:]:  # an A/B variant: the items it knows
+            other.add_events([r for r in new if r[C.ITEM_ID] in other.model.items_])
         at = 0
         for i in kept:
             out[i], at = stored[at : at + len(batches[i])], at + len(batches[i])

@@ -44,6 +44,7 @@ from llmrec.service.coldstart import ColdStart
 from llmrec.service.errors import UnknownItemError, UnknownUserError
 from llmrec.service.explanations import EvidenceFor, Explanations, language_model
 from llmrec.service.folder import ITEMS_FILE, LOG_FILE, USERS_FILE, read_profiles
+from llmrec.versions import label, resolve
 
 if TYPE_CHECKING:
     from llmrec.service.store import Store
@@ -98,7 +99,7 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking):
         its own (``ranking.rerank``)."""
         self.rerank, self.item_noun = rerank, item_noun
         self._rerankers: dict[RerankSpec, Reranker] = {}
-        model_dir = Path(model_dir)
+        model_dir = resolve(model_dir)  # a home: its current version
         for f in ("manifest.json", LOG_FILE, ITEMS_FILE):
             try:
                 found = (model_dir / f).is_file()
@@ -109,7 +110,9 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking):
         self.model = Recommender.load(model_dir)
         info_path = model_dir / "training.json"
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-        self.version = f"{model_dir.name}@{int((model_dir / 'manifest.json').stat().st_mtime)}"
+        self.version = label(model_dir)
+        self.folder = model_dir
+        self.dataset: str | None = info.get("dataset")
         self.near_duplicate = near_duplicate
         self.refresh_every = refresh_every
         self.explorer = EpsilonGreedySlate(explore, explore_pool) if explore > 0 else None

@@ -51,22 +51,27 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64),
             registry=r,
         )
-        self.model = Gauge("llmrec_model_info", "the served model", ["version"], registry=r)
+        self.model = Gauge(
+            "llmrec_model_info", "served model versions: share of users", ["version"], registry=r
+        )
 
-    def render(self, version: str) -> Response:
+    def render(self, served: dict[str, float]) -> Response:
         self.model.clear()
-        self.model.labels(version=version).set(1)
+        for version, share in served.items():
+            self.model.labels(version=version).set(share)
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def install_ops(app: FastAPI, metrics: Metrics, version: Callable[[], str], guard: Any) -> None:
+def install_ops(
+    app: FastAPI, metrics: Metrics, served: Callable[[], dict[str, float]], guard: Any
+) -> None:
     """``/metrics`` (behind ``guard``, an admin-key dependency; ``middleware.AccessLog`` fills
     the request series) and the offline ``/docs``."""
     import swagger_ui_bundle
 
     @app.get("/metrics", include_in_schema=False, dependencies=[guard])
     def prometheus() -> Response:
-        return metrics.render(version())
+        return metrics.render(served())
 
     app.mount(
         "/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets"

@@ -248,8 +248,42 @@ class UserDeleted(BaseModel):
     deleted_events: int
 
 
+Version = Annotated[str, Field(pattern=r"^v[1-9][0-9]{0,8}$", description="e.g. v3")]
+
+
 class Reload(Strict):
     model_dir: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+    version: Version | None = None  # of the folder; it becomes the folder's current version
+
+
+class ModelVersionOut(BaseModel):
+    model_version: str
+
+
+class SplitIn(Strict):
+    version: Version
+    share: Annotated[float, Field(gt=0.0, lt=1.0, description="share of users sent to it")]
+
+
+class SplitOut(BaseModel):
+    model_version: str
+    share: float
+
+
+class VersionRow(BaseModel):
+    version: str
+    current: bool
+    created: int | None = None
+    dataset: str | None = None
+    model: str | None = None
+    valid_ndcg_at_10: float | None = Field(None, alias="valid_ndcg@10")
+    n_events: int | None = None
+
+
+class VersionsOut(BaseModel):
+    served: str  # model_version of the version answering users outside a split
+    split: SplitOut | None = None
+    versions: list[VersionRow]  # of the served folder, oldest first (empty: a plain folder)
 
 
 class Health(BaseModel):

@@ -1,0 +1,80 @@
+"""Admin routes for model versions: list, reload (a named version), rollback, and A/B splits.
+
+Every change loads the new version beside the served one and swaps (``serving.Service``); a
+version that cannot be loaded is a 422 naming it and the old one keeps serving.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from llmrec import versions
+from llmrec.errors import LlmrecError
+from llmrec.service.errors import ApiError
+from llmrec.service.schemas import (
+    ERRORS,
+    ModelVersionOut,
+    Reload,
+    SplitIn,
+    SplitOut,
+    VersionsOut,
+)
+from llmrec.service.serving import Service
+
+
+def install_admin(app: FastAPI, service: Service, admin: Any) -> None:
+    """Add the routes to ``app``; ``admin``: the admin-key dependency."""
+    common: dict[str, Any] = {"responses": ERRORS, "dependencies": [admin], "tags": ["admin"]}
+
+    @app.get("/v1/admin/versions", response_model=VersionsOut, **common)
+    def list_versions() -> dict[str, Any]:
+        """The served folder's versions, which one answers, and the A/B split if one runs."""
+        split = service.split
+        return {
+            "served": service.live.version,
+            "split": None
+            if split is None
+            else {"model_version": split.live.version, "share": split.share},
+            "versions": versions.describe(service.model_dir),
+        }
+
+    @app.post("/v1/admin/reload", response_model=ModelVersionOut, **common)
+    async def reload(body: Reload | None = None) -> dict[str, str]:
+        """Load again (the folder's current version, e.g. after `llmrec train`), or serve
+        ``version`` (it becomes the folder's current one), or another ``model_dir``."""
+        target = Path(body.model_dir) if body and body.model_dir else None
+        version = body.version if body else None
+        try:
+            served = await run_in_threadpool(service.reload, target, version)
+        except LlmrecError as e:
+            field = "version" if version and not target else "model_dir"
+            raise ApiError(422, "invalid_model", str(e), field) from None
+        return {"model_version": served}
+
+    @app.post("/v1/admin/rollback", response_model=ModelVersionOut, **common)
+    async def rollback() -> dict[str, str]:
+        """Serve the version before the served one, and make it the folder's current one."""
+        try:
+            served = await run_in_threadpool(service.rollback)
+        except LlmrecError as e:
+            raise ApiError(409, "conflict", str(e)) from None
+        return {"model_version": served}
+
+    @app.put("/v1/admin/ab", response_model=SplitOut, **common)
+    async def start_split(body: SplitIn) -> dict[str, Any]:
+        """Send ``share`` of users (a stable hash of the user id) to ``version``; both
+        versions' lists are logged as impressions for `llmrec ab`."""
+        try:
+            split = await run_in_threadpool(service.start_split, body.version, body.share)
+        except LlmrecError as e:
+            raise ApiError(422, "invalid_model", str(e), "version") from None
+        return {"model_version": split.live.version, "share": split.share}
+
+    @app.delete("/v1/admin/ab", status_code=204, **common)
+    async def stop_split() -> None:
+        """Every user back on the served version (impressions stay for `llmrec ab`)."""
+        await run_in_threadpool(service.stop_split)
