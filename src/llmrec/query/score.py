@@ -1,5 +1,5 @@
 """Score a catalogue for a parsed request: hard constraints filter, the soft intent and the
-anchors score by text vectors, and the user's personal scores blend in (README "Ask in words").
+anchors score by text vectors, and the user's personal scores blend in (docs/ask.md).
 
 Each signal becomes a rank-based score over the catalogue before blending (log-rank by
 default), so a ranker's scores, EASE's and cosines mix on one scale; the transform and the

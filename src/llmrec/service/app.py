@@ -91,7 +91,7 @@ def create_app(
     app = FastAPI(
         title="llmrec",
         version="1",
-        description="Real-time recommendations; see the README's HTTP API section.",
+        description="Real-time recommendations; see docs/service.md.",
         docs_url=None,  # ops.install_ops serves /docs from a local copy of Swagger UI
         redoc_url=None,  # ReDoc loads from a CDN
     )
