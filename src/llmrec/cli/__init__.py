@@ -7,8 +7,10 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from llmrec.cli import data, evaluate, jobs, ope, recommend, serve, train, versions
+from llmrec.cli._extras import install_hint
 from llmrec.errors import LlmrecError
 
 app = typer.Typer(
@@ -58,31 +60,34 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except LlmrecError as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False)  # keeps 'llmrec[x]'
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
     except OSError as e:  # disk full, file too large, permissions: the machine's, not a bug
         where = f" ({e.filename})" if e.filename else ""
-        err.print(f"[red]error:[/red] {e.strerror or type(e).__name__}{where}", highlight=False)
+        what = escape(f"{e.strerror or type(e).__name__}{where}")
+        err.print(f"[red]error:[/red] {what}", highlight=False)
         sys.exit(EXIT_INTERNAL)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except Exception as e:  # the stack trace is for developers, on request
-        import click
-
-        # typer 0.2x raises its own vendored click's exceptions (subclasses of TyperException)
-        usage = (click.exceptions.ClickException, typer.TyperException)
-        if isinstance(e, usage) and hasattr(e, "show"):
+        hint = install_hint(e) if isinstance(e, ModuleNotFoundError) else None
+        if hint is not None and not os.environ.get("LLMREC_DEBUG"):
+            err.print(f"[red]error:[/red] {escape(hint)}", highlight=False)
+            sys.exit(EXIT_USER_ERROR)
+        # typer raises its vendored click's exceptions (typer >= 0.20 has no click dependency):
+        # a usage error shows itself; an abort (Ctrl-C at a prompt) exits 1
+        if hasattr(e, "show") and hasattr(e, "exit_code"):
             e.show()
-            sys.exit(getattr(e, "exit_code", EXIT_USER_ERROR))
-        if isinstance(e, click.exceptions.Abort | typer.Abort):
+            sys.exit(e.exit_code)
+        if type(e).__name__ == "Abort":
             sys.exit(1)
         if os.environ.get("LLMREC_DEBUG"):
             raise
         err.print(
-            f"[red]internal error:[/red] {type(e).__name__}: {e} "
+            f"[red]internal error:[/red] {escape(f'{type(e).__name__}: {e}')} "
             "(set LLMREC_DEBUG=1 for the stack trace)",
             highlight=False,
         )
