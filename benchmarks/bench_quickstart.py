@@ -3,7 +3,8 @@ into a fresh folder (no .venv, no data), then ``make quickstart`` (install, fetc
 EASE with its validation search, print user 1's top 5). Writes the wall time of each step and
 the printed list to BENCHMARKS.md "Quick start timing" (``make bench-quickstart``).
 
-The pip download cache of the user running it is left as it is (say whether it was warm)."""
+``--cold`` gives pip an empty download cache (every wheel fetched again, as on a new
+machine); without it the user's cache is used as it is."""
 
 from __future__ import annotations
 
@@ -27,11 +28,13 @@ BEGIN, END = "<!-- quickstart:begin -->", "<!-- quickstart:end -->"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--cache", default="warm", help="how the pip cache was, for the record")
+    ap.add_argument("--cold", action="store_true", help="an empty pip cache")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="quickstart-"))
     clone = tmp / "llmrec"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMREC_", "VIRTUAL_ENV"))}
+    if args.cold:
+        env["PIP_CACHE_DIR"] = str(tmp / "pip-cache")
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
@@ -54,7 +57,7 @@ def main() -> None:
         "tree into an empty folder, then `make quickstart` (venv + install of every extra, fetch",
         "ml-100k, `llmrec train --model ease` with its validation search, `llmrec recommend`).",
         f"Commit {commit}, {platform.machine()} with {os.cpu_count()} cores, pip cache "
-        f"{args.cache}, {time.strftime('%Y-%m-%d')}:",
+        f"{'empty (--cold)' if args.cold else 'warm'}, {time.strftime('%Y-%m-%d')}:",
         "",
         "| step | seconds |",
         "|---|---|",
