@@ -336,3 +336,12 @@ def test_eval_table_keeps_the_model_name_at_any_width(width: int) -> None:
     for name in ("itemknn", "hybrid", "user-text", "ranker"):
         assert name in text
     assert "ndcg@10" in text or "recall@10" in text
+
+
+def test_chart_styles_are_distinct_for_many_models() -> None:
+    from llmrec.eval.report import run_styles
+
+    for n in (3, 10, 12, 20, 25, 80):
+        styles = run_styles(n)
+        assert len(styles) == n and len(set(styles)) == n  # (colour, hatch) never repeats
+    assert {h for _, h in run_styles(12)} == {""}  # up to 20 models: colour alone

@@ -118,6 +118,17 @@ def _fmt(col: str, v: float) -> str:
     return f"{v:.4f}"
 
 
+def run_styles(n: int) -> list[tuple[tuple[float, ...], str]]:
+    """(colour, hatch) per model: distinct for up to 80 models (the default cycle repeats its
+    10 colours, so 12 models gave two pairs the same bar colour)."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    k = 10 if n <= 10 else 20
+    hatches = ["", "//", "..", "xx"]
+    return [(tuple(cmap(i % k)), hatches[(i // k) % len(hatches)]) for i in range(n)]
+
+
 def chart(runs: Sequence[EvalRun], path: Path) -> None:
     import matplotlib
 
@@ -128,11 +139,13 @@ def chart(runs: Sequence[EvalRun], path: Path) -> None:
         1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [5, 3]}, squeeze=False
     )
     width = 0.8 / len(runs)
+    styles = run_styles(len(runs))
     for ax, (title, metric_names) in zip(axes[0], CHART_PANELS, strict=True):
         x = np.arange(len(metric_names))
         for j, r in enumerate(runs):
             vals = [r.metrics.get(m, np.nan) for m in metric_names]
-            ax.bar(x + j * width, vals, width, label=r.model)
+            colour, hatch = styles[j]
+            ax.bar(x + j * width, vals, width, label=r.model, color=colour, hatch=hatch)
         ax.set_xticks(x + width * (len(runs) - 1) / 2, metric_names)
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
