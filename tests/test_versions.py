@@ -261,6 +261,11 @@ def test_an_ab_split_is_stable_per_user_and_logs_both_variants(
     event = {"user_id": b_user, "item_id": shown, "event": "purchase"}
     assert client.post("/v1/events", json=event, headers=h).status_code == 202
     assert shown not in [x["item_id"] for x in _list(client, h, b_user)["items"]]
+    shown_days = client.get("/v1/activity", headers=h).json()["impressions"]
+    assert (
+        sum(d["lists"] for d in shown_days) == store.impressions_since(0)["impression_id"].nunique()
+    )
+    assert sum(d["clicked"] for d in shown_days) >= 1  # the purchase of a shown item
     # the report compares the arms from these impressions and events
     arms = compare(store.impressions_since(0), store.events_since(0), control="shop-model/v1")
     assert [a.version for a in arms] == ["shop-model/v1", "shop-model/v2"]

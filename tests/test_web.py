@@ -134,13 +134,22 @@ def test_single_stage_models_name_themselves() -> None:
 
 
 def test_context_values_come_from_recent_events(client: TestClient) -> None:
-    assert ok(client.get("/v1/context")) == {"device": [], "location": [], "scenario": []}
+    first = ok(client.get("/v1/context"))
+    assert {k: first[k] for k in C.CONTEXT_COLUMNS} == {
+        "device": [],
+        "location": [],
+        "scenario": [],
+    }
+    # the page's hints quote this catalogue: a user, the most-chosen title, common genres
+    assert first["item_noun"] == "item" and first["examples"]["user"] == "u0"
+    assert first["examples"]["title"] and len(first["examples"]["genres"]) == 2
     ok(client.post("/v1/events", json=[
         {"user_id": "u1", "item_id": "3", "event": "view", "context": {"device": "tv"}},
         {"user_id": "u3", "item_id": "5", "event": "view",
          "context": {"device": "mobile", "scenario": "home"}},
     ]))  # fmt: skip
-    assert ok(client.get("/v1/context")) == {
+    after = ok(client.get("/v1/context"))
+    assert {k: after[k] for k in C.CONTEXT_COLUMNS} == {
         "device": ["mobile", "tv"],
         "location": [],
         "scenario": ["home"],
@@ -198,3 +207,43 @@ def test_page_reads_between_refreshes(tmp_path: Path, model_dir: Path) -> None:
     assert live.find_users("newcomer", 5) == []  # not refreshed yet (and no crash)
     assert [h[C.ITEM_ID] for h in live.user("newcomer", 5)["history"]] == ["3"]
     assert live.find_users("newcomer", 5) == [{"user_id": "newcomer", "events": 1}]
+
+
+def test_activity_counts_events_users_lists_and_click_through(
+    client: TestClient, model_dir: Path
+) -> None:
+    log = pd.read_parquet(model_dir / "log.parquet")
+    first = ok(client.get("/v1/activity", params={"days": 366}))
+    days = first["days"]
+    assert sum(d["events"] for d in days) == len(log) and first["impressions"] == []
+    last_day = int(log[C.TIMESTAMP].max()) // 86_400
+    expected_users = log[log[C.TIMESTAMP] // 86_400 == last_day][C.USER_ID].nunique()
+    assert days[-1]["users"] == expected_users
+    assert all(sum(d["by_event"].values()) == d["events"] for d in days)
+    assert [d["day"] for d in days] == sorted(d["day"] for d in days)  # oldest first, no gaps
+    assert len(days) == min(366, last_day - int(log[C.TIMESTAMP].min()) // 86_400 + 1)
+    assert list(first["model_versions"].values()) == [1.0]
+    # a live event the day after: a new day with one event and one user; a served list counts
+    t = (last_day + 1) * 86_400 + 60
+    ok(
+        client.post(
+            "/v1/events",
+            json={
+                "user_id": "u1",
+                "item_id": str(log[C.ITEM_ID].iloc[0]),
+                "event": "click",
+                "timestamp": t,
+            },
+        )
+    )
+    ok(client.get("/v1/recommendations", params={"user_id": "u1", "k": 3}))
+    now = ok(client.get("/v1/activity", params={"days": 2}))
+    assert now["days"][-1] == {
+        "day": now["days"][-1]["day"],
+        "events": 1,
+        "users": 1,
+        "by_event": {"click": 1},
+    }
+    assert len(now["days"]) == 2 and now["lists_served"]["scored"] >= 1
+    assert "u1" not in json.dumps(now)  # counts only, no ids
+    assert client.get("/v1/activity", params={"days": 0}).status_code == 422

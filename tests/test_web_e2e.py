@@ -16,7 +16,15 @@ from llmrec.eval import report as reports
 from llmrec.eval.runner import run
 from llmrec.service.folder import USERS_FILE
 from llmrec.testing import block_dataset
-from llmrec.testing.browser import add_item, choose_user, chromium, open_page, open_reports, shown
+from llmrec.testing.browser import (
+    add_item,
+    choose_user,
+    chromium,
+    open_dashboard,
+    open_page,
+    open_reports,
+    shown,
+)
 from llmrec.testing.server import Server, create_key, serve
 
 pytestmark = pytest.mark.slow
@@ -92,7 +100,10 @@ def test_new_visitor_and_keyboard_only(site: dict, browser: object) -> None:
     page.focus("#user-query")  # search, then Tab to the first hit and Enter
     page.keyboard.type("u5")
     page.keyboard.press("Enter")
-    page.wait_for_selector("#user-hits button[data-user='u5']")
+    page.wait_for_function(  # the search's hits replaced the first list (no race with Tab)
+        "[...document.querySelectorAll('#user-hits button')]"
+        ".every(b => b.dataset.user.includes('u5'))"
+    )
     page.keyboard.press("Tab")  # the search button
     page.keyboard.press("Tab")  # the first hit
     assert page.evaluate("document.activeElement.dataset.user") == "u5"
@@ -169,14 +180,68 @@ def test_reports_show_tables_charts_and_cold_start(site: dict, browser: object) 
     assert errors == []
 
 
-def test_narrow_screen_has_no_sideways_scroll(site: dict, browser: object) -> None:
+# elements reaching past the viewport's right edge (what makes a page scroll sideways)
+WIDE = """[...document.querySelectorAll('body *')]
+  .filter(e => !e.closest('.scroll') && e.getBoundingClientRect().right > innerWidth + 1)
+  .map(e => `${e.tagName}#${e.id}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`)"""
+
+
+def too_wide(page: object, width: int) -> list[str]:
+    if page.evaluate("document.documentElement.scrollWidth") <= width:  # type: ignore[attr-defined]
+        return []
+    return page.evaluate(WIDE)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("width", [320, 375])
+def test_narrow_screen_has_no_sideways_scroll_on_any_view(
+    site: dict, browser: object, width: int
+) -> None:
     url, key = site["server"].url, site["key"]
-    page, errors = open_page(browser, url, key, width=375, height=800)  # type: ignore[arg-type]
+    page, errors = open_page(browser, url, key, width=width, height=800)  # type: ignore[arg-type]
     choose_user(page, "u3")
-    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert too_wide(page, width) == [], "explore"
+    page.goto(url + "/#items")
+    page.fill("#item-query", "")
+    page.press("#item-query", "Enter")
+    page.wait_for_selector("#item-hits tr")
+    assert too_wide(page, width) == [], "items"
     open_reports(page)  # wide tables scroll inside their own box
-    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert too_wide(page, width) == [], "reports"
+    open_dashboard(page)
+    assert too_wide(page, width) == [], "dashboard"
     assert errors == []
+
+
+def test_dashboard_shows_activity_and_the_model(site: dict, browser: object) -> None:
+    page, errors = open_page(browser, site["server"].url, site["key"])  # type: ignore[arg-type]
+    open_dashboard(page)
+    summary = page.inner_text("#dash-summary")
+    assert "100% of users" in summary and "since the server started" in summary
+    assert page.locator("#dash-charts figure.chart svg").count() == 2  # events, active users
+    bars = page.locator("#dash-charts figure.chart").first.locator("rect")
+    assert bars.count() >= 1
+    assert "No impressions logged" in page.inner_text("#dash-charts")
+    page.select_option("#dash-days", "7")
+    first_chart = "document.querySelectorAll('#dash-charts figure.chart')[0]"
+    page.wait_for_function(f"{first_chart}.querySelectorAll('rect').length <= 7")
+    assert errors == []
+
+
+def test_a_key_typed_in_fills_the_user_list_and_hints_quote_the_catalogue(
+    site: dict, browser: object
+) -> None:
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.goto(site["server"].url + "/#explore")
+    page.wait_for_selector("#status:has-text('Enter an API key')")
+    assert page.locator("#user-hits li").count() == 0
+    page.fill("#key", site["key"])
+    page.click("#key-form button[type=submit]")
+    page.wait_for_selector("#user-hits li")  # without a search
+    assert "e.g. u" in page.get_attribute("#user-query", "placeholder")
+    assert "80s space" not in page.get_attribute("#ask-q", "placeholder")
+    choose_user(page, "u3")
+    assert page.locator("#recs li button.view").first.inner_text() == "Viewed"  # item noun
+    page.close()
 
 
 def test_bad_key_and_server_down_are_clear(site: dict, browser: object) -> None:

@@ -25,6 +25,7 @@ from llmrec.data import columns as C
 from llmrec.errors import ConfigError
 from llmrec.online.feedback import impression_rows
 from llmrec.ranking.rerank import RerankSpec
+from llmrec.service.activity import install_activity
 from llmrec.service.admin_routes import install_admin
 from llmrec.service.ask_routes import install_asking
 from llmrec.service.asking import answer_json
@@ -405,6 +406,7 @@ def create_app(
         return {"user_id": user_id, "deleted_events": n}
 
     install_admin(app, service, admin)
+    install_activity(app, service, reader, metrics)
     event_names_in_schema(app, lambda: list(service.live.model.event_rules_.names))
     swallow_handled_errors(app)
     return app

@@ -30,6 +30,7 @@ class BrowseQueries:
     _live: pd.DataFrame
     model: Recommender
     version: str
+    item_noun: str
 
     def _current(self, user_id: str | None = None) -> None:
         raise NotImplementedError
@@ -100,12 +101,20 @@ class BrowseQueries:
             hits.sort(key=lambda i: (i.lower() != q, -counts[i], self._facts[i][C.TITLE]))
             return [{C.ITEM_ID: i, **self._facts[i], "events": counts[i]} for i in hits[:limit]]
 
-    def context_values(self) -> dict[str, list[str]]:
+    def context_values(self) -> dict[str, Any]:
+        """The context values of recent events, and what the page's hints quote (behind a
+        key, unlike /healthz: the examples hold a user id)."""
         with self._lock:
             self._current()
             return {
-                col: sorted(v for v in self._pop_ctx[col][0] if v) if col in self._pop_ctx else []
-                for col in C.CONTEXT_COLUMNS
+                **{
+                    col: sorted(v for v in self._pop_ctx[col][0] if v)
+                    if col in self._pop_ctx
+                    else []
+                    for col in C.CONTEXT_COLUMNS
+                },
+                "item_noun": self.item_noun,
+                "examples": self._examples(),
             }
 
     def stats(self) -> dict[str, Any]:
@@ -118,3 +127,25 @@ class BrowseQueries:
                 "events": len(self._base) + len(self._live),
                 "live_events": len(self._live),
             }
+
+    def _examples(self) -> dict[str, Any]:
+        """What the page's hints quote from this catalogue instead of MovieLens words: a user
+        id, the most-chosen item's title and the two most common genres."""
+        if not self._user_ids:
+            return {"user": None, "title": None, "genres": []}
+        counts = np.asarray(self._item_events)
+        top = str(self.model.items_.ids[int(np.argmax(counts))]) if counts.size else None
+        genres = pd.Series([g for f in self._facts.values() for g in f[C.GENRES]], dtype=object)
+        return {
+            "user": self._user_ids[0],
+            "title": self._facts.get(top, {}).get(C.TITLE) if top is not None else None,
+            "genres": [str(g) for g in genres.value_counts().index[:2]],
+        }
+
+    def event_log(self) -> pd.DataFrame:
+        """Every event the model holds (training and live, deleted users gone; dislikes are
+        kept apart and not in it): user id, timestamp, event — for the Dashboard's counts."""
+        cols = [C.USER_ID, C.TIMESTAMP, C.EVENT]
+        with self._lock:
+            self._join_arrived()
+            return pd.concat([self._base[cols], self._live[cols]], ignore_index=True)

@@ -202,10 +202,18 @@ class ItemsOut(BaseModel):
     items: list[CatalogueItem]
 
 
+class Examples(BaseModel):  # the page's hints, from the served catalogue
+    user: str | None = None
+    title: str | None = None
+    genres: list[str] = []
+
+
 class ContextValues(BaseModel):
     device: list[str]
     location: list[str]
     scenario: list[str]
+    item_noun: str = "item"  # the server's --item-noun
+    examples: Examples = Examples()
 
 
 class ReportModel(BaseModel):

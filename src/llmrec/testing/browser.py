@@ -98,3 +98,8 @@ def add_item(page: Page, item_id: str, title: str, text: str, genres: str) -> No
 def open_reports(page: Page) -> None:
     page.goto(page.url.split("#")[0] + "#reports")
     page.wait_for_selector("#reports .report")
+
+
+def open_dashboard(page: Page) -> None:
+    page.goto(page.url.split("#")[0] + "#dashboard")
+    page.wait_for_selector("#dash-charts figure.chart")

@@ -3,6 +3,7 @@
 
 import { $, KEY, VISITOR, api, say, fail, el, fmt, day } from "./core.js";
 import { showReports } from "./reports.js";
+import { showDashboard } from "./dashboard.js";
 
 // ---- key and health ------------------------------------------------------------------------
 function takeKeyFromUrl() {
@@ -38,9 +39,27 @@ function keyStatus() {
 // ---- explore -------------------------------------------------------------------------------
 const state = { user: null, visitor: false, latest: null, shown: [], conversation: null };
 
+// hints quote the served catalogue (not MovieLens words); the "view" button says the verb
+const VIEW_VERBS = { movie: "Watched", film: "Watched", show: "Watched", video: "Watched",
+  book: "Read", article: "Read", post: "Read", story: "Read", news: "Read",
+  song: "Listened", track: "Listened", album: "Listened", podcast: "Listened" };
+const hints = { ask: "Ask in words", view: "Viewed" };
+
+function applyHints(noun, ex) {
+  hints.view = VIEW_VERBS[noun] || "Viewed";
+  const like = ex.title ? `like ${ex.title}` : `the kind of ${noun} you want`;
+  hints.ask = `Ask in words: ${like}` + (ex.genres.length ? `, no ${ex.genres[ex.genres.length - 1]}` : "");
+  if (!state.conversation) $("ask-q").placeholder = hints.ask;
+  if (ex.user) $("user-query").placeholder = `user id, e.g. ${ex.user}`;
+  if (ex.title) $("item-query").placeholder = `title or id, e.g. ${ex.title}`;
+  $("new-id").placeholder = `e.g. new-${noun}-1`;
+  if (ex.genres.length) $("new-genres").placeholder = ex.genres.join(", ");
+}
+
 async function loadContext() {
   try {
     const values = await api("/v1/context");
+    applyHints(values.item_noun || "item", values.examples || { genres: [] });
     for (const [field, id] of [["device", "ctx-device"], ["scenario", "ctx-scenario"]]) {
       const select = $(id);
       select.replaceChildren(el("option", { value: "", text: "any" }));
@@ -219,7 +238,7 @@ function resetAsk() {
   $("ask-chips").hidden = true;
   $("ask-clear").hidden = true;
   $("ask-q").value = "";
-  $("ask-q").placeholder = "Ask in words: a light 80s space adventure, no horror";
+  $("ask-q").placeholder = hints.ask;
 }
 
 function recommendation(item, n, before) {
@@ -258,7 +277,7 @@ function recommendation(item, n, before) {
     el("div", { class: "actions" },
       feedback("like", "Like", "like"),
       feedback("dislike", "Dislike", "dislike"),
-      feedback("view", "Watched", "view"),
+      feedback("view", hints.view, "view"),
     ),
   );
 }
@@ -266,7 +285,7 @@ function recommendation(item, n, before) {
 async function sendFeedback(item, event) {
   try {
     await api("/v1/events", { method: "POST", body: { user_id: state.user, item_id: item.item_id, event } });
-    say(`${event === "view" ? "watched" : event} sent for “${item.title}”; the list is updated.`, "ok");
+    say(`${event === "view" ? hints.view.toLowerCase() : event} sent for “${item.title}”; the list is updated.`, "ok");
     await showRecommendations();
     await showUser();
   } catch (e) {
@@ -333,12 +352,14 @@ async function addItem(event) {
 // ---- views and start -----------------------------------------------------------------------
 function showView() {
   const name = (location.hash.replace("#", "") || "explore").split("&")[0];
-  const view = ["explore", "items", "reports"].includes(name) ? name : "explore";
-  for (const v of ["explore", "items", "reports"]) {
+  const views = ["explore", "items", "reports", "dashboard"];
+  const view = views.includes(name) ? name : "explore";
+  for (const v of views) {
     $(`view-${v}`).hidden = v !== view;
     document.querySelector(`nav a[data-view="${v}"]`).setAttribute("aria-current", v === view ? "page" : "false");
   }
   if (view === "reports") showReports();
+  if (view === "dashboard") showDashboard();
   say("");
 }
 
@@ -356,8 +377,10 @@ async function start() {
     keyStatus();
     say("Key saved for this browser session.", "ok");
     await loadContext();
+    await searchUsers($("user-query").value.trim());  // the list fills at once, not on a search
     if (state.user) await chooseUser(state.user, state.visitor);
     if (!$("view-reports").hidden) showReports();
+    if (!$("view-dashboard").hidden) showDashboard();
   });
   $("key-forget").addEventListener("click", () => {
     sessionStorage.removeItem(KEY);
