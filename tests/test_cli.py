@@ -216,6 +216,7 @@ def test_train_saves_a_servable_model_with_stage_times(home: Path, tmp_path: Pat
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "retriever ease" in res.output and "ranker" in res.output
+    assert "ranker: ease trial valid ndcg@10" in res.output  # progress lines when piped
     info = json.loads((versions.resolve(tmp_path / "m") / "training.json").read_text())
     assert (tmp_path / "m" / "versions" / "v1" / "manifest.json").is_file()
     assert info["model"] == "ranker" and info["n_events"] == len(block_dataset().interactions)
@@ -260,6 +261,10 @@ def test_recommend_prints_a_list_with_explanations(served_model_dir: Path, home:
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("Because you") == 3 and "(template)" in res.stdout
     assert "fans of" in res.stdout  # the pitch template
+    res = _llmrec(*args, "--explain", "--pitch", "--llm", "off", "--json", home=home)
+    doc = json.loads(res.stdout)
+    assert doc["user_id"] == "u0" and len(doc["items"]) == 3 and doc["model_version"]
+    assert all(x["explanation"] and x["pitch"] and x["source"] for x in doc["items"])
     res = _llmrec(*args, "--llm", "gpt-9", home=home)
     assert res.returncode == 2 and "'gpt-9' is not one of" in res.stderr + res.stdout
     assert "Traceback" not in res.stderr and "internal error" not in res.stderr

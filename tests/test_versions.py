@@ -181,6 +181,10 @@ def test_train_writes_versions_and_models_chooses_the_served_one(
     assert listed.exit_code == 0, listed.output
     lines = [line for line in listed.output.splitlines() if "│ v" in line]
     assert len(lines) == 3 and "*" in lines[1] and "*" not in lines[0] + lines[2]
+    listed = json.loads(
+        runner.invoke(cli, ["models", "list", "--model", str(out), "--json"]).output
+    )
+    assert [(v["version"], v["current"]) for v in listed["versions"]][1] == ("v2", True)
     assert runner.invoke(cli, ["models", "use", "v1", "--model", str(out)]).exit_code == 0
     assert versions.current(out) == "v1"
     bad = runner.invoke(cli, ["models", "use", "v7", "--model", str(out)])
@@ -346,4 +350,7 @@ def test_llmrec_ab_prints_the_report(tmp_path: Path, home: Path) -> None:
     res = runner.invoke(cli, ["ab", "--db", f"sqlite:///{db}"])
     assert res.exit_code == 0, res.output
     assert "a/v1 (control)" in res.output and "a/v2" in res.output and "%" in res.output
+    doc = json.loads(runner.invoke(cli, ["ab", "--db", f"sqlite:///{db}", "--json"]).output)
+    assert [a["version"] for a in doc["arms"]] == ["a/v1", "a/v2"]
+    assert doc["arms"][1]["p_value"] < 0.05 and doc["arms"][0]["lift"] is None
     assert os.path.getsize(db) > 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -55,6 +57,9 @@ def recommend_command(
             callback=_check_query,
         ),
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the list as JSON (the HTTP API's shape)")
+    ] = False,
 ) -> None:
     """Top-k for one user, as the service computes it (stored live events included);
     --explain / --pitch add the LLM's checked text, or the template when it fails a check."""
@@ -83,6 +88,13 @@ def recommend_command(
             pitches = [live.explain(user, r.item_id, "pitch") for r in items] if pitch else []
     finally:
         live.close()
+    if as_json:
+        rows = [{k: v for k, v in asdict(r).items() if v is not None} for r in items]
+        for row, p in zip(rows, pitches, strict=False):
+            row["pitch"], row["pitch_source"] = p.text, p.source
+        doc = {"user_id": user, "items": rows, "model_version": live.version}
+        typer.echo(json.dumps(doc, ensure_ascii=False))
+        return
     table = Table(title=f"user {user}")
     for col in ("#", "item", "title", "score", "source"):
         table.add_column(col)

@@ -100,7 +100,16 @@ def train_command(
             err.print(f"{name} at {data.n_items:,} items: {paths}", highlight=False)
 
         def progress(trial: Trial) -> None:
-            status.update(f"{name}: tuning on validation, last trial {trial.score:.4f}")
+            what = f"{trial.model} trial" if trial.model else "trial"
+            status.update(f"{name}: tuning on validation, last {what} {trial.score:.4f}")
+            if not err.is_terminal:  # a log or CI: the status line shows nothing there
+                elapsed = time.perf_counter() - t_all
+                err.print(
+                    f"[{elapsed:7.1f} s] {name}: {what} valid ndcg@10 {trial.score:.4f} "
+                    f"({trial.fit_seconds:.1f} s)",
+                    highlight=False,
+                    soft_wrap=True,
+                )
 
         result = tune(cls, split, params, search=tune_params, on_trial=progress)
         stages.update(getattr(result.model, "stage_seconds_", {}) or {"fit": result.fit_seconds})

@@ -4,6 +4,8 @@ A/B report of two served versions from the impressions the service logged."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -24,10 +26,16 @@ ModelOption = Annotated[
 ]
 
 
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+
 @app.command("list")
-def list_command(model: ModelOption = None) -> None:
+def list_command(model: ModelOption = None, as_json: JsonOption = False) -> None:
     """The versions, oldest first; * marks the current one (what `llmrec serve` loads)."""
     home = _home(model)
+    if as_json:
+        typer.echo(json.dumps({"folder": str(home), "versions": versions.describe(home)}))
+        return
     table = Table(title=str(home))
     for col in ("", "version", "created (UTC)", "model", "dataset", "events", "valid NDCG@10"):
         table.add_column(col, justify="right" if col in ("events", "valid NDCG@10") else "left")
@@ -76,6 +84,7 @@ def ab_command(
         typer.Option(help="model_version to compare against (default: the most shown)"),
     ] = None,
     db: DbOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Clicks per shown item of each served version, with 95% intervals (bootstrap over users)
     and each version against the control (difference interval, permutation p-value)."""
@@ -86,6 +95,9 @@ def ab_command(
         arms = compare(store.impressions_since(0), store.events_since(0), horizon, control)
     finally:
         store.close()
+    if as_json:
+        typer.echo(json.dumps({"horizon": horizon, "arms": [asdict(a) for a in arms]}))
+        return
     table = Table(title=f"A/B: reward = an action within {horizon} s of the impression")
     for col in ("version", "users", "lists", "shown", "clicks", "CTR [95% CI]", "lift"):
         table.add_column(col, justify="left" if col == "version" else "right", no_wrap=True)

@@ -23,6 +23,7 @@ class Trial:
     params: dict[str, Any]
     score: float
     fit_seconds: float
+    model: str = ""  # the family tuned (a composite's trials name its parts)
 
 
 @dataclass
@@ -175,7 +176,7 @@ def tune(
         params = {**params, **_scoring_params(model)}
         if model_cls.iterative:
             params["epochs"] = epochs
-        trial = Trial(params, score, seconds)
+        trial = Trial(params, score, seconds, model_cls.name)
         trials.append(trial)
         if on_trial:
             on_trial(trial)
