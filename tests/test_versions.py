@@ -103,6 +103,8 @@ def test_unknown_versions_and_plain_folders_are_clear_errors(
     with pytest.raises(ConfigError, match="not a folder of model versions"):
         versions.resolve(plain, "v1")
     assert versions.resolve(plain) == plain  # a plain folder is itself
+    with pytest.raises(ConfigError, match="too long"):  # a client's model_dir: a 422, not a 500
+        versions.resolve(tmp_path / ("0" * 5000), "v1")
     (tmp_path / "empty" / "versions").mkdir(parents=True)
     with pytest.raises(ConfigError, match="no model versions"):
         versions.resolve(tmp_path / "empty")
@@ -219,9 +221,12 @@ def test_reload_a_named_version_and_roll_back(home_of_two: Path, tmp_path: Path)
     assert r.json() == {"model_version": "shop-model/v2"} and versions.current(home) == "v2"
     assert _list(client, h, user)["items"] == v2_list["items"]
     r = client.post("/v1/admin/reload", json={"version": "v9"}, headers=h)
-    assert r.status_code == 422 and r.json()["error"]["field"] == "version"
+    assert r.status_code == 404 and r.json()["error"]["field"] == "version"
     r = client.post("/v1/admin/reload", json={"version": "../x"}, headers=h)
     assert r.status_code == 422
+    long = {"model_dir": "0" * 4000, "version": "v1"}  # schemathesis found a 500 here
+    r = client.post("/v1/admin/reload", json=long, headers=h)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "model_dir"
     reader = {"Authorization": f"Bearer {create_key(store, 'read')}"}
     assert client.post("/v1/admin/rollback", headers=reader).status_code == 403
 
@@ -275,7 +280,7 @@ def test_an_ab_split_is_stable_per_user_and_logs_both_variants(
     assert [a.version for a in arms] == ["shop-model/v1", "shop-model/v2"]
     assert arms[1].clicks >= 1 and arms[1].p_value is not None
     r = client.put("/v1/admin/ab", json={"version": "v9", "share": 0.5}, headers=h)
-    assert r.status_code == 422 and "no version 'v9'" in r.json()["error"]["message"]
+    assert r.status_code == 404 and "no version 'v9'" in r.json()["error"]["message"]
     r = client.put("/v1/admin/ab", json={"version": "v2", "share": 1.5}, headers=h)
     assert r.status_code == 422
     assert client.delete("/v1/admin/ab", headers=h).status_code == 204
@@ -292,7 +297,7 @@ def test_ab_refuses_a_version_of_another_dataset(home_of_two: Path, tmp_path: Pa
     versions.set_current(home, "v1")
     _, client, h, _ = _client(home, tmp_path)
     r = client.put("/v1/admin/ab", json={"version": "v2", "share": 0.2}, headers=h)
-    assert r.status_code == 422 and "same catalogue" in r.json()["error"]["message"]
+    assert r.status_code == 409 and "same catalogue" in r.json()["error"]["message"]
 
 
 # --- the report ----------------------------------------------------------------------------

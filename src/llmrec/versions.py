@@ -26,6 +26,14 @@ CURRENT = "CURRENT"
 _NAME = re.compile(r"^v([1-9][0-9]{0,8})$")
 
 
+class UnknownVersionError(ConfigError):
+    """The folder has no version of that name."""
+
+
+class NotVersionedError(ConfigError):
+    """A version was asked of a plain model folder (or of no model folder at all)."""
+
+
 def is_home(path: Path) -> bool:
     return (Path(path) / VERSIONS).is_dir()
 
@@ -56,6 +64,13 @@ def resolve(path: str | Path, version: str | None = None) -> Path:
     None), or ``path`` itself when it is a plain model folder (or not a home at all: the
     caller's own checks then name what is missing)."""
     path = Path(path)
+    try:
+        return _resolve(path, version)
+    except OSError as e:  # e.g. a name too long: the caller's input, not a bug
+        raise ConfigError(f"{str(path)[:200]}: {e.strerror or e}") from None
+
+
+def _resolve(path: Path, version: str | None) -> Path:
     if version is None:
         if (path / "manifest.json").is_file() or not is_home(path):
             return path
@@ -64,10 +79,12 @@ def resolve(path: str | Path, version: str | None = None) -> Path:
             raise ConfigError(f"{path}: no model versions in it; train one with `llmrec train`")
         return path / VERSIONS / version
     if not is_home(path):
-        raise ConfigError(f"{path}: not a folder of model versions (written by `llmrec train`)")
+        raise NotVersionedError(
+            f"{path}: not a folder of model versions (written by `llmrec train`)"
+        )
     if version not in names(path):
         have = ", ".join(names(path)) or "none"
-        raise ConfigError(f"{path}: no version {version!r} (have: {have})")
+        raise UnknownVersionError(f"{path}: no version {version!r} (have: {have})")
     return path / VERSIONS / version
 
 

@@ -23,7 +23,17 @@ from llmrec.service.schemas import (
     SplitOut,
     VersionsOut,
 )
-from llmrec.service.serving import Service
+from llmrec.service.serving import Service, SplitConflict
+
+
+def _status(e: LlmrecError, field: str | None) -> ApiError:
+    """Unknown version: 404; asked of a plain folder or another catalogue: 409; a version
+    that does not load: 422."""
+    if isinstance(e, versions.UnknownVersionError):
+        return ApiError(404, "not_found", str(e), field)
+    if isinstance(e, versions.NotVersionedError | SplitConflict):
+        return ApiError(409, "conflict", str(e), field)
+    return ApiError(422, "invalid_model", str(e), field)
 
 
 def install_admin(app: FastAPI, service: Service, admin: Any) -> None:
@@ -52,7 +62,9 @@ def install_admin(app: FastAPI, service: Service, admin: Any) -> None:
             served = await run_in_threadpool(service.reload, target, version)
         except LlmrecError as e:
             field = "version" if version and not target else "model_dir"
-            raise ApiError(422, "invalid_model", str(e), field) from None
+            if isinstance(e, versions.UnknownVersionError):
+                field = "version"
+            raise _status(e, field) from None
         return {"model_version": served}
 
     @app.post("/v1/admin/rollback", response_model=ModelVersionOut, **common)
@@ -60,8 +72,10 @@ def install_admin(app: FastAPI, service: Service, admin: Any) -> None:
         """Serve the version before the served one, and make it the folder's current one."""
         try:
             served = await run_in_threadpool(service.rollback)
+        except (versions.UnknownVersionError, versions.NotVersionedError) as e:
+            raise ApiError(409, "conflict", str(e)) from None  # nothing to roll back to
         except LlmrecError as e:
-            raise ApiError(409, "conflict", str(e)) from None
+            raise _status(e, None) from None
         return {"model_version": served}
 
     @app.put("/v1/admin/ab", response_model=SplitOut, **common)
@@ -71,7 +85,7 @@ def install_admin(app: FastAPI, service: Service, admin: Any) -> None:
         try:
             split = await run_in_threadpool(service.start_split, body.version, body.share)
         except LlmrecError as e:
-            raise ApiError(422, "invalid_model", str(e), "version") from None
+            raise _status(e, "version") from None
         return {"model_version": split.live.version, "share": split.share}
 
     @app.delete("/v1/admin/ab", status_code=204, **common)

@@ -27,6 +27,10 @@ from llmrec.service.store import Store
 MISSING = object()
 
 
+class SplitConflict(ConfigError):
+    """The variant cannot be compared with the served version (another catalogue)."""
+
+
 @dataclass(frozen=True)
 class Split:
     """Users whose hash falls below ``share`` see ``live`` (variant B)."""
@@ -97,10 +101,12 @@ class Service:
         """Serve the version before the one served now (and make it current)."""
         home, served = self.model_dir, self.live.folder
         if not versions.is_home(home):
-            raise ConfigError(f"{home.name} is a single model folder: no versions to roll back")
+            raise versions.NotVersionedError(
+                f"{home.name} is a single model folder: no versions to roll back"
+            )
         before = versions.previous(home, served.name)
         if before is None:
-            raise ConfigError(f"no version before {served.name} in {home.name}")
+            raise versions.UnknownVersionError(f"no version before {served.name} in {home.name}")
         return self.reload(version=before)
 
     def start_split(self, version: str, share: float) -> Split:
@@ -109,7 +115,7 @@ class Service:
         fresh = LiveModel(folder, self.store, **self.live_options)
         if fresh.dataset != self.live.dataset:
             fresh.close()
-            raise ConfigError(
+            raise SplitConflict(
                 f"version {version} was trained on {fresh.dataset!r}, the served one on "
                 f"{self.live.dataset!r}: an A/B test needs the same catalogue"
             )
