@@ -33,11 +33,11 @@ def ope_command(
     store = open_store(db, create=False)
     try:
         imp = store.impressions_since(0)
-        imp = imp[imp["policy"] == POLICY]  # lists an A/B test logged as ranked: not here
         values = share_values(imp, store.events_since(0), wanted, horizon)
     finally:
         store.close()
-    table = Table(title=f"{len(imp):,} logged impressions, reward = an action within {horizon} s")
+    n = int((imp["policy"] == POLICY).sum())  # share_values reads only these
+    table = Table(title=f"{n:,} logged impressions, reward = an action within {horizon} s")
     for col in ("share", "IPS", "95% CI", "SNIPS", "95% CI"):
         table.add_column(col, justify="right")
     for share, est in values.items():

@@ -64,11 +64,17 @@ def rewards(impressions: pd.DataFrame, events: pd.DataFrame, horizon: int = 3600
     return impressions["seq"].isin(hit).to_numpy(float)
 
 
+def exploring(impressions: pd.DataFrame) -> pd.DataFrame:
+    """The impressions an exploring service logged (not the lists an A/B test logs as
+    ranked)."""
+    return impressions[impressions["policy"] == POLICY]
+
+
 def logged_feedback(
     impressions: pd.DataFrame, events: pd.DataFrame, horizon: int = 3600
 ) -> LoggedFeedback:
-    """Logged impressions as ``LoggedFeedback``: actions are ranks in the ranker's list."""
-    impressions = impressions[impressions["policy"] == POLICY]
+    """Logged impressions as ``LoggedFeedback``: actions are ranks in the ranker's list
+    (``exploring(impressions)``: lists logged as ranked carry no propensities to use)."""
     if impressions.empty:
         raise DataError("no impressions logged: serve with --explore SHARE to log them")
     return LoggedFeedback(
@@ -88,7 +94,7 @@ def share_values(
 ) -> dict[float, dict[str, Estimate]]:
     """IPS and SNIPS values of exploring with each of ``shares`` (0: the ranker alone), from
     the impressions an exploring service logged (any share, pools as logged per request)."""
-    impressions = impressions[impressions["policy"] == POLICY]
+    impressions = exploring(impressions)
     fb = logged_feedback(impressions, events, horizon)
     explored = impressions["explored"].to_numpy(bool)
     pool = impressions["pool"].to_numpy(np.int64)

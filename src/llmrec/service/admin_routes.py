@@ -61,10 +61,8 @@ def install_admin(app: FastAPI, service: Service, admin: Any) -> None:
         try:
             served = await run_in_threadpool(service.reload, target, version)
         except LlmrecError as e:
-            field = "version" if version and not target else "model_dir"
-            if isinstance(e, versions.UnknownVersionError):
-                field = "version"
-            raise _status(e, field) from None
+            by_version = isinstance(e, versions.UnknownVersionError) or (version and not target)
+            raise _status(e, "version" if by_version else "model_dir") from None
         return {"model_version": served}
 
     @app.post("/v1/admin/rollback", response_model=ModelVersionOut, **common)
