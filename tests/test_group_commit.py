@@ -53,7 +53,7 @@ def test_requests_waiting_on_a_flush_share_the_next_one() -> None:
     gate = Gate()
     gc = GroupCommit(gate)
     sizes: list[int] = []
-    gc.on_commit = sizes.append
+    gc.on_run = sizes.append
     with ThreadPoolExecutor(6) as pool:
         first = pool.submit(gc.submit, [{"item_id": "a"}])
         assert gate.entered.wait(10)  # the first transaction is "on disk"
@@ -82,7 +82,7 @@ def test_a_failed_transaction_fails_every_request_in_it() -> None:
     gc = GroupCommit(broken)
     with pytest.raises(OSError, match="disk full"):
         gc.submit([{"item_id": "a"}])
-    gc._flush = lambda batches: [[Stored(1, False)] for _ in batches]
+    gc._run = lambda batches: [[Stored(1, False)] for _ in batches]
     assert gc.submit([{"item_id": "a"}]) == [Stored(1, False)]  # the writer is not stuck
 
 

@@ -63,7 +63,7 @@ def recommend_command(
 ) -> None:
     """Top-k for one user, as the service computes it (stored live events included);
     --explain / --pitch add the LLM's checked text, or the template when it fails a check."""
-    from llmrec.service.live import COLD_SOURCES
+    from llmrec.service.listing import COLD_SOURCES
 
     folder = model_folder(model, dataset)
     from llmrec.service.live import LiveModel

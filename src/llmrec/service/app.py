@@ -108,7 +108,7 @@ def create_app(
     )
 
     metrics = Metrics()
-    service.events.on_commit = metrics.commits.observe
+    service.events.on_run = metrics.commits.observe
     app.add_middleware(AccessLog, metrics=metrics)
 
     def role(needed: str) -> Callable[..., Awaitable[Key]]:

@@ -20,7 +20,7 @@ from llmrec.query.refine import follow_up, from_state, to_state
 from llmrec.query.score import BlendWeights, QueryIndex
 
 if TYPE_CHECKING:
-    from llmrec.service.live import Recommended
+    from llmrec.service.listing import Recommended
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class Asking:
         model knows the user (a user without events gets the request and popularity).
         ``state``: the conversation so far (``Answer.state`` of the previous turn), which
         ``text`` refines; ``remove``: chips taken off."""
-        from llmrec.service.live import Recommended
+        from llmrec.service.listing import Recommended
 
         with self._lock:
             self._current(user_id)

@@ -1,22 +1,20 @@
 """Group commit of events: concurrent writers share one transaction and one fsync.
 
 Each ``POST /v1/events`` used to commit on its own, so eight writers queued behind eight
-fsyncs. Now a request queues its rows and waits for the single flusher: whoever takes the
-flush lock commits everything queued by then (its own rows and those that arrived while the
-previous flush was on disk) in one transaction, then wakes each request with its own result.
-No timer: under no load a request is flushed at once, under load batches form by themselves
-(the writers' own wait is the window). A request still returns only after the transaction
-holding its rows has committed, so every 202 is durable.
+fsyncs. Now a request queues its rows and waits for the single flusher
+(``batching.Batcher``): whoever takes the flush lock commits everything queued by then in one
+transaction, then wakes each request with its own result. No timer: under no load a request
+is flushed at once, under load batches form by themselves. A request still returns only
+after the transaction holding its rows has committed, so every 202 is durable.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from llmrec.data import columns as C
+from llmrec.service.batching import Batcher
 from llmrec.service.errors import UnknownItemError
 from llmrec.service.live import LiveModel
 from llmrec.service.store import Store, Stored
@@ -33,52 +31,11 @@ class _Shared(Protocol):  # what the service gives the writer (the live model sw
     def lives(self) -> list[LiveModel]: ...
 
 
-@dataclass
-class _Pending:
-    rows: Rows
-    result: Result | None = None
-    error: BaseException | None = None
-    done: bool = field(default=False)
-
-
-class GroupCommit:
+class GroupCommit(Batcher[Rows, list[Stored]]):
     """``submit(rows)`` -> the rows' ``Stored`` results, or raises what their commit raised
     (``UnknownItemError`` for a request naming an item not in the catalogue: only that
-    request fails, the others in its batch are stored)."""
-
-    def __init__(self, flush: Callable[[list[Rows]], list[Result]]) -> None:
-        self._flush = flush
-        self._flushing = threading.Lock()  # one transaction at a time
-        self._queue_lock = threading.Lock()
-        self._queue: list[_Pending] = []
-        self.on_commit: Callable[[int], None] = lambda requests: None  # for /metrics
-
-    def submit(self, rows: Rows) -> list[Stored]:
-        mine = _Pending(rows)
-        with self._queue_lock:
-            self._queue.append(mine)
-        with self._flushing:
-            if not mine.done:  # nobody flushed it while we waited: flush all queued
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
-                self._commit(batch)
-        if mine.error is not None:
-            raise mine.error
-        if isinstance(mine.result, UnknownItemError):
-            raise mine.result
-        assert mine.result is not None
-        return mine.result
-
-    def _commit(self, batch: list[_Pending]) -> None:
-        try:
-            results = self._flush([p.rows for p in batch])
-        except BaseException as e:  # the whole transaction failed: so did every request in it
-            for p in batch:
-                p.error, p.done = e, True
-            return
-        for p, r in zip(batch, results, strict=True):
-            p.result, p.done = r, True
-        self.on_commit(len(batch))
+    request fails, the others in its batch are stored). ``on_run(n)``: n requests shared a
+    transaction."""
 
 
 def commit_events(shared: _Shared, batches: list[Rows]) -> list[Result]:

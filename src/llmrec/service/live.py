@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,6 @@ from llmrec.data import columns as C
 from llmrec.data.ids import IdMap
 from llmrec.data.matrix import TrainData
 from llmrec.errors import LlmrecError
-from llmrec.eval.evaluate import genre_vectors
 from llmrec.llm.explain import Explainer, Explanation, Kind
 from llmrec.llm.safety import OutputChecker
 from llmrec.models.base import Recommender
@@ -39,11 +38,13 @@ from llmrec.online.policies import EpsilonGreedySlate
 from llmrec.query.answer import item_rows
 from llmrec.ranking.rerank import Reranker, RerankSpec
 from llmrec.service.asking import Asking
+from llmrec.service.batching import Batcher
 from llmrec.service.browse import BrowseQueries
 from llmrec.service.coldstart import ColdStart
 from llmrec.service.errors import UnknownItemError, UnknownUserError
 from llmrec.service.explanations import EvidenceFor, Explanations, language_model
 from llmrec.service.folder import ITEMS_FILE, LOG_FILE, USERS_FILE, read_profiles
+from llmrec.service.listing import Ask, Listing, Recommended
 from llmrec.versions import label, resolve
 
 if TYPE_CHECKING:
@@ -54,26 +55,9 @@ log = logging.getLogger(__name__)
 LOG_COLUMNS = (C.USER_ID, C.ITEM_ID, C.TIMESTAMP, C.EVENT, C.VALUE, *C.CONTEXT_COLUMNS)
 
 
-@dataclass(frozen=True)
-class Recommended:
-    item_id: str
-    score: float
-    title: str
-    explanation: str | None = None
-    source: str | None = None  # the retriever (or cold-start rule) that proposed the item
-    explanation_source: str | None = None  # "llm" or "template"
-    rank: int | None = None  # exploring: the item's 0-based rank in the ranker's list
-    propensity: float | None = None  # exploring: P(this item at this position)
-    explored: bool | None = None  # exploring: the slot showed a pool item
-    pool: int | None = None  # exploring: how many items below the list could be shown
-
-
-# the ``source`` of the items in a list for a user without history
-COLD_SOURCES = ("popular", "text-neighbours")
-
-
-class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking):
-    """Thread-safe: every public method takes the one lock (scoring is serial anyway)."""
+class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
+    """Thread-safe: every public method takes the one lock; uncached lists wanted at the same
+    time are scored together (``listing``)."""
 
     def __init__(
         self,
@@ -89,6 +73,7 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking):
         explore_pool: int = 50,
         seed: int | None = None,
         rerank: RerankSpec | None = None,
+        max_batch: int = 64,
     ) -> None:
         """``llm``: "auto" (the bundled model when installed, else templates), "off", or a
         runtime name ("transformers", "llama-cpp") that must load; ``explain_budget``: the
@@ -96,7 +81,8 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking):
         ``explore``: the share of slots that show one of the ``explore_pool`` items ranked
         below the list instead (``online.policies.EpsilonGreedySlate``; 0: the ranker's list);
         ``rerank``: the post-ranking stage every list goes through unless a request names
-        its own (``ranking.rerank``)."""
+        its own (``ranking.rerank``); ``max_batch``: the most uncached lists one model call
+        scores (requests that queue meanwhile wait for the next)."""
         self.rerank, self.item_noun = rerank, item_noun
         self._rerankers: dict[RerankSpec, Reranker] = {}
         model_dir = resolve(model_dir)  # a home: its current version
@@ -121,6 +107,9 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking):
         self._cache: OrderedDict[tuple[Any, ...], list[Recommended]] = OrderedDict()
         self._cache_size = cache_size
         self._user_version: dict[str, int] = {}  # in cache keys: a user's event retires them
+        self._batches: Batcher[Ask, list[Recommended]] = Batcher(
+            self._lists, self._lock, max_batch=max_batch
+        )
 
         self.watermark = int(info.get("store_seq", 0))
         log = pd.read_parquet(model_dir / LOG_FILE)
@@ -270,17 +259,12 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking):
         rerank: RerankSpec | None = None,
     ) -> list[Recommended]:
         context = {key: v for key, v in (context or {}).items() if v is not None}
-        spec = rerank or self.rerank
+        n = k + self.explorer.pool if self.explorer else k
+        ask = Ask(user_id, n, tuple(sorted(context.items())), rerank or self.rerank)
+        out = self._batches.submit(ask)  # scored with the uncached lists wanted meanwhile
+        if not self.explorer and not explain:
+            return out
         with self._lock:
-            self._current(user_id)
-            n = k + self.explorer.pool if self.explorer else k
-            key = self._key(user_id, n, context, spec)
-            out = self._cache.get(key)
-            if out is None:
-                out = self._recommend(user_id, n, context, spec)
-                self._cache[key] = out
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)  # first in, first out
             if self.explorer:
                 out = self._explore(out, k)
             if not explain:
@@ -337,66 +321,6 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking):
 
     def close(self) -> None:
         self.explanations.close()
-
-    def _recommend(
-        self, user_id: str, k: int, context: dict[str, str], rerank: RerankSpec | None = None
-    ) -> list[Recommended]:
-        m = self.model
-        u = self._user_pos.get(user_id)
-        history = m.history_[u].indices if u is not None else np.zeros(0, np.int64)
-        blocked = self._blocked(user_id)
-        if not len(history):
-            idx, scores = self._cold(k, context, blocked)
-            sources = [
-                COLD_SOURCES[1] if self._pop[i] == 0 and self._borrowed[i] > 0 else COLD_SOURCES[0]
-                for i in idx
-            ]
-        else:
-            reranker = self._reranker(rerank) if rerank and rerank.strength > 0 else None
-            n = max(k, reranker.pool) if reranker else k
-            (ids, sc), src = m.recommend_with_sources(
-                [user_id], k=n + len(blocked), context=context or None
-            )
-            keep = [
-                (i, s, r) for i, s, r in zip(ids[0], sc[0], src[0], strict=True) if i not in blocked
-            ][:n]
-            idx = m.items_.index([i for i, _, _ in keep])
-            scores = np.array([s for _, s, _ in keep], dtype=float)
-            sources = [r for _, _, r in keep]
-            if reranker is not None:  # the evaluated reranker's own ordering of this pool
-                live = np.isfinite(scores)
-                idx, scores = idx[live], scores[live]
-                sources = [r for r, ok in zip(sources, live, strict=True) if ok]
-                row = m.history_[u]
-                order = reranker.order(idx, scores, row.indices[row.data > 0], k)
-                idx = idx[order]
-                scores = np.arange(len(order), 0, -1, dtype=float)  # the list's order
-                sources = [f"{sources[j]} · {rerank}" for j in order]
-        return [
-            Recommended(str(m.items_.ids[i]), float(s), self._title(i), source=source)
-            for i, s, source in zip(idx, scores, sources, strict=True)
-            if np.isfinite(s)  # -inf: excluded (a dislike) or unscorable, never a result
-        ]
-
-    def check_rerank(self, spec: RerankSpec) -> None:
-        """A ``ConfigError`` when ``spec`` cannot run on this catalogue (no genres)."""
-        with self._lock:
-            self._reranker(spec)
-
-    def _reranker(self, spec: RerankSpec) -> Reranker:
-        """The reranker for ``spec`` with the current catalogue's genres and popularity
-        (rebuilt after a refresh or new items)."""
-        r = self._rerankers.get(spec)
-        n = len(self.model.items_)
-        if r is None or len(r.is_tail) != n:
-            table = pd.DataFrame(
-                {C.GENRES: [self._facts.get(str(i), {}).get(C.GENRES, []) for i in
-                            self.model.items_.ids]}
-            )  # fmt: skip
-            pop = np.asarray((self.model.history_ > 0).sum(axis=0)).ravel().astype(float)
-            r = Reranker(spec, genre_vectors(table), pop)
-            self._rerankers[spec] = r
-        return r
 
     def similar(self, item_id: str, k: int) -> list[Recommended]:
         """Nearest items by text vector (co-occurrence when the model has no text)."""

@@ -13,7 +13,7 @@ from llmrec.data import columns as C
 from llmrec.query.parse import MAX_QUERY_CHARS
 
 if TYPE_CHECKING:
-    from llmrec.service.live import Recommended
+    from llmrec.service.listing import Recommended
 
 MAX_EVENTS = 1000  # per request
 ID = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
