@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data quickstart demo docs test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-group-commit bench-train-scale bench-tune-cost bench-import bench-ml1m bench-query bench-quickstart probe-new-item screenshots clean
+.PHONY: install data quickstart demo docs test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-batching bench-group-commit bench-train-scale bench-tune-cost bench-import bench-ml1m bench-query bench-quickstart probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -112,6 +112,12 @@ bench-sasrec-loss: data
 	LLMREC_THREADS=2 $(BIN)/python benchmarks/bench_sasrec_loss.py
 
 # group commit of events against the revision before it, same run (~2 min)
+# cost per uncached list at 1-64 lists per model pass, ml-100k and ibm-articles (~10 min,
+# most of it training the ibm-articles default pipeline the first time)
+bench-batching: data
+	$(BIN)/llmrec data fetch ibm-articles
+	$(BIN)/python benchmarks/bench_batching.py
+
 bench-group-commit: data
 	$(BIN)/python benchmarks/bench_group_commit.py --before 9edde17
 

@@ -44,7 +44,9 @@ from llmrec.data import columns as C  # noqa: E402
 from llmrec.testing.server import create_key, serve  # noqa: E402
 
 SPINNING = "no cache, OMP_WAIT_POLICY=ACTIVE"
+ONE_AT_A_TIME = "no cache, --max-batch 1"
 BEGIN, END = "<!-- bench_service:begin -->", "<!-- bench_service:end -->"
+MIXED_BEGIN, MIXED_END = "<!-- bench_service_mixed:begin -->", "<!-- bench_service_mixed:end -->"
 LIVE_BEGIN, LIVE_END = "<!-- bench_service_live:begin -->", "<!-- bench_service_live:end -->"
 
 
@@ -63,11 +65,20 @@ class _Connections:
             self.free.put_nowait(await asyncio.open_connection(self.host, self.port))
 
     async def get(self, path: str) -> int:
+        return await self._send(f"GET {path} HTTP/1.1\r\n".encode())
+
+    async def post(self, path: str, body: bytes) -> int:
+        head = (
+            f"POST {path} HTTP/1.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n"
+        )
+        return await self._send(head.encode(), body)
+
+    async def _send(self, line: bytes, body: bytes = b"") -> int:
         reader, writer = await self.free.get()
         try:
             writer.write(
-                f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n"
-                f"Authorization: {self.auth}\r\n\r\n".encode()
+                line + f"Host: {self.host}\r\nAuthorization: {self.auth}\r\n\r\n".encode() + body
             )
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head.split(b" ", 2)[1])
@@ -94,11 +105,14 @@ async def _open_loop(
     seconds: float,
     seed: int,
     in_order: bool = False,
+    events_on: list[str] | None = None,
 ) -> dict[str, float]:
     """Request i is due at i / rate (user drawn at random, or every user once in order);
-    latency counts from when it was due."""
+    latency counts from when it was due. ``events_on`` (item ids): each request is that user's
+    event on one of them (POST) and then their list (GET), timed together."""
     rng = np.random.default_rng(seed)
     n = len(users) if in_order else int(rate * seconds)
+    items = rng.choice(events_on or ["-"], size=n)
     picks = np.asarray(users) if in_order else rng.choice(users, size=n)
     host, port = url.split("//")[1].split(":")
     pool = _Connections(host, int(port), headers["Authorization"], 64)
@@ -115,7 +129,14 @@ async def _open_loop(
         if delay > 0:
             await asyncio.sleep(delay)
         try:
-            ok = await pool.get(f"/v1/recommendations?user_id={picks[i]}&k=10") == 200
+            ok = True
+            if events_on:  # the user's own event first: their list must reflect it
+                event = (
+                    f'{{"user_id": "{picks[i]}", "item_id": "{items[i]}", "event": "view", '
+                    f'"event_id": "mixed-{seed}-{i}"}}'
+                )
+                ok = await pool.post("/v1/events", event.encode()) == 202
+            ok &= await pool.get(f"/v1/recommendations?user_id={picks[i]}&k=10") == 200
         except (OSError, asyncio.IncompleteReadError):
             ok = False
         latencies[i] = time.perf_counter() - due
@@ -230,12 +251,70 @@ def _in_process(model_dir: Path, users: list[str], tmp: Path) -> list[str]:
     ]
 
 
+MIXED_RATES = (5, 10, 25, 100, 200)
+
+
+def _mixed(model_dir: Path, users: list[str], tmp: Path, args: argparse.Namespace) -> list[str]:
+    """Real-time traffic: each request is a user's event and then that user's list, which the
+    event has made stale (the cache holds every other user's); other users' events reach the
+    item statistics by the once-a-second refresh, which holds the model's lock meanwhile."""
+    import pandas as pd
+
+    s = get_settings()
+    items = sorted(pd.read_parquet(model_dir / "log.parquet")[C.ITEM_ID].astype(str).unique())
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    db = f"sqlite:///{tmp / 'mixed.db'}"
+    key = {"Authorization": f"Bearer {create_key(db, 'admin', home=s.home)}"}
+    rows = []
+    with serve(model_dir, db, s.home) as srv:
+        asyncio.run(_open_loop(srv.url, key, users, 40, 0, 0, in_order=True))  # warm cache
+        for rate in MIXED_RATES:
+            runs = []
+            for rep in range(args.repeats):
+                r = asyncio.run(
+                    _open_loop(
+                        srv.url,
+                        key,
+                        users,
+                        rate,
+                        args.seconds,
+                        7 + 1000 * rep + rate,
+                        events_on=items,
+                    )
+                )
+                runs.append(r)
+                print("mixed", rep, {k: round(v, 1) for k, v in r.items()}, flush=True)
+            med = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
+            p99s = [r["p99"] for r in runs]
+            errors = sum(r["errors"] for r in runs)
+            rows.append(
+                f"| {rate} | {med['achieved']:.0f} | {med['p50']:.1f} | {med['p99']:.1f} "
+                f"({min(p99s):.1f}–{max(p99s):.1f}) | {errors:.0f} |"
+            )
+    return [
+        "## Real-time traffic: an event, then the list (issue #23)",
+        "",
+        f"`make bench-service` (or `--mixed-only`; {args.repeats} runs of {args.seconds:g} s "
+        f"per level, medians; {platform.machine()}, 2 cores shared with the load generator; "
+        "ml-100k default model, `llmrec serve` defaults: cache on, refresh every 1 s). Each "
+        "request is a user's `POST /v1/events` (a view of a random item) and then that user's "
+        "`GET /v1/recommendations`, timed together from when it was due: the event makes the "
+        "user's list stale, so every list is scored, and every second the refresh brings all "
+        "users' events into item statistics under the model's lock.",
+        "",
+        "| event + list pairs/s offered | achieved | p50 ms | p99 ms (min–max) | errors |",
+        "|---:|---:|---:|---:|---:|",
+        *rows,
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--in-process-only", action="store_true")
+    ap.add_argument("--mixed-only", action="store_true")
     args = ap.parse_args()
     s = get_settings()
     model_dir = versions.resolve(args.model or s.home / "models" / "ml-100k-ranker")
@@ -245,16 +324,23 @@ def main() -> None:
 
     users = sorted(pd.read_parquet(model_dir / "log.parquet")["user_id"].unique().tolist())
     tmp = Path(tempfile.mkdtemp(prefix="bench-service-"))
+    if args.mixed_only:
+        write_section(
+            ROOT / "BENCHMARKS.md", MIXED_BEGIN, MIXED_END, _mixed(model_dir, users, tmp, args)
+        )
+        return
     live_lines = _in_process(model_dir, users, tmp)
     write_section(ROOT / "BENCHMARKS.md", LIVE_BEGIN, LIVE_END, live_lines)
     if args.in_process_only:
         return
     results: dict[str, list[dict[str, float]]] = {}
     events: dict[int, float] = {}
-    no_cache = (10, 25, 40, 60, 100, 150, 200)
+    no_cache = (10, 25, 40, 60, 100, 150, 200, 300)
     for mode, rates, extra, omp in (
         ("cache", (100, 200, 500, 1000), [], "PASSIVE"),
         ("no cache", no_cache, ["--cache-size", "0"], "PASSIVE"),
+        # the same server scoring one list per model call: the before of request batching
+        (ONE_AT_A_TIME, no_cache[:6], ["--cache-size", "0", "--max-batch", "1"], "PASSIVE"),
         # the same server with OpenMP threads spinning after each parallel region (the
         # runtimes' default, which `llmrec serve` overrides): the before of that change
         (SPINNING, no_cache[:5], ["--cache-size", "0"], "ACTIVE"),
@@ -311,8 +397,11 @@ def main() -> None:
         f"{platform.machine()}, 2 cores shared by the server and the load generator; ml-100k "
         "default model from `llmrec train`). Open loop: latency counts from when a request "
         "was due, so queueing is charged. The server runs as `llmrec serve` does, with "
-        "OMP_WAIT_POLICY=PASSIVE; the last rows are the same uncached server with OpenMP's "
-        "default spinning (ACTIVE), measured in the same run.",
+        "OMP_WAIT_POLICY=PASSIVE and scores the uncached lists that wait meanwhile in one "
+        "model pass (request batching, `--max-batch 64`). Measured in the same run: the "
+        "`--max-batch 1` rows are the same uncached server scoring one list per pass (before "
+        "batching), the last rows the same uncached server with OpenMP's default spinning "
+        "(ACTIVE).",
         "",
         "| GET /v1/recommendations | offered req/s | achieved req/s | p50 ms | p99 ms "
         "(min–max) | errors |",
@@ -333,6 +422,9 @@ def main() -> None:
         "![service latency](benchmarks/service-ml100k.png)",
     ]
     write_section(ROOT / "BENCHMARKS.md", BEGIN, END, lines)
+    write_section(
+        ROOT / "BENCHMARKS.md", MIXED_BEGIN, MIXED_END, _mixed(model_dir, users, tmp, args)
+    )
 
 
 if __name__ == "__main__":

@@ -8,13 +8,18 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from llmrec.data.dataset import Dataset
 from llmrec.ranking.rerank import RerankSpec
+from llmrec.service.app import Service, create_app
 from llmrec.service.batching import Batcher
+from llmrec.service.keys import create_key
 from llmrec.service.listing import Ask, Recommended
 from llmrec.service.live import LiveModel
 from llmrec.service.store import Store
@@ -129,13 +134,13 @@ def test_concurrent_requests_form_one_run_with_the_same_answers(shop_live: LiveM
         expected[u] = shop_live.recommend(u, 5, {"device": "mobile"})
     shop_live._cache.clear()
     sizes: list[int] = []
-    shop_live._batches.on_run = sizes.append
+    shop_live.batches.on_run = sizes.append
     with ThreadPoolExecutor(len(users)) as pool:
         with shop_live._lock:  # a run in progress
             futures = {
                 u: pool.submit(shop_live.recommend, u, 5, {"device": "mobile"}) for u in users
             }
-            _wait_queued(shop_live._batches, len(users))
+            _wait_queued(shop_live.batches, len(users))
         for u, f in futures.items():
             _same(f.result(), expected[u])
     assert sizes == [len(users)]
@@ -155,3 +160,31 @@ def test_batched_lists_are_the_lists_scored_alone_on_movielens(
     asks = [Ask(str(u), 10, (), None) for u in users]
     asks += [Ask(str(u), 10, (("timestamp", "893286638"),), None) for u in users[:30]]
     assert _alone_and_together(live, asks) == len(asks)
+
+
+def test_metrics_count_the_lists_in_each_batch(
+    tmp_path: Path, served_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLMREC_HOME", str(tmp_path / "home"))
+    store = Store(f"sqlite:///{tmp_path / 'events.db'}")
+    service = Service(store, served_model_dir, llm="off")
+    client = TestClient(create_app(service))
+    h = {"Authorization": f"Bearer {create_key(store, 'admin')}"}
+    users = [f"u{i}" for i in range(5)]
+
+    def get(u: str) -> Any:
+        return client.get("/v1/recommendations", params={"user_id": u, "k": 3}, headers=h)
+
+    live = service.live
+    with ThreadPoolExecutor(len(users)) as pool:
+        with live._lock:  # a run in progress: the five requests queue for the next
+            futures = [pool.submit(get, u) for u in users]
+            _wait_queued(live.batches, len(users))
+        answers = [f.result() for f in futures]
+    assert [a.status_code for a in answers] == [200] * len(users)
+    assert all(len(a.json()["items"]) == 3 for a in answers)
+    text = client.get("/metrics", headers=h).text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    batches = {s.name: s.value for s in families["llmrec_recommendation_batch_lists"].samples}
+    assert batches["llmrec_recommendation_batch_lists_sum"] == len(users)
+    assert batches["llmrec_recommendation_batch_lists_count"] == 1

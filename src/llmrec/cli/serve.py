@@ -69,6 +69,10 @@ def serve_command(
     cache_size: Annotated[
         int, typer.Option(min=0, help="recommendation lists kept (0: no cache)")
     ] = 50_000,
+    max_batch: Annotated[
+        int,
+        typer.Option(min=1, help="most uncached lists scored in one model pass (1: one at a time)"),
+    ] = 64,
     refresh_every: Annotated[
         float, typer.Option(help="seconds before other users' events reach item statistics")
     ] = 1.0,
@@ -133,6 +137,7 @@ def serve_command(
             folder,
             reports_dir=reports,
             cache_size=cache_size,
+            max_batch=max_batch,
             refresh_every=refresh_every,
             llm=llm.value,
             explain_budget=explain_budget,

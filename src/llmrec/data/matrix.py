@@ -122,6 +122,61 @@ class TrainData:
             self.rules,
         )
 
+    def with_users(self, part: TrainData, rows: np.ndarray) -> TrainData:
+        """This data with users ``rows`` re-read from ``part``: ``part`` is built over the
+        same items and at least these users (users after ours are new ones), from those
+        users' whole logs. Equal to building from the combined log, at the cost of a few
+        users' events plus linear copies, not a sort of the whole log (the service applies
+        new events this way)."""
+        if part.n_items != self.n_items or part.n_users < self.n_users:
+            raise ValueError("with_users(): part needs our items and at least our users")
+        n = part.n_users
+        replaced = np.zeros(n, dtype=bool)
+        replaced[np.asarray(rows, dtype=np.int64)] = True
+        if not replaced[part.log["user_idx"].to_numpy()].all():
+            raise ValueError("with_users(): part has events of users not in rows")
+        user = self.log["user_idx"].to_numpy()
+        kept = self.log[~replaced[user]]
+        log = pd.concat([kept, part.log], ignore_index=True)
+        # each user's events come whole from one side, already in (timestamp, item) order
+        log = log.iloc[np.argsort(log["user_idx"].to_numpy(), kind="stable")]
+        strength = None
+        if self.strength is not None or part.strength is not None:
+            strength = _splice_rows(self.weights, part.weights, replaced)
+        return TrainData(
+            part.users,
+            self.items,
+            _splice_rows(self.matrix, part.matrix, replaced),
+            _splice_rows(self.recency, part.recency, replaced),
+            log.reset_index(drop=True),
+            self.item_table,
+            self.user_table,
+            self.kg,
+            self.item_entity,
+            strength,
+            self.rules,
+        )
+
+
+def _splice_rows(old: sp.csr_matrix, new: sp.csr_matrix, replaced: np.ndarray) -> sp.csr_matrix:
+    """Rows where ``replaced`` from ``new`` (which may have more rows: new users), the others
+    from ``old``; column order within rows kept."""
+    n = len(replaced)
+    old_counts = np.zeros(n, dtype=np.int64)
+    old_counts[: old.shape[0]] = np.diff(old.indptr)
+    keep_old = np.repeat(~replaced[: old.shape[0]], np.diff(old.indptr))
+    new_rows = np.repeat(np.arange(n), np.diff(new.indptr))
+    take_new = replaced[new_rows]
+    rows = np.r_[
+        np.repeat(np.arange(old.shape[0]), np.diff(old.indptr))[keep_old], new_rows[take_new]
+    ]
+    order = np.argsort(rows, kind="stable")
+    indices = np.r_[old.indices[keep_old], new.indices[take_new]][order]
+    data = np.r_[old.data[keep_old], new.data[take_new]][order]
+    counts = np.where(replaced, np.diff(new.indptr), old_counts)
+    indptr = np.r_[0, np.cumsum(counts)]
+    return sp.csr_matrix((data, indices, indptr), shape=(n, new.shape[1]))
+
 
 def aligned_table(table: pd.DataFrame | None, key: str, ids: IdMap) -> pd.DataFrame | None:
     """``table`` reindexed so row i describes id ``ids.ids[i]`` (missing ids get empty rows)."""

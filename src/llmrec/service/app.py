@@ -109,6 +109,7 @@ def create_app(
 
     metrics = Metrics()
     service.events.on_run = metrics.commits.observe
+    service.on_batch = metrics.batches.observe
     app.add_middleware(AccessLog, metrics=metrics)
 
     def role(needed: str) -> Callable[..., Awaitable[Key]]:

@@ -107,7 +107,7 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
         self._cache: OrderedDict[tuple[Any, ...], list[Recommended]] = OrderedDict()
         self._cache_size = cache_size
         self._user_version: dict[str, int] = {}  # in cache keys: a user's event retires them
-        self._batches: Batcher[Ask, list[Recommended]] = Batcher(
+        self.batches: Batcher[Ask, list[Recommended]] = Batcher(
             self._lists, self._lock, max_batch=max_batch
         )
 
@@ -126,6 +126,8 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
         self._base = self._indexed(log)
         self._live = self._base.iloc[:0]
         self._arrived: list[tuple[Any, ...]] = []  # joined to _live at the next refresh
+        self._touched: set[int] = set()  # users (rows) with events since the last refresh
+        self._data: TrainData | None = None  # what the model last observed
         self._dislikes: dict[str, list[tuple[str, int]]] = {}  # (item, timestamp)
         old = store.events_since(0, event="dislike")  # kept across refits
         old = old[old["seq"] <= self.watermark]
@@ -170,6 +172,7 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
                 if r[C.EVENT] == "dislike":
                     self._dislikes.setdefault(user, []).append((item, int(r[C.TIMESTAMP])))
                     continue
+                self._touched.add(self._user_pos[user])
                 self._arrived.append(
                     (user, item, int(r[C.TIMESTAMP]), r[C.EVENT], r.get(C.VALUE),
                      *(r.get(c) for c in C.CONTEXT_COLUMNS),
@@ -187,6 +190,7 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
             self.checker.forget(user_id)
             self.explanations.forget()  # cached texts may quote the user's history
             self._user_version[user_id] = self._user_version.get(user_id, 0) + 1
+            self._data = None  # rows left the middle of the log: build it whole
             self._dirty = True
             self.refresh()
 
@@ -217,14 +221,14 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
             }
 
     def refresh(self) -> None:
-        """Apply every unapplied event: the model observes the whole current log."""
+        """Apply every unapplied event: the model observes the whole current log (its
+        training data re-read only for the users with new events, see ``_train_data``)."""
         with self._lock:
             if not self._dirty:
                 return
             self._join_arrived()
-            log = pd.concat([self._base, self._live], ignore_index=True)
-            users = IdMap(np.asarray(self._user_ids))
-            data = TrainData.build(log, users, self.model.items_, rules=self.model.event_rules_)
+            data = self._data = self._train_data()
+            self._touched.clear()
             self.model.observe(data)
             self._popularity(data)
             self._user_events = np.bincount(data.log["user_idx"], minlength=data.n_users)
@@ -234,6 +238,24 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
             self._cache.clear()  # every list was computed on the old state
             self._rerankers.clear()  # popularity moved
             self._last_refresh = time.monotonic()
+
+    def _train_data(self) -> TrainData:
+        """The model's view of base + live events. After the first build, only the users
+        with events since the last refresh (none: only new users without events, e.g. from a
+        dislike) are rebuilt from their whole logs and spliced in: the same data as a full
+        build (a test), without sorting the whole log again."""
+        users = IdMap(np.asarray(self._user_ids))
+        items, rules = self.model.items_, self.model.event_rules_
+        old = self._data
+        if old is None or old.n_items != len(items):
+            log = pd.concat([self._base, self._live], ignore_index=True)
+            return TrainData.build(log, users, items, rules=rules)
+        rows = np.fromiter(self._touched, dtype=np.int64, count=len(self._touched))
+        wanted = np.zeros(len(users), dtype=bool)
+        wanted[rows] = True
+        parts = [p[wanted[p["user_idx"].to_numpy()]] for p in (self._base, self._live)]
+        part = TrainData.build(pd.concat(parts, ignore_index=True), users, items, rules=rules)
+        return old.with_users(part, rows)
 
     def _join_arrived(self) -> None:
         if self._arrived:
@@ -261,7 +283,7 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
         context = {key: v for key, v in (context or {}).items() if v is not None}
         n = k + self.explorer.pool if self.explorer else k
         ask = Ask(user_id, n, tuple(sorted(context.items())), rerank or self.rerank)
-        out = self._batches.submit(ask)  # scored with the uncached lists wanted meanwhile
+        out = self.batches.submit(ask)  # scored with the uncached lists wanted meanwhile
         if not self.explorer and not explain:
             return out
         with self._lock:

@@ -51,6 +51,12 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64),
             registry=r,
         )
+        self.batches = Histogram(
+            "llmrec_recommendation_batch_lists",
+            "uncached lists scored in one model pass (request batching)",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=r,
+        )
         self.model = Gauge(
             "llmrec_model_info", "served model versions: share of users", ["version"], registry=r
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,10 @@ class Service:
         self.reports = Reports(reports_dir)
         self.model_dir = Path(model_dir)  # a folder of versions, or a plain model folder
         self.live_options = live_options
-        self.live = LiveModel(self.model_dir, store, **live_options)
+        # told each batch's size (lists scored in one pass); read at call time, so the app
+        # can set it after the first model loads
+        self.on_batch: Callable[[int], None] = lambda n: None
+        self.live = self._load(self.model_dir)
         self.split: Split | None = None
         self.write_lock = threading.Lock()  # store commit + live apply, atomic w.r.t. reload
         self.events = GroupCommit(lambda batches: commit_events(self, batches))
@@ -67,6 +71,11 @@ class Service:
         self._bucket_lock = threading.Lock()
 
     # --- versions ------------------------------------------------------------------------
+    def _load(self, folder: Path) -> LiveModel:
+        live = LiveModel(folder, self.store, **self.live_options)
+        live.batches.on_run = lambda n: self.on_batch(n)
+        return live
+
     def live_for(self, user_id: str) -> LiveModel:
         """The version that answers this user (the same one every time while a split runs)."""
         split = self.split
@@ -90,7 +99,7 @@ class Service:
         starts from exactly what the store holds and nothing falls between the two."""
         home = Path(model_dir) if model_dir else self.model_dir
         with self.write_lock:
-            fresh = LiveModel(versions.resolve(home, version), self.store, **self.live_options)
+            fresh = self._load(versions.resolve(home, version))
             if version is not None:
                 versions.set_current(home, version)
             old, self.live, self.model_dir = self.live, fresh, home
@@ -112,7 +121,7 @@ class Service:
     def start_split(self, version: str, share: float) -> Split:
         """Send ``share`` of users to ``version`` of the served folder (replaces any split)."""
         folder = versions.resolve(self.model_dir, version)
-        fresh = LiveModel(folder, self.store, **self.live_options)
+        fresh = self._load(folder)
         if fresh.dataset != self.live.dataset:
             fresh.close()
             raise SplitConflict(
