@@ -237,6 +237,19 @@ def test_train_any_single_model(home: Path, tmp_path: Path) -> None:
     assert info["params"]["reg"] > 0
 
 
+def test_quiet_drops_progress_lines_and_keeps_results(home: Path, tmp_path: Path) -> None:
+    store.save(block_dataset(), home / "datasets")
+    args = ["train", "--dataset", "blocks", "--model", "ease"]
+    loud = _llmrec(*args, "--out", str(tmp_path / "loud"), home=home)
+    quiet = _llmrec("--quiet", *args, "--out", str(tmp_path / "quiet"), home=home)
+    assert loud.returncode == 0 and quiet.returncode == 0, quiet.stderr
+    assert "trial valid ndcg@10" in loud.stderr  # piped: progress lines
+    assert quiet.stderr == ""
+    assert "ease on blocks" in quiet.stdout and "validation NDCG@10" in quiet.stdout
+    failed = _llmrec("-q", "train", "--dataset", "no-such-data", home=home)
+    assert failed.returncode == 2 and "error:" in failed.stderr  # errors still print
+
+
 def test_keys_create_list_revoke(home: Path, tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'k.db'}"
     made = _llmrec("keys", "create", "--role", "read", "--name", "dash", "--db", db, home=home)

@@ -10,13 +10,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 
+QUIET = False  # `llmrec --quiet`: no bars at all
+
+
 @contextmanager
 def steps(
     label: str, total: int, min_total: int = 1, console: Console | None = None
 ) -> Iterator[Callable[[int], None]]:
     """``with steps("sasrec epoch 3", n_batches, 50) as advance: ... advance(1)``: a bar
     with the count and the time left, shown when ``total >= min_total``."""
-    if total < min_total:  # nothing built: this runs per evaluation and per encoded query
+    if QUIET or total < min_total:  # nothing built: runs per evaluation and encoded query
         yield lambda n=1: None
         return
     bar = Progress(

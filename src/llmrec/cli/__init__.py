@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -9,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from llmrec import progress
 from llmrec.cli import data, evaluate, jobs, ope, recommend, serve, train, versions
 from llmrec.cli._extras import install_hint
 from llmrec.errors import LlmrecError
@@ -35,8 +37,26 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="print the version and exit"
     ),
+    quiet: bool = typer.Option(
+        False,
+        "--quiet",
+        "-q",
+        help="no progress, status lines or notes on stderr (results and errors still print)",
+    ),
 ) -> None:
     """llmrec: a recommender engine with language models first-class."""
+    _set_quiet(quiet)
+
+
+def _set_quiet(quiet: bool) -> None:
+    """Every command's stderr console, the progress bars and the service's info log; set on
+    every call, so one quiet call in a process does not silence the next."""
+    progress.QUIET = quiet
+    for module in (data, evaluate, jobs, ope, recommend, serve, train, versions):
+        console = getattr(module, "err", None)
+        if isinstance(console, Console):
+            console.quiet = quiet
+    logging.getLogger("llmrec").setLevel(logging.WARNING if quiet else logging.NOTSET)
 
 
 app.add_typer(data.app, name="data")
