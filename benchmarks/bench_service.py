@@ -21,6 +21,7 @@ import asyncio
 import gc
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -188,7 +189,7 @@ async def _events(url: str, headers: dict[str, str], batch: int, seconds: float)
 
 def _in_process(model_dir: Path, users: list[str], tmp: Path) -> list[str]:
     """The live model without HTTP: loading the folder, one uncached recommendation, a
-    refresh (the model observing the whole log after one new event), the web page's reads."""
+    refresh after one new event (spliced, and built whole in turn), the web page's reads."""
     from llmrec.service.live import LiveModel
     from llmrec.service.store import Store
 
@@ -201,14 +202,17 @@ def _in_process(model_dir: Path, users: list[str], tmp: Path) -> list[str]:
         t0 = time.perf_counter()
         live.recommend(u, 10)
         rec.append(time.perf_counter() - t0)
-    refresh = []
-    for n in range(10):
+    refresh: dict[str, list[float]] = {"spliced": [], "full": []}
+    for n in range(20):  # the two ways in turn: the data spliced per user, or built whole
         event = {C.USER_ID: users[n], C.ITEM_ID: str(live.model.items_.ids[n]),
                  C.TIMESTAMP: 10**9, C.EVENT: "view", C.VALUE: None}  # fmt: skip
         live.add_events([event])
+        way = "full" if n % 2 else "spliced"
+        if way == "full":
+            live._data = None  # what every refresh did before TrainData.with_users
         t0 = time.perf_counter()
         live.refresh()
-        refresh.append(time.perf_counter() - t0)
+        refresh[way].append(time.perf_counter() - t0)
     live.refresh()
     page = {  # the web page's reads (issue #7), 100 times each
         "search users by id (`GET /v1/users?query=`)": lambda n: live.find_users(str(n), 12),
@@ -227,7 +231,8 @@ def _in_process(model_dir: Path, users: list[str], tmp: Path) -> list[str]:
             read(n)
             times.append(time.perf_counter() - t0)
         page_ms[name] = np.array(times) * 1000
-    rec_ms, ref_ms = np.array(rec) * 1000, np.array(refresh) * 1000
+    rec_ms, ref_ms = np.array(rec) * 1000, np.array(refresh["spliced"]) * 1000
+    full_ms = np.array(refresh["full"]) * 1000
     print(f"load {load:.1f} s, recommend p50 {np.median(rec_ms):.1f} ms, "
           f"refresh p50 {np.median(ref_ms):.0f} ms")  # fmt: skip
     return [
@@ -241,9 +246,11 @@ def _in_process(model_dir: Path, users: list[str], tmp: Path) -> list[str]:
         f"| load the model folder (LiveModel) | {load:.1f} s | |",
         f"| recommend 10 for one user, uncached (300 users) | {np.median(rec_ms):.1f} ms | "
         f"{np.percentile(rec_ms, 95):.1f} ms |",
-        f"| refresh: observe the whole log after one event (10 times, "
-        f"{live.stats()['events']:,} events) | {np.median(ref_ms):.0f} ms | "
-        f"{np.percentile(ref_ms, 95):.0f} ms |",
+        f"| refresh after one event: that user's events re-read and spliced in, the model "
+        f"observes the whole log (10 times, {live.stats()['events']:,} events) | "
+        f"{np.median(ref_ms):.0f} ms | {np.percentile(ref_ms, 95):.0f} ms |",
+        f"| the same with the training data built whole (before `TrainData.with_users`; the "
+        f"10 turns between) | {np.median(full_ms):.0f} ms | {np.percentile(full_ms, 95):.0f} ms |",
         *(
             f"| web page: {name} | {np.median(ms):.2f} ms | {np.percentile(ms, 95):.2f} ms |"
             for name, ms in page_ms.items()
@@ -251,59 +258,79 @@ def _in_process(model_dir: Path, users: list[str], tmp: Path) -> list[str]:
     ]
 
 
-MIXED_RATES = (5, 10, 25, 100, 200)
+MIXED_RATES = (5, 10, 20, 40)
 
 
 def _mixed(model_dir: Path, users: list[str], tmp: Path, args: argparse.Namespace) -> list[str]:
     """Real-time traffic: each request is a user's event and then that user's list, which the
-    event has made stale (the cache holds every other user's); other users' events reach the
-    item statistics by the once-a-second refresh, which holds the model's lock meanwhile."""
+    event has made stale (the cache holds every other user's). With ``--before REV`` the same
+    load also goes to a server from that revision (a temporary git worktree), in turn."""
     import pandas as pd
 
     s = get_settings()
     items = sorted(pd.read_parquet(model_dir / "log.parquet")[C.ITEM_ID].astype(str).unique())
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    db = f"sqlite:///{tmp / 'mixed.db'}"
-    key = {"Authorization": f"Bearer {create_key(db, 'admin', home=s.home)}"}
+    variants: list[tuple[str, Path | None]] = [("this tree", None)]
+    if args.before:
+        old = tmp / "before"
+        subprocess.run(["git", "worktree", "add", "--detach", str(old), args.before], check=True)
+        variants.append((f"before ({args.before})", old))
+    runs: dict[tuple[str, int], list[dict[str, float]]] = {}
+    try:
+        for rep in range(args.repeats):
+            for name, tree in variants:
+                env_path = os.environ.get("PYTHONPATH")
+                if tree is not None:  # the server process imports the old tree first
+                    os.environ["PYTHONPATH"] = str(tree / "src")
+                db = f"sqlite:///{tmp / f'mixed-{rep}-{tree is None}.db'}"
+                key = {"Authorization": f"Bearer {create_key(db, 'admin', home=s.home)}"}
+                try:
+                    with serve(model_dir, db, s.home) as srv:
+                        warm = _open_loop(srv.url, key, users, 40, 0, 0, in_order=True)
+                        asyncio.run(warm)  # every other user's list cached
+                        for rate in MIXED_RATES:
+                            seed = 7 + 1000 * rep + rate
+                            r = asyncio.run(
+                                _open_loop(
+                                    srv.url, key, users, rate, args.seconds, seed, events_on=items
+                                )
+                            )
+                            runs.setdefault((name, rate), []).append(r)
+                            print("mixed", name, rep, {k: round(v, 1) for k, v in r.items()})
+                finally:
+                    if env_path is None:
+                        os.environ.pop("PYTHONPATH", None)
+                    else:
+                        os.environ["PYTHONPATH"] = env_path
+    finally:
+        if args.before:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tmp / "before")])
     rows = []
-    with serve(model_dir, db, s.home) as srv:
-        asyncio.run(_open_loop(srv.url, key, users, 40, 0, 0, in_order=True))  # warm cache
-        for rate in MIXED_RATES:
-            runs = []
-            for rep in range(args.repeats):
-                r = asyncio.run(
-                    _open_loop(
-                        srv.url,
-                        key,
-                        users,
-                        rate,
-                        args.seconds,
-                        7 + 1000 * rep + rate,
-                        events_on=items,
-                    )
-                )
-                runs.append(r)
-                print("mixed", rep, {k: round(v, 1) for k, v in r.items()}, flush=True)
-            med = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
-            p99s = [r["p99"] for r in runs]
-            errors = sum(r["errors"] for r in runs)
-            rows.append(
-                f"| {rate} | {med['achieved']:.0f} | {med['p50']:.1f} | {med['p99']:.1f} "
-                f"({min(p99s):.1f}–{max(p99s):.1f}) | {errors:.0f} |"
-            )
+    for (name, rate), rs in runs.items():
+        med = {k: float(np.median([r[k] for r in rs])) for k in rs[0]}
+        p99s = [r["p99"] for r in rs]
+        rows.append(
+            f"| {name} | {rate} | {med['achieved']:.1f} | {med['p50']:.0f} | {med['p99']:.0f} "
+            f"({min(p99s):.0f}–{max(p99s):.0f}) | {sum(r['errors'] for r in rs):.0f} |"
+        )
+    rows.sort(key=lambda row: row.split("|")[1] != " this tree ")
+    command = "make bench-service" if not args.mixed_only else "bench_service.py --mixed-only"
+    if args.before:
+        command += f" --before {args.before}"
     return [
         "## Real-time traffic: an event, then the list (issue #23)",
         "",
-        f"`make bench-service` (or `--mixed-only`; {args.repeats} runs of {args.seconds:g} s "
-        f"per level, medians; {platform.machine()}, 2 cores shared with the load generator; "
-        "ml-100k default model, `llmrec serve` defaults: cache on, refresh every 1 s). Each "
-        "request is a user's `POST /v1/events` (a view of a random item) and then that user's "
-        "`GET /v1/recommendations`, timed together from when it was due: the event makes the "
-        "user's list stale, so every list is scored, and every second the refresh brings all "
-        "users' events into item statistics under the model's lock.",
+        f"`{command}` ({args.repeats} runs of {args.seconds:g} s per level, medians; "
+        f"{platform.machine()}, 2 cores shared with the load generator; ml-100k default model, "
+        "`llmrec serve` defaults: cache on, refresh every 1 s). Each request is a user's `POST "
+        "/v1/events` (a view of a random item, one fsync) and then that user's `GET "
+        "/v1/recommendations`, timed together from when it was due. The event makes the user's "
+        "list stale, and their next read applies it at once: a refresh under the model's lock "
+        "(the model observes the whole log), then the list is scored. With `--before`, a "
+        "server from that revision took the same load in turn.",
         "",
-        "| event + list pairs/s offered | achieved | p50 ms | p99 ms (min–max) | errors |",
-        "|---:|---:|---:|---:|---:|",
+        "| server | event + list pairs/s offered | achieved | p50 ms | p99 ms (min–max) | errors |",
+        "|---|---:|---:|---:|---:|---:|",
         *rows,
     ]
 
@@ -315,6 +342,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--in-process-only", action="store_true")
     ap.add_argument("--mixed-only", action="store_true")
+    ap.add_argument("--before", help="git revision also served in the real-time traffic part")
     args = ap.parse_args()
     s = get_settings()
     model_dir = versions.resolve(args.model or s.home / "models" / "ml-100k-ranker")
