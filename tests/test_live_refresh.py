@@ -100,3 +100,12 @@ def test_refreshes_after_events_equal_a_full_rebuild_and_give_the_same_lists(
     live.refresh()
     live._cache.clear()
     assert {u: [r.item_id for r in live.recommend(u, 5)] for u in users} == lists
+
+
+def test_recency_ranks_match_a_descending_cumcount() -> None:
+    from llmrec.data.matrix import _rank_from_end
+
+    users = np.array([0, 0, 0, 2, 5, 5, 7, 7, 7, 7])
+    expected = pd.Series(users).groupby(users).cumcount(ascending=False).to_numpy() + 1
+    assert _rank_from_end(users).tolist() == expected.tolist() == [3, 2, 1, 1, 2, 1, 4, 3, 2, 1]
+    assert _rank_from_end(np.array([], dtype=np.int64)).tolist() == []

@@ -76,7 +76,7 @@ class TrainData:
         order = np.lexsort((log["item_idx"], log[C.TIMESTAMP], log["user_idx"]))
         log = log.iloc[order].reset_index(drop=True)
         pairs = log.drop_duplicates(["user_idx", "item_idx"], keep="last")
-        rank = pairs.groupby("user_idx").cumcount(ascending=False).to_numpy() + 1
+        rank = _rank_from_end(pairs["user_idx"].to_numpy())
         shape = (len(users), len(items))
         # one CSR build; its data are the pairs' positions, so every matrix shares the pattern
         pos = sp.csr_matrix(
@@ -142,12 +142,12 @@ class TrainData:
         log = log.iloc[np.argsort(log["user_idx"].to_numpy(), kind="stable")]
         strength = None
         if self.strength is not None or part.strength is not None:
-            strength = _splice_rows(self.weights, part.weights, replaced)
+            strength = splice_rows(self.weights, part.weights, replaced)
         return TrainData(
             part.users,
             self.items,
-            _splice_rows(self.matrix, part.matrix, replaced),
-            _splice_rows(self.recency, part.recency, replaced),
+            splice_rows(self.matrix, part.matrix, replaced),
+            splice_rows(self.recency, part.recency, replaced),
             log.reset_index(drop=True),
             self.item_table,
             self.user_table,
@@ -158,24 +158,55 @@ class TrainData:
         )
 
 
-def _splice_rows(old: sp.csr_matrix, new: sp.csr_matrix, replaced: np.ndarray) -> sp.csr_matrix:
+def _rank_from_end(groups: np.ndarray) -> np.ndarray:
+    """1 for the last entry of each run of equal values, 2 for the one before... (a
+    groupby's descending cumcount + 1 over sorted keys, without pandas' per-call cost)."""
+    if not len(groups):
+        return np.zeros(0, dtype=np.int64)
+    last = np.r_[groups[1:] != groups[:-1], True]
+    ends = np.flatnonzero(last)
+    run = np.r_[0, np.cumsum(last[:-1])]
+    return ends[run] - np.arange(len(groups)) + 1
+
+
+def splice_segments(
+    indptr: np.ndarray,
+    arrays: list[np.ndarray],
+    replaced: np.ndarray,
+    new_indptr: np.ndarray,
+    new_arrays: list[np.ndarray],
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Row segments (``indptr`` over ``arrays``: a CSR matrix's rows, each user's events)
+    with the rows where ``replaced`` taken from the same layout ``new_indptr`` over
+    ``new_arrays`` instead (rows past the old ones are new). Slices are copied in row order,
+    no sort: linear in the entries, cheap when few rows change."""
+    n_old, n = len(indptr) - 1, len(replaced)
+    counts = np.zeros(n, dtype=np.int64)
+    counts[:n_old] = np.diff(indptr)
+    rows = np.flatnonzero(replaced)
+    counts[rows] = new_indptr[rows + 1] - new_indptr[rows]
+    pieces: list[list[np.ndarray]] = [[] for _ in arrays]
+    prev = 0  # first old row not yet copied
+    for r in rows:
+        stop = min(int(r), n_old)
+        for out, a in zip(pieces, arrays, strict=True):
+            out.append(a[indptr[prev] : indptr[stop]])
+        prev = min(int(r) + 1, n_old)
+        for out, a in zip(pieces, new_arrays, strict=True):
+            out.append(a[new_indptr[r] : new_indptr[r + 1]])
+    for out, a in zip(pieces, arrays, strict=True):
+        out.append(a[indptr[prev] : indptr[n_old]])
+    merged = [np.concatenate(p) if p else a[:0] for p, a in zip(pieces, arrays, strict=True)]
+    return np.r_[0, np.cumsum(counts)].astype(np.int64), merged
+
+
+def splice_rows(old: sp.csr_matrix, new: sp.csr_matrix, replaced: np.ndarray) -> sp.csr_matrix:
     """Rows where ``replaced`` from ``new`` (which may have more rows: new users), the others
     from ``old``; column order within rows kept."""
-    n = len(replaced)
-    old_counts = np.zeros(n, dtype=np.int64)
-    old_counts[: old.shape[0]] = np.diff(old.indptr)
-    keep_old = np.repeat(~replaced[: old.shape[0]], np.diff(old.indptr))
-    new_rows = np.repeat(np.arange(n), np.diff(new.indptr))
-    take_new = replaced[new_rows]
-    rows = np.r_[
-        np.repeat(np.arange(old.shape[0]), np.diff(old.indptr))[keep_old], new_rows[take_new]
-    ]
-    order = np.argsort(rows, kind="stable")
-    indices = np.r_[old.indices[keep_old], new.indices[take_new]][order]
-    data = np.r_[old.data[keep_old], new.data[take_new]][order]
-    counts = np.where(replaced, np.diff(new.indptr), old_counts)
-    indptr = np.r_[0, np.cumsum(counts)]
-    return sp.csr_matrix((data, indices, indptr), shape=(n, new.shape[1]))
+    indptr, (indices, data) = splice_segments(
+        old.indptr, [old.indices, old.data], replaced, new.indptr, [new.indices, new.data]
+    )
+    return sp.csr_matrix((data, indices, indptr), shape=(len(replaced), new.shape[1]))
 
 
 def aligned_table(table: pd.DataFrame | None, key: str, ids: IdMap) -> pd.DataFrame | None:

@@ -19,7 +19,7 @@ from llmrec.atomic import replace_folder
 from llmrec.data import columns as C
 from llmrec.data.events import EventRules
 from llmrec.data.ids import IdMap
-from llmrec.data.matrix import TrainData
+from llmrec.data.matrix import TrainData, splice_rows
 from llmrec.errors import ConfigError, LlmrecError
 from llmrec.models.topk import top_k
 from llmrec.versions import resolve
@@ -138,6 +138,41 @@ class Recommender(ABC):
         if grown:
             self._add_users(n_old)
         self._observe(data)
+        return self
+
+    def can_observe_users(self) -> bool:
+        """Whether ``observe_users`` keeps all per-user state current: true when that state
+        is the history alone, or the model updates the rest in ``_observe_users``."""
+        cls = type(self)
+        if cls.observe is not Recommender.observe:
+            return False
+        return (
+            cls._observe is Recommender._observe
+            or cls._observe_users is not Recommender._observe_users
+        )
+
+    def observe_users(self, part: TrainData, rows: np.ndarray) -> Self:
+        """``observe`` for users ``rows`` alone: ``part`` holds their whole logs (the
+        model's items, at least its users). They score as after ``observe`` of all data;
+        item-level state (counts, popularity) stays as last observed. Cost: their events
+        plus linear copies of per-user arrays, not a pass over the log."""
+        self._check_fitted()
+        n_old = len(self.users_)
+        if not self.can_observe_users():
+            raise LlmrecError(f"{self.name}: observe_users() unsupported, use observe()")
+        if part.n_items != len(self.items_) or part.n_users < n_old:
+            raise LlmrecError("observe_users() needs the model's items and at least its users")
+        if part.n_users > n_old and not np.array_equal(part.users.ids[:n_old], self.users_.ids):
+            raise LlmrecError("observe_users(): new users must come after the known ones")
+        replaced = np.zeros(part.n_users, dtype=bool)
+        replaced[np.asarray(rows, dtype=np.int64)] = True
+        self.users_ = part.users
+        self.history_ = splice_rows(self.history_, part.matrix, replaced)
+        self.recency_ = splice_rows(self.recency_, part.recency, replaced)
+        self.strength_ = splice_rows(self.strength_, part.weights, replaced)
+        if part.n_users > n_old:
+            self._add_users(n_old)
+        self._observe_users(part, replaced)
         return self
 
     def add_items(self, items: pd.DataFrame) -> Self:
@@ -351,6 +386,11 @@ class Recommender(ABC):
 
     def _observe(self, data: TrainData) -> None:
         """Hook: refresh per-user state derived from the event log (history is already set)."""
+        return None
+
+    def _observe_users(self, part: TrainData, replaced: np.ndarray) -> None:
+        """Hook: per-user state of the ``replaced`` rows from ``part`` (see
+        ``observe_users``); a model overriding ``_observe`` overrides this too to take part."""
         return None
 
     def _add_users(self, n_old: int) -> None:

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from llmrec.config import get_settings
 from llmrec.data import columns as C
-from llmrec.data.matrix import TrainData
+from llmrec.data.matrix import TrainData, splice_rows
 from llmrec.encoders import TextEncoder, VectorCache, encode, get_encoder
 from llmrec.models.base import Recommender, RecommenderConfig, pad_rows, widen
 from llmrec.text import TextConfig, item_texts, user_texts
@@ -123,14 +123,21 @@ class Content(_TextModel):
         self._observe(train)
 
     def _observe(self, data: TrainData) -> None:
+        self.dislikes_ = self._dislikes(data)
+
+    def _observe_users(self, part: TrainData, replaced: np.ndarray) -> None:
+        self.dislikes_ = splice_rows(self.dislikes_, self._dislikes(part), replaced)
+
+    def _dislikes(self, data: TrainData) -> sp.csr_matrix:
         log = data.log
         value, event = log[C.VALUE].to_numpy(dtype=float), log[C.EVENT].to_numpy()
         bad = (event == "dislike") | ((event == "rate") & (value <= self.config.dislike_below))
-        rows = log.loc[bad, ["user_idx", "item_idx"]].drop_duplicates()
-        self.dislikes_ = sp.csr_matrix(
-            (np.ones(len(rows), np.float32), (rows["user_idx"], rows["item_idx"])),
-            shape=data.matrix.shape,
+        users, items = log["user_idx"].to_numpy()[bad], log["item_idx"].to_numpy()[bad]
+        out = sp.csr_matrix(
+            (np.ones(len(users), np.float32), (users, items)), shape=data.matrix.shape
         )
+        out.data[:] = 1.0  # a pair disliked twice is one dislike
+        return out
 
     def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         w = self.weighted_history(user_idx, self.config.half_life)

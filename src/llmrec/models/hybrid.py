@@ -79,6 +79,15 @@ class Hybrid(Recommender):
         self.cf_.observe(data)
         self.content_.observe(data)
 
+    def can_observe_users(self) -> bool:
+        parts = (self.cf_, self.content_)
+        return super().can_observe_users() and all(p.can_observe_users() for p in parts)
+
+    def _observe_users(self, part: TrainData, replaced: np.ndarray) -> None:
+        rows = np.flatnonzero(replaced)
+        self.cf_.observe_users(part, rows)
+        self.content_.observe_users(part, rows)
+
     def _add_items(self, items: pd.DataFrame, index: np.ndarray, n_items: int) -> None:
         self.cf_.add_items(items)
         self.content_.add_items(items)

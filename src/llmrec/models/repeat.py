@@ -7,7 +7,7 @@ import pandas as pd
 import scipy.sparse as sp
 from pydantic import Field
 
-from llmrec.data.matrix import TrainData
+from llmrec.data.matrix import TrainData, splice_rows
 from llmrec.models.base import Recommender, RecommenderConfig, pad_rows
 
 
@@ -36,12 +36,10 @@ class Repeat(Recommender):
         self.popularity_ = (pop / max(pop.max(), 1.0) * 1e-3).astype(np.float32)
 
     def _observe(self, data: TrainData) -> None:
-        log = data.log
-        self.counts_ = sp.csr_matrix(
-            (np.ones(len(log), np.float32), (log["user_idx"], log["item_idx"])),
-            shape=(data.n_users, data.n_items),
-        )
-        self.counts_.sum_duplicates()
+        self.counts_ = _counts(data)
+
+    def _observe_users(self, part: TrainData, replaced: np.ndarray) -> None:
+        self.counts_ = splice_rows(self.counts_, _counts(part), replaced)
 
     def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         c = self.config
@@ -79,3 +77,14 @@ class Repeat(Recommender):
 def _grow(m: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
     m = m.tocoo()
     return sp.csr_matrix((m.data, (m.row, m.col)), shape=shape)
+
+
+def _counts(data: TrainData) -> sp.csr_matrix:
+    """Events per (user, item): how often each user came back to each item."""
+    log = data.log
+    counts = sp.csr_matrix(
+        (np.ones(len(log), np.float32), (log["user_idx"], log["item_idx"])),
+        shape=(data.n_users, data.n_items),
+    )
+    counts.sum_duplicates()
+    return counts

@@ -20,7 +20,7 @@ import pandas as pd
 from pydantic import Field
 
 from llmrec.config import get_settings
-from llmrec.data.matrix import TrainData
+from llmrec.data.matrix import TrainData, splice_segments
 from llmrec.errors import ConfigError
 from llmrec.models.base import Recommender, RecommenderConfig
 from llmrec.models.content import embed_catalogue, embed_items
@@ -157,6 +157,17 @@ class SASRec(Recommender):
         counts = np.bincount(log["user_idx"].to_numpy(), minlength=data.n_users)
         self.seq_indptr_ = np.r_[0, np.cumsum(counts)].astype(np.int64)
         self.seq_items_ = log["item_idx"].to_numpy().astype(np.int64) + 1
+
+    def _observe_users(self, part: TrainData, replaced: np.ndarray) -> None:
+        log = part.log  # the replaced users' whole logs, sorted by user, timestamp, item
+        counts = np.bincount(log["user_idx"].to_numpy(), minlength=part.n_users)
+        self.seq_indptr_, (self.seq_items_,) = splice_segments(
+            self.seq_indptr_,
+            [self.seq_items_],
+            replaced,
+            np.r_[0, np.cumsum(counts)],
+            [log["item_idx"].to_numpy().astype(np.int64) + 1],
+        )
 
     def _sequences(self, user_idx: np.ndarray, length: int) -> np.ndarray:
         """The latest ``length`` items of each user, left-padded with 0 (to no more than the

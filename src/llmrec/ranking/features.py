@@ -24,8 +24,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from llmrec.data import columns as C
-from llmrec.data.matrix import TrainData
+from llmrec.data.matrix import TrainData, splice_segments
 from llmrec.errors import LlmrecError
+from llmrec.models.base import pad_rows, widen
 
 GROUPS = ("retrievers", "kg", "context")
 DAY = 86_400
@@ -122,6 +123,28 @@ class EventIndex:
             now=int(ts.max()) if len(ts) else 0,
         )
 
+    def with_users(self, part: TrainData, replaced: np.ndarray) -> EventIndex:
+        """The ``replaced`` users' events re-read from ``part`` (their whole logs); the
+        per-item part (counts, times, contexts) stays until the next ``build``."""
+        log = part.log
+        ctx = {
+            col: (
+                log[col].fillna("").astype(str).to_numpy()
+                if col in log
+                else np.full(len(log), "", dtype=object)
+            )
+            for col in self.context
+        }
+        indptr, (items, ts, *values) = splice_segments(
+            self.user_indptr,
+            [self.items, self.ts, *self.context.values()],
+            replaced,
+            _indptr(log["user_idx"].to_numpy(), part.n_users),
+            [log["item_idx"].to_numpy(), log[C.TIMESTAMP].to_numpy(dtype=np.int64), *ctx.values()],
+        )
+        context = dict(zip(self.context, values, strict=True))
+        return dataclasses.replace(self, user_indptr=indptr, items=items, ts=ts, context=context)
+
     def with_items(self, n_items: int) -> EventIndex:
         """The same events over a catalogue grown to ``n_items`` (new items have none)."""
         extra = n_items - (len(self.item_indptr) - 1)
@@ -175,6 +198,22 @@ class ItemSide:
     kg: sp.csr_matrix  # item-item KG similarity
     text: np.ndarray | None  # unit text vectors (items, d)
     popularity: np.ndarray  # training users per item
+
+    def grown(
+        self, n_items: int, index: np.ndarray, items: pd.DataFrame, text: np.ndarray | None
+    ) -> ItemSide:
+        """Over a catalogue grown to ``n_items``: rows ``index`` take what ``items`` says
+        (release year), new items have no genres, KG links or events; ``text`` as given."""
+        year = np.r_[self.year, np.full(n_items - len(self.year), np.nan)]
+        if C.YEAR in items:
+            year[index] = pd.to_numeric(items[C.YEAR], errors="coerce").to_numpy(dtype=float)
+        return ItemSide(
+            year,
+            pad_rows(self.genres, n_items),
+            widen(self.kg, (n_items, n_items)),
+            text,
+            pad_rows(self.popularity, n_items),
+        )
 
 
 def build_features(

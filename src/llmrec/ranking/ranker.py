@@ -27,7 +27,7 @@ from llmrec.data.matrix import TrainData
 from llmrec.errors import ConfigError, LlmrecError
 from llmrec.eval import metrics
 from llmrec.eval.evaluate import score_rows
-from llmrec.models.base import Recommender, RecommenderConfig, own_params, pad_rows, widen
+from llmrec.models.base import Recommender, RecommenderConfig, own_params
 from llmrec.progress import steps
 from llmrec.ranking.candidates import merge, quantise, ranks_of
 from llmrec.ranking.features import GROUPS, EventIndex, ItemSide, Request, build_features
@@ -364,24 +364,24 @@ class Ranker(Recommender):
             model.observe(data)
         self.events_ = EventIndex.build(data)
 
+    def can_observe_users(self) -> bool:
+        parts = self.retrievers_.values()
+        return super().can_observe_users() and all(m.can_observe_users() for m in parts)
+
+    def _observe_users(self, part: TrainData, replaced: np.ndarray) -> None:
+        rows = np.flatnonzero(replaced)
+        for model in self.retrievers_.values():
+            model.observe_users(part, rows)
+        self.events_ = self.events_.with_users(part, replaced)
+
     def _add_items(self, items: pd.DataFrame, index: np.ndarray, n_items: int) -> None:
         """Every retriever takes the items (text-aware ones embed them); the item side
         grows with what the table says (release year, text vector) and no events yet."""
         for model in self.retrievers_.values():
             model.add_items(items)
-        s = self.side_
-        year = np.r_[s.year, np.full(n_items - len(s.year), np.nan)]
-        if C.YEAR in items:
-            year[index] = pd.to_numeric(items[C.YEAR], errors="coerce").to_numpy(dtype=float)
         content = self.retrievers_.get("content")
         text = content.item_vectors_ if content is not None else None  # type: ignore[attr-defined]
-        self.side_ = ItemSide(
-            year,
-            pad_rows(s.genres, n_items),
-            widen(s.kg, (n_items, n_items)),
-            text,
-            pad_rows(s.popularity, n_items),
-        )
+        self.side_ = self.side_.grown(n_items, index, items, text)
         self.events_ = self.events_.with_items(n_items)
 
     # --- state -----------------------------------------------------------------------------

@@ -251,11 +251,34 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
             log = pd.concat([self._base, self._live], ignore_index=True)
             return TrainData.build(log, users, items, rules=rules)
         rows = np.fromiter(self._touched, dtype=np.int64, count=len(self._touched))
+        return old.with_users(self._users_part(users, rows), rows)
+
+    def _users_part(self, users: IdMap, rows: np.ndarray) -> TrainData:
+        """The whole logs of users ``rows`` (base, then live events: a full build's order)."""
         wanted = np.zeros(len(users), dtype=bool)
         wanted[rows] = True
         parts = [p[wanted[p["user_idx"].to_numpy()]] for p in (self._base, self._live)]
-        part = TrainData.build(pd.concat(parts, ignore_index=True), users, items, rules=rules)
-        return old.with_users(part, rows)
+        log = pd.concat(parts, ignore_index=True)
+        return TrainData.build(log, users, self.model.items_, rules=self.model.event_rules_)
+
+    def _observe_pending(self) -> None:
+        """The users with unapplied events brought current alone (``observe_users``: their
+        events, not the log); item-level state waits for the next refresh, which re-reads
+        them. A refresh instead when the model cannot update users alone."""
+        m, data = self.model, self._data
+        if data is None or data.n_items != len(m.items_) or not m.can_observe_users():
+            self.refresh()
+            return
+        self._join_arrived()
+        users = IdMap(np.asarray(self._user_ids))
+        rows = np.array(sorted(self._user_pos[u] for u in self._pending), dtype=np.int64)
+        part = self._users_part(users, rows)
+        m.observe_users(part, rows)
+        counts = np.zeros(len(users), dtype=np.int64)
+        counts[: len(self._user_events)] = self._user_events
+        counts[rows] = np.bincount(part.log["user_idx"], minlength=len(users))[rows]
+        self._user_events = counts
+        self._pending.clear()
 
     def _join_arrived(self) -> None:
         if self._arrived:
@@ -372,11 +395,14 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
         return facts[C.TITLE] if facts else item_id
 
     def _current(self, user_id: str | None = None) -> None:
-        """Apply unapplied events before a read: at once when they are ``user_id``'s own,
-        otherwise at most every ``refresh_every`` seconds (a refresh observes the whole log)."""
+        """Apply unapplied events before a read: at once when they are ``user_id``'s own
+        (the pending users' state alone), otherwise at most every ``refresh_every`` seconds
+        (a refresh: the model observes the whole log)."""
         stale = time.monotonic() - self._last_refresh > self.refresh_every
-        if user_id in self._pending or (self._dirty and stale):
+        if self._dirty and stale:
             self.refresh()
+        elif user_id in self._pending:
+            self._observe_pending()
 
     def _item_rows(self) -> pd.DataFrame:
         assert self._items_table is not None
