@@ -189,7 +189,8 @@ async def _events(url: str, headers: dict[str, str], batch: int, seconds: float)
 
 def _in_process(model_dir: Path, users: list[str], tmp: Path) -> list[str]:
     """The live model without HTTP: loading the folder, one uncached recommendation, a
-    refresh after one new event (spliced, and built whole in turn), the web page's reads."""
+    a user's own event applied alone, a refresh after one new event (spliced, and built whole)
+    in turn, the web page's reads."""
     from llmrec.service.live import LiveModel
     from llmrec.service.store import Store
 
@@ -202,17 +203,24 @@ def _in_process(model_dir: Path, users: list[str], tmp: Path) -> list[str]:
         t0 = time.perf_counter()
         live.recommend(u, 10)
         rec.append(time.perf_counter() - t0)
-    refresh: dict[str, list[float]] = {"spliced": [], "full": []}
-    for n in range(20):  # the two ways in turn: the data spliced per user, or built whole
-        event = {C.USER_ID: users[n], C.ITEM_ID: str(live.model.items_.ids[n]),
+    refresh: dict[str, list[float]] = {"own": [], "spliced": [], "full": []}
+    live.refresh_every = 3600.0  # no periodic refresh in between: each way timed alone
+    for n in range(30):  # three ways in turn, each after one new event
+        user = users[n]
+        event = {C.USER_ID: user, C.ITEM_ID: str(live.model.items_.ids[n]),
                  C.TIMESTAMP: 10**9, C.EVENT: "view", C.VALUE: None}  # fmt: skip
         live.add_events([event])
-        way = "full" if n % 2 else "spliced"
+        way = ("own", "spliced", "full")[n % 3]
         if way == "full":
             live._data = None  # what every refresh did before TrainData.with_users
         t0 = time.perf_counter()
-        live.refresh()
+        if way == "own":  # the user's next read: their state alone (observe_users)
+            with live._lock:
+                live._current(user)
+        else:
+            live.refresh()
         refresh[way].append(time.perf_counter() - t0)
+        live.refresh()
     live.refresh()
     page = {  # the web page's reads (issue #7), 100 times each
         "search users by id (`GET /v1/users?query=`)": lambda n: live.find_users(str(n), 12),
@@ -232,7 +240,7 @@ def _in_process(model_dir: Path, users: list[str], tmp: Path) -> list[str]:
             times.append(time.perf_counter() - t0)
         page_ms[name] = np.array(times) * 1000
     rec_ms, ref_ms = np.array(rec) * 1000, np.array(refresh["spliced"]) * 1000
-    full_ms = np.array(refresh["full"]) * 1000
+    full_ms, own_ms = np.array(refresh["full"]) * 1000, np.array(refresh["own"]) * 1000
     print(f"load {load:.1f} s, recommend p50 {np.median(rec_ms):.1f} ms, "
           f"refresh p50 {np.median(ref_ms):.0f} ms")  # fmt: skip
     return [
@@ -246,6 +254,9 @@ def _in_process(model_dir: Path, users: list[str], tmp: Path) -> list[str]:
         f"| load the model folder (LiveModel) | {load:.1f} s | |",
         f"| recommend 10 for one user, uncached (300 users) | {np.median(rec_ms):.1f} ms | "
         f"{np.percentile(rec_ms, 95):.1f} ms |",
+        f"| a user's own new event applied before their next list (that user's state alone, "
+        f"`observe_users`; 10 times) | {np.median(own_ms):.1f} ms | "
+        f"{np.percentile(own_ms, 95):.1f} ms |",
         f"| refresh after one event: that user's events re-read and spliced in, the model "
         f"observes the whole log (10 times, {live.stats()['events']:,} events) | "
         f"{np.median(ref_ms):.0f} ms | {np.percentile(ref_ms, 95):.0f} ms |",
