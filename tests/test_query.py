@@ -114,6 +114,15 @@ def test_a_year_range_needs_a_known_year_and_two_digit_decades_follow_the_catalo
     assert read("the 20s").year_min == 1920 and read("the 10s").year_min == 2010
 
 
+def test_a_title_that_starts_with_a_year_is_a_title_not_a_year() -> None:
+    for text in ("2001: A Space Odyssey", "2001 a space odyssey please"):
+        c = read(text)
+        assert (c.year_min, c.year_max) == (None, None), text
+        assert c.like == ("9",), text  # named without a cue: more like it
+    assert (read("2001 sci-fi").year_min, read("2001 sci-fi").like) == (2001, ())
+    assert read("after 2001 a space odyssey").year_min == 2002  # a cue keeps the year
+
+
 def test_anchors_resolve_titles_in_every_written_form() -> None:
     for text in ("like The Godfather", "similar to Godfather, The", "more like the godfather",
                  "something like GODFATHER"):  # fmt: skip

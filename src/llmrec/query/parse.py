@@ -245,6 +245,7 @@ _DECADE = re.compile(r"^(?:(1[89]|20)(\d)0|(\d)0)s$")
 
 def _years(words: list[str], used: list[bool], vocab: Vocabulary, c: Constraints) -> Constraints:
     lo, hi = c.year_min, c.year_max
+    like = list(c.like)
 
     def year(j: int) -> int | None:
         if 0 <= j < len(words) and not used[j] and _RANGE.match(words[j]):
@@ -285,6 +286,12 @@ def _years(words: list[str], used: list[bool], vocab: Vocabulary, c: Constraints
             i += 3
             continue
         cue = 2 if prev2 in _TWO_WORD_CUES else 1 if prev in _ONE_WORD_CUES else 0
+        title = _longest(words, used, i, vocab.titles, MAX_TITLE_TOKENS) if not cue else None
+        if title is not None and title[0] >= i + 2:  # "2001: a space odyssey": a title
+            like.append(str(title[1]))  # named without a cue: what the user means by it
+            _mark(used, i, title[0])
+            i = title[0]
+            continue
         if prev in ("before", "pre") or prev2 in (("older", "than"), ("prior", "to")):
             lo, hi = _narrow(lo, hi, None, y - 1)
         elif prev in ("after", "post") or prev2 in (("newer", "than"), ("later", "than")):
@@ -297,7 +304,7 @@ def _years(words: list[str], used: list[bool], vocab: Vocabulary, c: Constraints
             lo, hi = _narrow(lo, hi, y, y)
         _mark(used, max(i - cue, 0), i + 1)
         i += 1
-    return replace(c, year_min=lo, year_max=hi)
+    return replace(c, year_min=lo, year_max=hi, like=tuple(dict.fromkeys(like)))
 
 
 def _narrow(lo: int | None, hi: int | None, a: int | None, b: int | None) -> tuple:
