@@ -10,6 +10,9 @@ import scipy.sparse as sp
 from llmrec.errors import ConfigError
 from llmrec.eval.fairness import (
     age_band,
+    awrf,
+    beyond_accuracy,
+    expected_exposure,
     exposure,
     group_gap,
     miscalibration,
@@ -56,6 +59,65 @@ def test_exposure_of_lists_shorter_than_k() -> None:
     """A stage with fewer candidates than k (cold-items on a small catalogue) has short lists."""
     out = exposure(np.array([[0, 1], [1, -1]]), 10, np.array([0, 2]), np.array([[0], [1]]))
     assert sum(out[f"exposure@10 {g}"] for g in ("head", "torso", "tail")) == pytest.approx(1.0)
+
+
+# item 0 head, 1 torso, 2 tail; user 0 is shown [0, 1] and wants 1, user 1 [0, 2] and wants 2
+LISTS, GROUPS, WANTED = np.array([[0, 1], [0, 2]]), np.array([0, 1, 2]), np.array([1, 2])
+
+
+def test_expected_exposure_known_answers() -> None:
+    """Patience 0.5: the system gives head 1, torso and tail 0.25 on average. The ideal shows
+    the wanted item first (1) and shares position 2 (0.5) between the two others: head 0.25,
+    torso and tail 0.625 on average."""
+    out = expected_exposure(LISTS, 2, GROUPS, WANTED)
+    system, ideal = np.array([1, 0.25, 0.25]), np.array([0.25, 0.625, 0.625])
+    assert out["EE-D@2"] == pytest.approx(system @ system)
+    assert out["EE-R@2"] == pytest.approx(2 * system @ ideal)
+    assert out["EE-L@2"] == pytest.approx(0.75**2 + 2 * 0.375**2)
+    # EE-L = EE-D - EE-R + |ideal|^2
+    assert out["EE-L@2"] == pytest.approx(out["EE-D@2"] - out["EE-R@2"] + ideal @ ideal)
+    # the ideal policy itself: distance 0
+    ideal_lists = expected_exposure(np.array([[1, 0], [2, 0]]), 1, GROUPS, WANTED)
+    assert ideal_lists["EE-L@1"] == pytest.approx(0.0)
+    # a smaller pool (the candidates of a stage): the second position goes to the head item
+    pooled = expected_exposure(LISTS, 2, GROUPS, WANTED, pool=np.array([0, 1, 2]))
+    assert pooled == out
+    only_head = expected_exposure(np.array([[1, 0]]), 2, GROUPS, np.array([1]), np.array([0, 1]))
+    assert only_head["EE-L@2"] == pytest.approx(0.0)
+
+
+def test_expected_exposure_shares_the_top_among_several_relevant_items() -> None:
+    """Two relevant items share the first two positions: 0.75 each, whatever their order."""
+    goal = np.array([[1, 2]])
+    out = expected_exposure(np.array([[1, 2]]), 2, GROUPS, goal)
+    assert out["EE-L@2"] == pytest.approx((1 - 0.75) ** 2 + (0.5 - 0.75) ** 2)
+    swapped = expected_exposure(np.array([[2, 1]]), 2, GROUPS, goal)
+    assert swapped["EE-L@2"] == pytest.approx(out["EE-L@2"])
+    # users without a target are left out; short (-1 padded) lists give what they show
+    short = expected_exposure(np.array([[1, -1], [0, 2]]), 2, GROUPS, np.array([1, -1]))
+    assert short["EE-D@2"] == pytest.approx(1.0)
+
+
+def test_awrf_known_answer_and_its_zero() -> None:
+    """Attention [2/3, 1/3, 0] against target shares [0, 1/2, 1/2], by hand."""
+    a, t = np.array([2 / 3, 1 / 3, 0.0]), np.array([0.0, 0.5, 0.5])
+    mid = (a + t) / 2
+    kl_a = sum(x * np.log2(x / m) for x, m in zip(a, mid, strict=True) if x > 0)
+    kl_t = sum(x * np.log2(x / m) for x, m in zip(t, mid, strict=True) if x > 0)
+    want = (kl_a + kl_t) / 2
+    assert want == pytest.approx(0.5955, abs=1e-4)
+    assert awrf(LISTS, 2, GROUPS, np.array([0.0, 1.0, 1.0])) == pytest.approx(want)
+    # a list whose attention matches the target exactly: 0 (one head item alone)
+    assert awrf(np.array([[0, -1]]), 2, GROUPS, np.array([1.0, 0.0, 0.0])) == pytest.approx(0)
+
+
+def test_beyond_accuracy_reports_expected_exposure_and_awrf() -> None:
+    pop = np.array([6.0, 3.0, 1.0])  # head, torso, tail as above
+    history = sp.csr_matrix(np.zeros((2, 3)))
+    out = beyond_accuracy(LISTS, None, WANTED, history, pop, None, k=2)
+    assert out["EE-L@2"] == pytest.approx(0.84375)
+    assert out["AWRF@2"] == pytest.approx(0.5955, abs=1e-4)
+    assert "miscalibration@2" not in out  # no genres
 
 
 def test_miscalibration_known_answers() -> None:
@@ -152,6 +214,7 @@ def test_eval_cli_reports_groups_exposure_and_a_reranked_run(home) -> None:  # n
     plain = json.loads(out.read_text())
     assert set(plain["groups"]) == {"country", "age", "activity"}
     assert plain["rerank"] is None and "miscalibration@10" in plain["metrics"]
+    assert "expected exposure@10 EE-L" in res.output and "AWRF@10" in plain["metrics"]
     res = runner.invoke(app, [*args, "--rerank", "calibrated=0.9"])
     assert res.exit_code == 0, res.output
     reranked = json.loads(out.read_text())

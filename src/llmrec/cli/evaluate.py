@@ -213,6 +213,11 @@ def group_lines(r: EvalRun) -> list[str]:
             f"items {m['relevance head']:.2f}/{m['relevance torso']:.2f}/"
             f"{m['relevance tail']:.2f}){cal}"
         )
+        if "EE-L@10" in m:
+            lines.append(
+                f"{r.model}{stage}: expected exposure@10 EE-L {m['EE-L@10']:.3f} EE-D "
+                f"{m['EE-D@10']:.3f} EE-R {m['EE-R@10']:.3f}, AWRF@10 {m.get('AWRF@10', 0):.3f}"
+            )
     return lines
 
 

@@ -6,6 +6,17 @@
 - **Exposure**: the share of position-discounted exposure (1/log2(rank+1)) that head, torso and
   tail items get, against their share of the test targets. Head/torso/tail: the most popular
   items holding the first third of training interactions, the next third, the rest.
+- **Expected exposure** (Diaz et al., CIKM 2020), item groups as the units and users as the
+  draws of the ranking policy (as Raj & Ekstrand, 2022, apply it to recommendation): the
+  system's exposure of each group (geometric browsing, patience 0.5), averaged over users,
+  against the ideal where each user's relevant items share the top positions and every other
+  item an equal part of the rest (equal exposure for equal relevance). EE-L is the
+  squared distance (lower is better), EE-D the disparity (squared norm of the system's
+  exposure, lower is more equal), EE-R the relevance term (higher is better);
+  EE-L = EE-D - EE-R + |ideal|^2.
+- **AWRF** (Sapiezynski et al., WWW 2019): per list, the Jensen-Shannon divergence (base 2)
+  between the attention each item group gets (same geometric weights) and the groups' share
+  of the test targets; mean over users, 0 when every list gives each group its share.
 - **Miscalibration** (Steck, RecSys 2018): KL(p || q~) between the genre distribution p of a
   user's history and q of their list, q~ = (1 - a) q + a p with a = 0.01; mean over users.
 """
@@ -22,6 +33,7 @@ from llmrec.ranking.rerank import CALIBRATION_ALPHA, genre_distribution, item_gr
 
 AGE_BANDS = (18, 25, 35, 45, 55)  # <18, 18-24, 25-34, 35-44, 45-54, 55+
 ITEM_GROUPS = ("head", "torso", "tail")  # ranking.rerank.item_groups' 0, 1, 2
+PATIENCE = 0.5  # geometric browsing model of expected exposure and AWRF (Diaz et al.)
 
 
 @dataclass(frozen=True)
@@ -147,6 +159,75 @@ def exposure(topk: np.ndarray, k: int, groups: np.ndarray, targets: np.ndarray) 
     return out
 
 
+def _group_attention(lists: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per list, the geometric attention (``PATIENCE`` ** position) each item group gets."""
+    weight = PATIENCE ** np.arange(lists.shape[1], dtype=float)
+    w = np.where(lists >= 0, weight, 0.0)
+    g = groups[np.maximum(lists, 0)]
+    out = np.zeros((len(lists), n_groups))
+    np.add.at(out, (np.repeat(np.arange(len(lists)), lists.shape[1]), g.ravel()), w.ravel())
+    return out
+
+
+def expected_exposure(
+    topk: np.ndarray,
+    k: int,
+    groups: np.ndarray,
+    targets: np.ndarray,
+    pool: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Group-level EE-L, EE-D and EE-R at ``k`` over the users with a target (``topk``:
+    item positions, -1 padded; ``targets``: one per user or -1-padded rows; ``pool``: the
+    rankable items, default every item of ``groups``).
+
+    The ideal policy shows a user's m relevant items first, sharing the exposure of the top m
+    positions equally, and the other rankable items in random order after them, sharing the
+    rest of the top ``k`` equally (Diaz et al.'s target for binary relevance); items the user
+    has seen count as rankable (a small overstatement of the pool).
+    """
+    lists = topk[:, :k]
+    goal = targets.reshape(len(targets), -1)
+    has = (goal >= 0).any(axis=1)
+    lists, goal = lists[has], goal[has]
+    n_groups = len(ITEM_GROUPS)
+    in_pool = np.bincount(groups if pool is None else groups[pool], minlength=n_groups)
+    system = _group_attention(lists, groups, n_groups).mean(axis=0) if len(lists) else 0.0
+    weight = PATIENCE ** np.arange(k, dtype=float)
+    ideal = np.zeros(n_groups)
+    for row in goal:
+        rel = row[row >= 0]
+        m = len(rel)
+        rel_groups = np.bincount(groups[rel], minlength=n_groups)
+        ideal += rel_groups * weight[: min(m, k)].sum() / m
+        others = in_pool - rel_groups
+        if m < k and others.sum() > 0:
+            ideal += others / others.sum() * weight[m:].sum()
+    ideal /= max(len(goal), 1)
+    diff = system - ideal
+    return {
+        f"EE-L@{k}": float(diff @ diff),
+        f"EE-D@{k}": float(np.dot(system, system)),
+        f"EE-R@{k}": float(2 * np.dot(system, ideal)),
+    }
+
+
+def awrf(topk: np.ndarray, k: int, groups: np.ndarray, target_share: np.ndarray) -> float:
+    """Mean over non-empty lists of JSD(attention share of each group || ``target_share``)."""
+    attention = _group_attention(topk[:, :k], groups, len(target_share))
+    total = attention.sum(axis=1)
+    share = attention[total > 0] / total[total > 0, None]
+    if not len(share):
+        return 0.0
+    t = np.broadcast_to(target_share / target_share.sum(), share.shape)
+    mid = (share + t) / 2
+
+    def kl(a: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(a > 0, a * np.log2(a / mid), 0.0).sum(axis=1)
+
+    return float(((kl(share) + kl(t)) / 2).mean())
+
+
 def miscalibration(
     history: sp.csr_matrix, topk: np.ndarray, k: int, vectors: np.ndarray
 ) -> np.ndarray:
@@ -177,11 +258,16 @@ def beyond_accuracy(
     vectors: np.ndarray | None,
     k: int = 10,
 ) -> dict[str, float]:
-    """Exposure shares by item group and mean miscalibration at ``k`` (without genres, none)
-    for one stage's lists (``topk`` in candidate positions)."""
+    """Exposure shares by item group, expected exposure, AWRF and mean miscalibration at ``k``
+    (without genres, no miscalibration) for one stage's lists (``topk`` in candidate positions)."""
     items = topk if candidates is None else np.where(topk >= 0, candidates[topk], -1)
     goal = targets if candidates is None else np.where(targets >= 0, candidates[targets], -1)
-    out = exposure(items, k, item_groups(popularity), goal)
+    groups = item_groups(popularity)
+    out = exposure(items, k, groups, goal)
+    out.update(expected_exposure(items, k, groups, goal, candidates))
+    share = np.array([out[f"relevance {g}"] for g in ITEM_GROUPS])
+    if share.sum() > 0:
+        out[f"AWRF@{k}"] = awrf(items, k, groups, share)
     if vectors is not None:
         out[f"miscalibration@{k}"] = float(np.nanmean(miscalibration(history, items, k, vectors)))
     return out
