@@ -18,7 +18,15 @@ from llmrec.eval.fairness import (
     miscalibration,
     user_groups,
 )
-from llmrec.ranking.rerank import Reranked, RerankSpec, calibrated, item_groups, mmr, tail_boost
+from llmrec.ranking.rerank import (
+    STRENGTHS,
+    Reranked,
+    RerankSpec,
+    calibrated,
+    item_groups,
+    mmr,
+    tail_boost,
+)
 
 A, B = [1.0, 0.0], [0.0, 1.0]
 
@@ -222,6 +230,42 @@ def test_eval_cli_reports_groups_exposure_and_a_reranked_run(home) -> None:  # n
     assert reranked["metrics"]["miscalibration@10"] < plain["metrics"]["miscalibration@10"]
     res = runner.invoke(app, [*args, "--groups", "height"])
     assert res.exit_code != 0 and "not a user attribute" in str(res.exception)
+    res = runner.invoke(app, [*args, "--rerank", "tail=auto"])
+    assert res.exit_code == 0, res.output
+    chosen = json.loads(out.read_text())["rerank"]
+    assert chosen.startswith("tail=") and float(chosen[5:]) in STRENGTHS
+    res = runner.invoke(app, [*args, "--rerank", "tail=auto", "--protocol", "cold-items"])
+    assert res.exit_code != 0 and "refits after tuning" in str(res.exception)
+
+
+def test_auto_strength_is_the_best_on_validation_before_the_validation_events() -> None:
+    """``tail=auto`` picks the grid strength whose validation NDCG@10 is highest (the weaker on
+    ties), judged with the model that has not observed the validation events."""
+    from llmrec.eval.evaluate import evaluate, genre_vectors
+    from llmrec.eval.protocols import make_split
+    from llmrec.eval.runner import choose_strength
+    from llmrec.eval.tuning import tune
+    from llmrec.models import get_model_class
+    from llmrec.testing.fixtures import shop_dataset
+
+    split = make_split(shop_dataset(), "loo", seed=0)
+    model = tune(get_model_class("ease"), split, {"seed": 0}, search=False).model
+    valid = {}
+    vectors = genre_vectors(split.train.item_table)
+    pop = np.asarray(split.train.matrix.sum(axis=0)).ravel()
+    for strength in STRENGTHS:
+        scored = Reranked(model, RerankSpec("tail", strength), vectors, pop)
+        valid[strength] = evaluate(scored, split.valid, split.train, ks=(10,)).metrics["ndcg@10"]
+    spec = choose_strength(model, split, "tail")
+    assert valid[spec.strength] == max(valid.values())
+    assert all(valid[s] < valid[spec.strength] for s in STRENGTHS if s < spec.strength)
+    assert not spec.auto and str(spec) == f"tail={spec.strength:g}"
+
+
+def test_auto_is_refused_where_a_strength_is_served() -> None:
+    assert RerankSpec.parse("mmr=auto", allow_auto=True).auto
+    with pytest.raises(ConfigError, match="chosen on validation by llmrec eval"):
+        RerankSpec.parse("mmr=auto")
 
 
 @pytest.mark.parametrize("spec", ["mmr=0.5", "calibrated=0.7", "tail=0.4"])

@@ -43,7 +43,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, served_model_dir: Path) -> It
     ds = block_dataset()
     for protocol, models in (("loo", ["pop", "itemknn"]), ("cold-items", ["pop", "itemknn"])):
         split = make_split(ds, protocol, seed=0)
-        runs = [run(ds, m, protocol, search=False, split=split) for m in models]
+        by = ("activity",) if protocol == "loo" else ()
+        runs = [run(ds, m, protocol, search=False, split=split, groups=by) for m in models]
         reports.write(runs, root / "reports")
     db = f"sqlite:///{root / 'events.db'}"
     key = create_key(db, "write", home=root / "home")
@@ -170,10 +171,15 @@ def test_reports_show_tables_charts_and_cold_start(site: dict, browser: object) 
     page, errors = open_page(browser, site["server"].url, site["key"])  # type: ignore[arg-type]
     open_reports(page)
     loo = page.locator("section.report[aria-label='report blocks-loo']")
-    rows = loo.locator("tbody th").all_inner_texts()
+    rows = loo.locator("table").first.locator("tbody th").all_inner_texts()
     assert rows == ["pop", "itemknn"]
-    assert loo.locator("figure.chart svg").count() == 5  # accuracy … popularity bias
+    # accuracy … popularity bias, item exposure, miscalibration and unfair exposure
+    assert loo.locator("figure.chart svg").count() == 7
+    assert "tail" in loo.locator("figure.chart").nth(5).inner_text()
     assert loo.locator("td.best").count() >= 1
+    groups = loo.locator("table.groups tbody tr")  # llmrec eval --groups activity
+    assert groups.count() == 2
+    assert "activity" in groups.first.inner_text()
     cold = page.locator("section.report[aria-label='cold start']")
     assert "blocks cold-items ndcg@10" in cold.inner_text()
     assert cold.locator("tbody tr").count() == 2

@@ -82,7 +82,10 @@ def eval_command(
     ] = None,
     rerank: Annotated[
         str | None,
-        typer.Option(help="post-ranking stage for the test lists: mmr=S, calibrated=S or tail=S"),
+        typer.Option(
+            help="post-ranking stage for the test lists: mmr=S, calibrated=S or tail=S; "
+            "S=auto picks the strength of best validation NDCG@10"
+        ),
     ] = None,
 ) -> None:
     """Evaluate models: hyper-parameters chosen on the validation item, test item used once."""
@@ -101,7 +104,7 @@ def eval_command(
         seed_list = [int(x) for x in seeds.split(",") if x.strip()] if seeds else [seed]
     except ValueError:
         raise ConfigError(f"--seeds {seeds!r}: use integers, e.g. 0,1,2") from None
-    spec = RerankSpec.parse(rerank) if rerank else None
+    spec = RerankSpec.parse(rerank, allow_auto=True) if rerank else None
     by = tuple(g.strip() for g in (groups or "").split(",") if g.strip())
     ds = store.load(s.datasets_dir, dataset)
     have = set() if ds.users is None else set(ds.users.columns) - {"user_id"}

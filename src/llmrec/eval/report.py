@@ -28,6 +28,8 @@ TABLE_METRICS = (
     "gini@10",
     "exposure@10 tail",  # eval.fairness: the tail's share of position-discounted exposure
     "miscalibration@10",
+    "EE-L@10",  # expected exposure's distance to the ideal (head/torso/tail)
+    "AWRF@10",
 )
 CHART_PANELS = (
     ("accuracy", ("recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20")),

@@ -10,11 +10,13 @@ from typing import Any
 import numpy as np
 
 from llmrec.data.dataset import Dataset
+from llmrec.errors import ConfigError
 from llmrec.eval.evaluate import evaluate, genre_vectors
 from llmrec.eval.fairness import GroupGap, beyond_accuracy, group_gap, user_groups
 from llmrec.eval.protocols import Split, make_split
 from llmrec.eval.tuning import Trial, tune
 from llmrec.models import get_model_class
+from llmrec.models.base import Recommender
 from llmrec.ranking.rerank import RerankSpec
 
 
@@ -88,6 +90,8 @@ def run(
     t0 = time.perf_counter()
     tuned = tune(cls, split, fixed, search=search, on_trial=on_trial)
     tune_seconds = time.perf_counter() - t0
+    if rerank is not None and rerank.auto:  # before the validation events are observed
+        rerank = choose_strength(tuned.model, split, rerank.name)
     t0 = time.perf_counter()
     tuned.model.observe(split.test_history)
     vectors = genre_vectors(split.train.item_table)
@@ -146,3 +150,24 @@ def run(
         groups=gaps,
         rerank=None if rerank is None else str(rerank),
     )
+
+
+def choose_strength(model: Recommender, split: Split, name: str) -> RerankSpec:
+    """``--rerank NAME=auto``: the strength of best validation NDCG@10 on
+    ``rerank.STRENGTHS`` (ties: the weaker), with the tuned model before it observes the
+    validation events."""
+    from llmrec.ranking.rerank import STRENGTHS, Reranked
+
+    if split.valid_train is not split.train:
+        raise ConfigError(
+            f"--rerank {name}=auto: protocol {split.protocol} refits after tuning, so the "
+            "validation stage cannot judge the final model; give a strength"
+        )
+    vectors = genre_vectors(split.train.item_table)
+    pop = np.asarray(split.train.matrix.sum(axis=0)).ravel()
+    found = []
+    for strength in STRENGTHS:
+        scored = Reranked(model, RerankSpec(name, strength), vectors, pop)
+        r = evaluate(scored, split.valid, split.train, ks=(10,), catalogue_metrics=False)
+        found.append((r.metrics["ndcg@10"], -strength))
+    return RerankSpec(name, -max(found)[1])

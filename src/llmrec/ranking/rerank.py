@@ -24,18 +24,29 @@ RERANKERS = ("mmr", "calibrated", "tail")
 CALIBRATION_ALPHA = 0.01  # Steck's smoothing of the list distribution toward the history
 
 
+STRENGTHS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)  # the grid ``strength=auto`` searches
+
+
 @dataclass(frozen=True)
 class RerankSpec:
     name: str
     strength: float
+    auto: bool = False  # ``mmr=auto``: ``llmrec eval`` picks the strength on validation
 
     @classmethod
-    def parse(cls, text: str) -> RerankSpec:
-        """'mmr=0.3' (or 'mmr:0.3') -> RerankSpec('mmr', 0.3)."""
+    def parse(cls, text: str, allow_auto: bool = False) -> RerankSpec:
+        """'mmr=0.3' (or 'mmr:0.3') -> RerankSpec('mmr', 0.3); 'mmr=auto' where allowed."""
         name, _, value = text.replace(":", "=", 1).partition("=")
         name = name.strip()
         if name not in RERANKERS:
             raise ConfigError(f"--rerank {text!r}: use one of {', '.join(RERANKERS)}=STRENGTH")
+        if value.strip() == "auto":
+            if not allow_auto:
+                raise ConfigError(
+                    f"--rerank {text!r}: 'auto' is chosen on validation by llmrec eval; "
+                    "give the strength it reports"
+                )
+            return cls(name, 0.0, auto=True)
         try:
             strength = float(value)
         except ValueError:
@@ -45,7 +56,7 @@ class RerankSpec:
         return cls(name, strength)
 
     def __str__(self) -> str:
-        return f"{self.name}={self.strength:g}"
+        return f"{self.name}=auto" if self.auto else f"{self.name}={self.strength:g}"
 
 
 def item_groups(popularity: np.ndarray) -> np.ndarray:

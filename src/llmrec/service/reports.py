@@ -85,6 +85,8 @@ def _parse(path: Path, size: int, mtime: float) -> dict[str, Any] | str:
                 "params": run.get("params") if isinstance(run.get("params"), dict) else {},
                 "fit_seconds": _number(run.get("fit_seconds")),
                 "valid_ndcg@10": _number(run.get("valid_ndcg@10")),
+                "rerank": run["rerank"] if isinstance(run.get("rerank"), str) else None,
+                "groups": _groups(run.get("groups")),
             }
         )
     if not models:
@@ -99,6 +101,28 @@ def _parse(path: Path, size: int, mtime: float) -> dict[str, Any] | str:
         "modified": int(mtime),
         "models": models,
     }
+
+
+def _groups(doc: object) -> dict[str, Any]:
+    """``llmrec eval --groups``: NDCG@10 per user group and the gap; malformed parts dropped."""
+    out: dict[str, Any] = {}
+    for attr, g in (doc if isinstance(doc, dict) else {}).items():
+        if not isinstance(g, dict) or not isinstance(g.get("groups"), dict):
+            continue
+        groups = {
+            str(label): {"users": _count(v.get("users")), "ndcg@10": _number(v.get("ndcg@10"))}
+            for label, v in g["groups"].items()
+            if isinstance(v, dict)
+        }
+        interval = g.get("interval")
+        low, high = interval if isinstance(interval, list) and len(interval) == 2 else (None, None)
+        out[str(attr)] = {
+            "groups": groups,
+            "gap": _number(g.get("gap")),
+            "interval": [_number(low), _number(high)],
+            "p": _number(g.get("p")),
+        }
+    return out
 
 
 def _number(v: object) -> float | None:

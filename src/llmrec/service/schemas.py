@@ -216,12 +216,28 @@ class ContextValues(BaseModel):
     examples: Examples = Examples()
 
 
+class GroupNdcg(BaseModel):
+    users: int | None
+    ndcg_10: float | None = Field(alias="ndcg@10")
+
+
+class GroupGap(BaseModel):
+    """NDCG@10 per group of one user attribute (``llmrec eval --groups``)."""
+
+    groups: dict[str, GroupNdcg]
+    gap: float | None
+    interval: list[float | None]  # 95% bootstrap interval of the best-minus-worst gap
+    p: float | None  # permutation p-value
+
+
 class ReportModel(BaseModel):
     model: str
     metrics: dict[str, float]
     params: dict[str, Any]
     fit_seconds: float | None
     valid_ndcg_10: float | None = Field(alias="valid_ndcg@10")
+    rerank: str | None = None  # the post-ranking stage of ``llmrec eval --rerank``
+    groups: dict[str, GroupGap] = {}
 
 
 class Report(BaseModel):

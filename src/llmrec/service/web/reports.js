@@ -8,6 +8,8 @@ const CHARTS = [
   ["Novelty", ["novelty@10"]],
   ["Diversity", ["diversity@10"]],
   ["Popularity bias (lower is less biased)", ["arp@10", "gini@10"]],
+  ["Exposure of head / torso / tail items", ["exposure@10 head", "exposure@10 torso", "exposure@10 tail"], ["head", "torso", "tail"]],
+  ["Miscalibration and unfair exposure (lower is better)", ["miscalibration@10", "EE-L@10", "AWRF@10"], ["miscal.", "EE-L", "AWRF"]],
 ];
 
 async function showReports() {
@@ -49,13 +51,35 @@ function reportSection(r, metrics) {
       ...shown.map((m) => el("td", { class: x.metrics[m] === best[m] ? "best" : "", text: fmt(x.metrics[m], m.startsWith("arp") ? 1 : 4) })),
     ))),
   );
-  const charts = el("div", { class: "charts" }, ...CHARTS.map(([title, ms]) => barChart(title, ms, r.models)));
-  return el("section", { class: "report panel", "aria-label": `report ${r.name}` },
+  const charts = el("div", { class: "charts" }, ...CHARTS.map(([title, ms, names]) => barChart(title, ms, r.models, names)));
+  const section = el("section", { class: "report panel", "aria-label": `report ${r.name}` },
     el("h3", { text: r.name }), el("div", { class: "scroll" }, table), charts);
+  const groups = groupTable(r.models);
+  if (groups) section.append(groups);
+  return section;
 }
 
-function barChart(title, metrics, models) {
-  const ms = metrics.filter((m) => models.some((x) => m in x.metrics));
+// NDCG@10 per user group (llmrec eval --groups): one row per model and attribute
+function groupTable(models) {
+  const rows = models.flatMap((x) => Object.entries(x.groups ?? {}).map(([attr, g]) => [x, attr, g]));
+  if (!rows.length) return null;
+  const gap = (g) => `${fmt(g.gap)} [${fmt(g.interval[0])}, ${fmt(g.interval[1])}]`;
+  return el("div", { class: "scroll" }, el("table", { class: "table metrics groups" },
+    el("caption", { text: "NDCG@10 by user group: best minus worst group, 95% bootstrap interval, permutation p" }),
+    el("thead", {}, el("tr", {}, ...["model", "attribute", "groups (users)", "gap", "p"].map((t) => el("th", { scope: "col", text: t })))),
+    el("tbody", {}, ...rows.map(([x, attr, g]) => el("tr", {},
+      el("th", { scope: "row", text: x.model }),
+      el("td", { text: attr }),
+      el("td", { class: "wrap", text: Object.entries(g.groups).map(([k, v]) => `${k} ${fmt(v["ndcg@10"])} (${v.users ?? "?"})`).join(" · ") }),
+      el("td", { class: g.p !== null && g.p < 0.05 ? "flag" : "", text: gap(g) }),
+      el("td", { text: g.p === null ? "–" : g.p.toPrecision(2) }),
+    ))),
+  ));
+}
+
+function barChart(title, metrics, models, names) {
+  const keep = metrics.map((m, j) => [m, names?.[j] ?? m]).filter(([m]) => models.some((x) => m in x.metrics));
+  const ms = keep.map(([m]) => m);
   const figure = el("figure", { class: "chart" }, el("figcaption", { text: title }));
   if (!ms.length) return figure;
   const NS = "http://www.w3.org/2000/svg";
@@ -84,9 +108,9 @@ function barChart(title, metrics, models) {
     });
     y += 6;
   }
-  ms.forEach((m, j) => {
+  keep.forEach(([, name], j) => {
     add("rect", { x: label + j * 80, y: height - 12, width: 10, height: 10, class: `bar bar-${j}` });
-    add("text", { x: label + j * 80 + 13, y: height - 3, class: "val" }, m);
+    add("text", { x: label + j * 80 + 13, y: height - 3, class: "val" }, name);
   });
   figure.append(svg);
   return figure;
