@@ -25,7 +25,7 @@ quickstart: $(STAMP)
 	$(BIN)/llmrec recommend --model $(LLMREC_HOME)/models/ml-100k-ease --user 1 -k 5 --explain --llm off --item-noun movie
 
 demo: data
-	$(BIN)/llmrec eval --dataset ml-100k --model all,ranker --groups gender,age,activity
+	$(BIN)/llmrec eval --dataset ml-100k --model all,ranker --groups gender,age,activity --tradeoffs
 	$(BIN)/llmrec eval --dataset ml-100k --model pop,ease,content,hybrid --protocol cold-items
 	$(BIN)/llmrec eval --dataset ml-100k --model pop,ease,content,user-text,hybrid --protocol cold-users
 	$(BIN)/llmrec train --dataset ml-100k

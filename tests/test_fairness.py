@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -203,7 +205,6 @@ def test_reranked_scores_put_the_reranked_list_first_and_skip_seen_items() -> No
 def test_eval_cli_reports_groups_exposure_and_a_reranked_run(home) -> None:  # noqa: ANN001
     """`llmrec eval --groups --rerank` on the shop fixture (age, country, genres): the group
     lines, the exposure line and the JSON document carry them; a bad attribute is refused."""
-    import json
 
     from typer.testing import CliRunner
 
@@ -236,6 +237,35 @@ def test_eval_cli_reports_groups_exposure_and_a_reranked_run(home) -> None:  # n
     assert chosen.startswith("tail=") and float(chosen[5:]) in STRENGTHS
     res = runner.invoke(app, [*args, "--rerank", "tail=auto", "--protocol", "cold-items"])
     assert res.exit_code != 0 and "refits after tuning" in str(res.exception)
+
+
+def test_eval_tradeoffs_score_every_reranker_strength_and_draw_the_curves(home) -> None:  # noqa: ANN001
+    from typer.testing import CliRunner
+
+    from llmrec.cli import app
+    from llmrec.data import dataset as store
+    from llmrec.testing.fixtures import shop_dataset
+
+    store.save(shop_dataset(), home / "datasets")
+    out, reports = home / "r.json", home / "reports"
+    res = CliRunner().invoke(app, [
+        "eval", "--dataset", "shop", "--model", "pop,ease", "--no-tune", "--tradeoffs",
+        "--groups", "activity", "--json", str(out), "--reports", str(reports),
+    ])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert (reports / "shop-loo-tradeoffs.png").stat().st_size > 0
+    assert (reports / "shop-loo-fairness.png").stat().st_size > 0  # exposure and groups
+    assert "| ease | activity | activity low" in (reports / "shop-loo.md").read_text()
+    for r in json.loads(out.read_text()):
+        curves = r["tradeoffs"]
+        assert set(curves) == {"mmr", "calibrated", "tail"}
+        for points in curves.values():
+            assert [p["strength"] for p in points] == list(STRENGTHS)
+            # strength 0 is the model's own list
+            assert points[0]["ndcg@10"] == pytest.approx(r["metrics"]["ndcg@10"])
+        tail, mmr_ = curves["tail"], curves["mmr"]
+        assert tail[-1]["exposure@10 tail"] >= tail[0]["exposure@10 tail"]
+        assert mmr_[-1]["diversity@10"] >= mmr_[0]["diversity@10"]
 
 
 def test_auto_strength_is_the_best_on_validation_before_the_validation_events() -> None:
@@ -310,7 +340,6 @@ def test_the_served_reranker_returns_what_the_evaluated_one_does(
 
 
 def test_eval_over_seeds_prints_mean_sd_and_keeps_every_run(home) -> None:  # noqa: ANN001
-    import json
 
     from typer.testing import CliRunner
 

@@ -44,7 +44,10 @@ def site(tmp_path_factory: pytest.TempPathFactory, served_model_dir: Path) -> It
     for protocol, models in (("loo", ["pop", "itemknn"]), ("cold-items", ["pop", "itemknn"])):
         split = make_split(ds, protocol, seed=0)
         by = ("activity",) if protocol == "loo" else ()
-        runs = [run(ds, m, protocol, search=False, split=split, groups=by) for m in models]
+        runs = [
+            run(ds, m, protocol, search=False, split=split, groups=by, tradeoffs=bool(by))
+            for m in models
+        ]
         reports.write(runs, root / "reports")
     db = f"sqlite:///{root / 'events.db'}"
     key = create_key(db, "write", home=root / "home")
@@ -173,9 +176,11 @@ def test_reports_show_tables_charts_and_cold_start(site: dict, browser: object) 
     loo = page.locator("section.report[aria-label='report blocks-loo']")
     rows = loo.locator("table").first.locator("tbody th").all_inner_texts()
     assert rows == ["pop", "itemknn"]
-    # accuracy … popularity bias, item exposure, miscalibration and unfair exposure
-    assert loo.locator("figure.chart svg").count() == 7
+    # accuracy … popularity bias, item exposure, miscalibration and unfair exposure, and the
+    # trade-off curves of the three rerankers (a line per model)
+    assert loo.locator("figure.chart svg").count() == 10
     assert "tail" in loo.locator("figure.chart").nth(5).inner_text()
+    assert loo.locator("figure.chart polyline.curve").count() == 6
     assert loo.locator("td.best").count() >= 1
     groups = loo.locator("table.groups tbody tr")  # llmrec eval --groups activity
     assert groups.count() == 2

@@ -87,6 +87,14 @@ def eval_command(
             "S=auto picks the strength of best validation NDCG@10"
         ),
     ] = None,
+    tradeoffs: Annotated[
+        bool,
+        typer.Option(
+            "--tradeoffs",
+            help="also score the test lists of each reranker at every strength: accuracy "
+            "against diversity, calibration and tail exposure (report, chart, web page)",
+        ),
+    ] = False,
 ) -> None:
     """Evaluate models: hyper-parameters chosen on the validation item, test item used once."""
     s = get_settings()
@@ -143,7 +151,7 @@ def eval_command(
                 runs.append(
                     run(
                         ds, n, protocol, params, search=tune, seed=seed, split=split,
-                        on_trial=on_trial, rerank=spec, groups=by,
+                        on_trial=on_trial, rerank=spec, groups=by, tradeoffs=tradeoffs,
                     )
                 )  # fmt: skip
                 progress.update(task, description=f"{label}: done")
@@ -157,6 +165,9 @@ def eval_command(
     if len(runs) > 1 or model == "all":
         paths = report.write(runs, reports)
         out.print(f"report: {paths['markdown']}, chart: {paths['chart']}", highlight=False)
+        for name in ("fairness", "tradeoffs"):
+            if name in paths:
+                out.print(f"{name} chart: {paths[name]}", highlight=False)
     else:
         r = runs[0]
         ranks = report.write_ranks(

@@ -13,6 +13,7 @@ import pandas as pd
 from rich.table import Table
 from scipy import stats
 
+from llmrec.eval.fairness import ITEM_GROUPS
 from llmrec.eval.runner import EvalRun
 
 TABLE_METRICS = (
@@ -109,6 +110,15 @@ def markdown(runs: Sequence[EvalRun]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Chosen parameters:", ""]
     lines += [f"- `{r.model}`: `{json.dumps(r.params, sort_keys=True)}`" for r in runs]
+    if any(r.groups for r in runs):
+        lines += ["", "NDCG@10 by user group (best minus worst group of 20+ users, 95% bootstrap "
+                  "interval, permutation p):", "", "| model | attribute | groups (users) | gap "
+                  "| p |", "|---|---|---|---|---|"]  # fmt: skip
+        for r in runs:
+            for attr, g in r.groups.items():
+                parts = ", ".join(f"{k} {m:.4f} ({n})" for k, (n, m) in g.groups.items())
+                lines.append(f"| {r.model} | {attr} | {parts} | {g.gap:.4f} [{g.low:.4f}, "
+                             f"{g.high:.4f}] | {g.p:.2g} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -159,6 +169,89 @@ def chart(runs: Sequence[EvalRun], path: Path) -> None:
     plt.close(fig)
 
 
+def fairness_chart(runs: Sequence[EvalRun], path: Path) -> None:
+    """Exposure of head/torso/tail items per model (stacked, with each group's share of the
+    test items as the last bar), and NDCG@10 per user group for each ``--groups`` attribute."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    attrs = list(dict.fromkeys(a for r in runs for a in r.groups))
+    fig, axes = plt.subplots(1, 1 + len(attrs), figsize=(5 + 4.5 * len(attrs), 4.5), squeeze=False)
+    ax = axes[0][0]
+    rows = [(r.model, [r.metrics.get(f"exposure@10 {g}", 0.0) for g in ITEM_GROUPS])
+            for r in runs if "exposure@10 head" in r.metrics]  # fmt: skip
+    if rows:
+        shares = [runs[0].metrics.get(f"relevance {g}", 0.0) for g in ITEM_GROUPS]
+        rows.append(("share of test items", shares))
+        bottom = np.zeros(len(rows))
+        for j, g in enumerate(ITEM_GROUPS):
+            vals = np.array([v[j] for _, v in rows])
+            ax.barh([n for n, _ in rows], vals, left=bottom, label=g, color=f"C{j}")
+            bottom += vals
+        ax.invert_yaxis()
+        ax.legend(fontsize=8, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.08))
+    ax.set_title("exposure@10 of head / torso / tail items")
+    styles = run_styles(len(runs))
+    for ax, attr in zip(axes[0][1:], attrs, strict=True):
+        labels = list(
+            dict.fromkeys(k for r in runs if attr in r.groups for k in r.groups[attr].groups)
+        )
+        if not labels:
+            ax.text(0.5, 0.5, "no group of 20+ users", ha="center", transform=ax.transAxes)
+        x = np.arange(len(labels))
+        width = 0.8 / len(runs)
+        for j, r in enumerate(runs):
+            g = r.groups.get(attr)
+            vals = [g.groups[k][1] if g and k in g.groups else np.nan for k in labels]
+            ax.bar(
+                x + j * width, vals, width, label=r.model, color=styles[j][0], hatch=styles[j][1]
+            )
+        ax.set_xticks(x + width * (len(runs) - 1) / 2, labels, fontsize=8, rotation=20)
+        ax.set_title(f"NDCG@10 by {attr}")
+        ax.grid(axis="y", alpha=0.3)
+    if attrs:
+        axes[0][1].legend(ncols=2, fontsize=7)
+    fig.suptitle(f"{runs[0].dataset} — protocol {runs[0].protocol}: who gets served, what is shown")
+    fig.tight_layout()
+    _atomic(path, lambda p: fig.savefig(p, dpi=110, format="png"))
+    plt.close(fig)
+
+
+TRADEOFF_PANELS = (  # reranker -> what it trades NDCG@10 for
+    ("mmr", "diversity@10", "diversity@10 (MMR)"),
+    ("calibrated", "miscalibration@10", "miscalibration@10 (calibrated; lower is better)"),
+    ("tail", "exposure@10 tail", "tail exposure@10 (tail boost)"),
+)
+
+
+def tradeoff_chart(runs: Sequence[EvalRun], path: Path) -> None:
+    """NDCG@10 against what each reranker buys, one line per model, strength 0 to 0.9."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    styles = run_styles(len(runs))
+    for ax, (name, metric, label) in zip(axes, TRADEOFF_PANELS, strict=True):
+        for r, (color, hatch) in zip(runs, styles, strict=True):
+            points = r.tradeoffs.get(name, [])
+            if points and metric in points[0]:
+                ax.plot([p[metric] for p in points], [p["ndcg@10"] for p in points],
+                        marker="o", ms=3, color=color, label=r.model,
+                        ls="--" if hatch else "-")  # fmt: skip
+        ax.set_xlabel(label)
+        ax.set_ylabel("NDCG@10")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, ncols=2)
+    fig.suptitle(f"{runs[0].dataset} — rerankers from strength 0 (the model's list) to 0.9")
+    fig.tight_layout()
+    _atomic(path, lambda p: fig.savefig(p, dpi=110, format="png"))
+    plt.close(fig)
+
+
 def write(runs: Sequence[EvalRun], out_dir: Path) -> dict[str, Path]:
     """``<dataset>-<protocol>.{md,png,json}`` and per-user ranks ``.ranks.parquet``."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -171,6 +264,12 @@ def write(runs: Sequence[EvalRun], out_dir: Path) -> dict[str, Path]:
     }
     _atomic(paths["markdown"], lambda p: Path(p).write_text(markdown(runs)))
     chart(runs, paths["chart"])
+    if any("exposure@10 head" in r.metrics or r.groups for r in runs):
+        paths["fairness"] = out_dir / f"{stem}-fairness.png"
+        fairness_chart(runs, paths["fairness"])
+    if any(r.tradeoffs for r in runs):
+        paths["tradeoffs"] = out_dir / f"{stem}-tradeoffs.png"
+        tradeoff_chart(runs, paths["tradeoffs"])
     write_json([r.to_json() for r in runs], paths["json"])
     write_ranks(runs, paths["ranks"])
     return paths

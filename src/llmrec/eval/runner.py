@@ -40,6 +40,8 @@ class EvalRun:
     repeats: dict[str, int] | None = None  # the protocol's repeat counts (``Split.repeats``)
     groups: dict[str, GroupGap] = field(default_factory=dict)  # ndcg@10 by user group
     rerank: str | None = None  # the post-ranking stage the test lists went through
+    # --tradeoffs: per reranker, the test metrics at each strength of rerank.STRENGTHS
+    tradeoffs: dict[str, list[dict[str, float]]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """docs/design.md's ``--json`` document (plus tuning facts)."""
@@ -58,6 +60,7 @@ class EvalRun:
             "trials": [{"params": t.params, "valid_ndcg@10": t.score} for t in self.trials],
             "repeats": self.repeats,
             "rerank": self.rerank,
+            "tradeoffs": self.tradeoffs,
             "groups": {
                 a: {
                     "groups": {k: {"users": n, "ndcg@10": m} for k, (n, m) in g.groups.items()},
@@ -81,9 +84,12 @@ def run(
     on_trial: Callable[[Trial], None] | None = None,
     rerank: RerankSpec | None = None,
     groups: tuple[str, ...] = (),
+    tradeoffs: bool = False,
 ) -> EvalRun:
     """Tune ``model`` on the validation stage, then evaluate the test stage once (through
-    ``rerank`` when given); NDCG@10 by each user attribute in ``groups``."""
+    ``rerank`` when given); NDCG@10 by each user attribute in ``groups``; with ``tradeoffs``
+    the test lists of every reranker at every strength too (descriptive curves: nothing is
+    chosen on them)."""
     cls = get_model_class(model)
     split = split or make_split(ds, protocol, seed=seed)
     fixed = {"seed": seed, **(params or {})}
@@ -125,6 +131,7 @@ def run(
         )
         for a in groups
     }
+    curves = tradeoff_curves(tuned.model, split, vectors, pop) if tradeoffs else {}
     if split.test_is_repeat is not None:  # repeat and new targets scored apart
         for part, mask in (("repeat", split.test_is_repeat), ("new", ~split.test_is_repeat)):
             for name in ("recall@10", "ndcg@10"):
@@ -149,7 +156,35 @@ def run(
         repeats=split.repeats,
         groups=gaps,
         rerank=None if rerank is None else str(rerank),
+        tradeoffs=curves,
     )
+
+
+TRADEOFF_METRICS = ("ndcg@10", "diversity@10", "miscalibration@10", "exposure@10 tail")
+
+
+def tradeoff_curves(
+    model: Recommender, split: Split, vectors: np.ndarray | None, pop: np.ndarray
+) -> dict[str, list[dict[str, float]]]:
+    """Accuracy against diversity, calibration and tail exposure as each reranker's strength
+    grows (``mmr`` and ``calibrated`` need genres); strength 0 is the model's own list."""
+    from llmrec.ranking.rerank import RERANKERS, STRENGTHS, Reranked
+
+    history = model.history_[split.test.user_idx]
+    out: dict[str, list[dict[str, float]]] = {}
+    for name in RERANKERS if vectors is not None else ("tail",):
+        out[name] = []
+        for strength in STRENGTHS:
+            scored = Reranked(model, RerankSpec(name, strength), vectors, pop)
+            r = evaluate(scored, split.test, split.train, ks=(10,), item_vectors=vectors)
+            extra = beyond_accuracy(
+                r.topk, split.test.candidates, split.test.targets, history, pop, vectors
+            )
+            got = {**r.metrics, **extra}
+            out[name].append(
+                {"strength": strength, **{m: got[m] for m in TRADEOFF_METRICS if m in got}}
+            )
+    return out
 
 
 def choose_strength(model: Recommender, split: Split, name: str) -> RerankSpec:

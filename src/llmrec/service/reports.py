@@ -87,6 +87,7 @@ def _parse(path: Path, size: int, mtime: float) -> dict[str, Any] | str:
                 "valid_ndcg@10": _number(run.get("valid_ndcg@10")),
                 "rerank": run["rerank"] if isinstance(run.get("rerank"), str) else None,
                 "groups": _groups(run.get("groups")),
+                "tradeoffs": _tradeoffs(run.get("tradeoffs")),
             }
         )
     if not models:
@@ -122,6 +123,21 @@ def _groups(doc: object) -> dict[str, Any]:
             "interval": [_number(low), _number(high)],
             "p": _number(g.get("p")),
         }
+    return out
+
+
+def _tradeoffs(doc: object) -> dict[str, list[dict[str, float]]]:
+    """``llmrec eval --tradeoffs``: per reranker, the metrics at each strength (finite only)."""
+    out: dict[str, list[dict[str, float]]] = {}
+    for name, points in (doc if isinstance(doc, dict) else {}).items():
+        if isinstance(points, list):
+            kept = [
+                {str(k): float(v) for k, v in pt.items()
+                 if isinstance(v, int | float) and math.isfinite(v)}
+                for pt in points
+                if isinstance(pt, dict)
+            ]  # fmt: skip
+            out[str(name)] = [pt for pt in kept if "strength" in pt and "ndcg@10" in pt]
     return out
 
 

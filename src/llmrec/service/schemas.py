@@ -238,6 +238,8 @@ class ReportModel(BaseModel):
     valid_ndcg_10: float | None = Field(alias="valid_ndcg@10")
     rerank: str | None = None  # the post-ranking stage of ``llmrec eval --rerank``
     groups: dict[str, GroupGap] = {}
+    # ``llmrec eval --tradeoffs``: per reranker, {"strength", "ndcg@10", ...} at each strength
+    tradeoffs: dict[str, list[dict[str, float]]] = {}
 
 
 class Report(BaseModel):

@@ -56,7 +56,57 @@ function reportSection(r, metrics) {
     el("h3", { text: r.name }), el("div", { class: "scroll" }, table), charts);
   const groups = groupTable(r.models);
   if (groups) section.append(groups);
+  const curves = TRADEOFFS.map(([name, m, title]) => lineChart(title, name, m, r.models)).filter(Boolean);
+  if (curves.length) section.append(el("div", { class: "charts" }, ...curves));
   return section;
+}
+
+// llmrec eval --tradeoffs: NDCG@10 against what each reranker buys, strength 0 to 0.9
+const TRADEOFFS = [
+  ["mmr", "diversity@10", "Trade-off: MMR (diversity@10 →)"],
+  ["calibrated", "miscalibration@10", "Trade-off: calibrated (← miscalibration@10)"],
+  ["tail", "exposure@10 tail", "Trade-off: tail boost (tail exposure@10 →)"],
+];
+
+function lineChart(title, name, metric, models) {
+  const lines = models.map((x, i) => [x, i, (x.tradeoffs?.[name] ?? []).filter((p) => metric in p)])
+    .filter(([, , pts]) => pts.length > 1);
+  if (!lines.length) return null;
+  const NS = "http://www.w3.org/2000/svg";
+  const width = 320, height = 200, left = 38, bottom = 28, top = 8, right = 8;
+  const all = lines.flatMap(([, , pts]) => pts);
+  const range = (vs) => { const lo = Math.min(...vs), hi = Math.max(...vs); return [lo, hi > lo ? hi : lo + 1e-9]; };
+  const [x0, x1] = range(all.map((p) => p[metric]));
+  const [y0, y1] = range(all.map((p) => p["ndcg@10"]));
+  const X = (v) => left + ((width - left - right) * (v - x0)) / (x1 - x0);
+  const Y = (v) => top + ((height - top - bottom) * (y1 - v)) / (y1 - y0);
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height + 14 * Math.ceil(lines.length / 3)}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `${title}: NDCG@10 against ${metric} per model`);
+  const add = (tag, attrs, text) => {
+    const n = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
+    if (text !== undefined) n.textContent = text;
+    svg.append(n);
+  };
+  add("line", { x1: left, y1: height - bottom, x2: width - right, y2: height - bottom, class: "axis" });
+  add("line", { x1: left, y1: top, x2: left, y2: height - bottom, class: "axis" });
+  add("text", { x: left, y: height - bottom + 12, class: "val" }, fmt(x0, 3));
+  add("text", { x: width - right, y: height - bottom + 12, class: "val", "text-anchor": "end" }, fmt(x1, 3));
+  add("text", { x: (left + width) / 2, y: height - 4, class: "val", "text-anchor": "middle" }, metric);
+  add("text", { x: 2, y: top + 8, class: "val" }, fmt(y1, 3));
+  add("text", { x: 2, y: height - bottom, class: "val" }, fmt(y0, 3));
+  for (const [x, i, pts] of lines) {
+    const colour = `hsl(${(i * 137.5) % 360} 65% 42%)`;
+    add("polyline", { points: pts.map((p) => `${X(p[metric]).toFixed(1)},${Y(p["ndcg@10"]).toFixed(1)}`).join(" "),
+      fill: "none", stroke: colour, "stroke-width": 1.5, class: "curve" });
+    add("circle", { cx: X(pts[0][metric]), cy: Y(pts[0]["ndcg@10"]), r: 2.5, fill: colour });
+    const j = lines.findIndex(([o]) => o === x);
+    add("rect", { x: left + (j % 3) * 95, y: height + 4 + 14 * Math.floor(j / 3), width: 10, height: 3, fill: colour });
+    add("text", { x: left + (j % 3) * 95 + 13, y: height + 9 + 14 * Math.floor(j / 3), class: "val" }, x.model);
+  }
+  return el("figure", { class: "chart" }, el("figcaption", { text: title }), svg);
 }
 
 // NDCG@10 per user group (llmrec eval --groups): one row per model and attribute
@@ -70,9 +120,12 @@ function groupTable(models) {
     el("tbody", {}, ...rows.map(([x, attr, g]) => el("tr", {},
       el("th", { scope: "row", text: x.model }),
       el("td", { text: attr }),
-      el("td", { class: "wrap", text: Object.entries(g.groups).map(([k, v]) => `${k} ${fmt(v["ndcg@10"])} (${v.users ?? "?"})`).join(" · ") }),
-      el("td", { class: g.p !== null && g.p < 0.05 ? "flag" : "", text: gap(g) }),
-      el("td", { text: g.p === null ? "–" : g.p.toPrecision(2) }),
+      el("td", { class: "wrap", text: Object.entries(g.groups).map(([k, v]) => `${k} ${fmt(v["ndcg@10"])} (${v.users ?? "?"})`).join(" · ") || "no group of 20+ users" }),
+      // fewer than two groups of 20+ users: nothing to compare
+      ...(Object.keys(g.groups).length < 2 ? [el("td", { text: "–" }), el("td", { text: "–" })] : [
+        el("td", { class: g.p !== null && g.p < 0.05 ? "flag" : "", text: gap(g) }),
+        el("td", { text: g.p === null ? "–" : g.p.toPrecision(2) }),
+      ]),
     ))),
   ));
 }
