@@ -68,6 +68,10 @@ const TRADEOFFS = [
   ["tail", "exposure@10 tail", "Trade-off: tail boost (tail exposure@10 →)"],
 ];
 
+// Tableau 10 and two more: distinct for 12 models, dashed beyond
+const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
+  "#ff9da7", "#9c755f", "#7f7f7f", "#17becf", "#1b1b1b"];
+
 function lineChart(title, name, metric, models) {
   const lines = models.map((x, i) => [x, i, (x.tradeoffs?.[name] ?? []).filter((p) => metric in p)])
     .filter(([, , pts]) => pts.length > 1);
@@ -98,9 +102,10 @@ function lineChart(title, name, metric, models) {
   add("text", { x: 2, y: top + 8, class: "val" }, fmt(y1, 3));
   add("text", { x: 2, y: height - bottom, class: "val" }, fmt(y0, 3));
   for (const [x, i, pts] of lines) {
-    const colour = `hsl(${(i * 137.5) % 360} 65% 42%)`;
+    const colour = PALETTE[i % PALETTE.length];
     add("polyline", { points: pts.map((p) => `${X(p[metric]).toFixed(1)},${Y(p["ndcg@10"]).toFixed(1)}`).join(" "),
-      fill: "none", stroke: colour, "stroke-width": 1.5, class: "curve" });
+      fill: "none", stroke: colour, "stroke-width": 1.5, class: "curve",
+      "stroke-dasharray": i >= PALETTE.length ? "4 2" : "none" });
     add("circle", { cx: X(pts[0][metric]), cy: Y(pts[0]["ndcg@10"]), r: 2.5, fill: colour });
     const j = lines.findIndex(([o]) => o === x);
     add("rect", { x: left + (j % 3) * 95, y: height + 4 + 14 * Math.floor(j / 3), width: 10, height: 3, fill: colour });
