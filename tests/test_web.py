@@ -167,9 +167,11 @@ def test_reports_list_results_and_name_broken_files(client: TestClient, tmp_path
     cold = {**run, "protocol": "cold-items", "metrics": {"ndcg@10": 0.1}}
     gap = {"groups": {"F": {"users": 20, "ndcg@10": 0.2}, "M": {"users": 20, "ndcg@10": 0.3}},
            "gap": 0.1, "interval": [0.01, 0.2], "p": 0.04}  # fmt: skip
+    bands = {"groups": {b: {"users": 20, "ndcg@10": 0.1} for b in ("55+", "<18", "18-24")},
+             "gap": 0.0, "interval": [0.0, 0.0], "p": 1.0}  # fmt: skip
     curve = [{"strength": 0.0, "ndcg@10": 0.3, "exposure@10 tail": 0.1},
              {"strength": 0.5, "ndcg@10": 0.2, "exposure@10 tail": float("nan")}, "x"]  # fmt: skip
-    grouped = {**run, "model": "ease", "groups": {"gender": gap, "broken": [1]},
+    grouped = {**run, "model": "ease", "groups": {"gender": gap, "age": bands, "broken": [1]},
                "tradeoffs": {"tail": curve, "mmr": "no"}}  # fmt: skip
     (folder / "blocks-loo.json").write_text(json.dumps([run, grouped]))
     (folder / "blocks-cold-items.json").write_text(json.dumps(cold))
@@ -181,7 +183,8 @@ def test_reports_list_results_and_name_broken_files(client: TestClient, tmp_path
     assert [m["model"] for m in loo["models"]] == ["pop", "ease"]
     assert loo["models"][0]["metrics"] == {"ndcg@10": 0.25, "recall@10": 0.5}  # NaN dropped
     assert loo["models"][0]["valid_ndcg@10"] == 0.2 and loo["n_users"] == 40
-    assert loo["models"][0]["groups"] == {} and loo["models"][1]["groups"] == {"gender": gap}
+    assert loo["models"][0]["groups"] == {} and loo["models"][1]["groups"]["gender"] == gap
+    assert list(loo["models"][1]["groups"]["age"]["groups"]) == ["<18", "18-24", "55+"]
     assert loo["models"][1]["tradeoffs"] == {"tail": [curve[0], {"strength": 0.5, "ndcg@10": 0.2}]}
     problems = {p["file"]: p["message"] for p in doc["problems"]}
     assert set(problems) == {"broken.json", "other.json"}

@@ -84,7 +84,8 @@ def user_groups(
 _ORDER = ["<18", "18-24", "25-34", "35-44", "45-54", "55+", "low", "mid", "high", "unknown"]
 
 
-def _order(label: str) -> tuple[int, str]:
+def group_order(label: str) -> tuple[int, str]:
+    """Age bands young to old, terciles low to high, 'unknown' last, the rest by name."""
     last = label.rsplit(" ", 1)[-1]
     return (_ORDER.index(last) if last in _ORDER else len(_ORDER) - 1, label)
 
@@ -107,7 +108,7 @@ def group_gap(
     keep = sizes >= min_users
     groups = {str(n): (int(s), float(values[codes == g].mean())) for g, (n, s) in
               enumerate(zip(names, sizes, strict=True)) if keep[g]}  # fmt: skip
-    groups = dict(sorted(groups.items(), key=lambda kv: _order(kv[0])))
+    groups = dict(sorted(groups.items(), key=lambda kv: group_order(kv[0])))
     kept = np.flatnonzero(keep)
     if len(kept) < 2:
         return GroupGap(attribute, groups, 0.0, 0.0, 0.0, 1.0)

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from llmrec.eval.fairness import group_order
 from llmrec.eval.report import TABLE_METRICS
 
 MAX_FILES = 100
@@ -110,9 +111,9 @@ def _groups(doc: object) -> dict[str, Any]:
     for attr, g in (doc if isinstance(doc, dict) else {}).items():
         if not isinstance(g, dict) or not isinstance(g.get("groups"), dict):
             continue
-        groups = {
+        groups = {  # in band order (the report's JSON has its keys sorted by name)
             str(label): {"users": _count(v.get("users")), "ndcg@10": _number(v.get("ndcg@10"))}
-            for label, v in g["groups"].items()
+            for label, v in sorted(g["groups"].items(), key=lambda kv: group_order(str(kv[0])))
             if isinstance(v, dict)
         }
         interval = g.get("interval")
