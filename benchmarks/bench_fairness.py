@@ -33,10 +33,9 @@ from llmrec.eval.fairness import beyond_accuracy, group_gap, user_groups  # noqa
 from llmrec.eval.protocols import make_split  # noqa: E402
 from llmrec.eval.tuning import tune  # noqa: E402
 from llmrec.models import get_model_class  # noqa: E402
-from llmrec.ranking.rerank import RERANKERS, Reranked, RerankSpec  # noqa: E402
+from llmrec.ranking.rerank import RERANKERS, STRENGTHS, Reranked, RerankSpec  # noqa: E402
 
 BEGIN, END = "<!-- bench_fairness:begin -->", "<!-- bench_fairness:end -->"
-STRENGTHS = (0.0, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 0.9)
 GROUPS = ("gender", "age", "activity")
 PLOT = ROOT / "benchmarks" / "fairness.png"
 Point = tuple[float, dict[str, float], np.ndarray]  # strength, metrics, per-user NDCG@10

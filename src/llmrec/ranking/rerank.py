@@ -24,7 +24,8 @@ RERANKERS = ("mmr", "calibrated", "tail")
 CALIBRATION_ALPHA = 0.01  # Steck's smoothing of the list distribution toward the history
 
 
-STRENGTHS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)  # the grid ``strength=auto`` searches
+# the grid ``strength=auto`` searches and ``--tradeoffs`` draws: finer where lists change most
+STRENGTHS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 0.9)
 
 
 @dataclass(frozen=True)
