@@ -25,6 +25,7 @@ class BrowseQueries:
     _dislikes: dict[str, list[tuple[str, int]]]
     _profiles: dict[str, dict[str, Any]]
     _facts: dict[str, dict[str, Any]]
+    _common_genres: list[str] | None  # reset when the catalogue changes
     _pop_ctx: dict[str, Any]
     _base: pd.DataFrame
     _live: pd.DataFrame
@@ -135,11 +136,13 @@ class BrowseQueries:
             return {"user": None, "title": None, "genres": []}
         counts = np.asarray(self._item_events)
         top = str(self.model.items_.ids[int(np.argmax(counts))]) if counts.size else None
-        genres = pd.Series([g for f in self._facts.values() for g in f[C.GENRES]], dtype=object)
+        if self._common_genres is None:  # a pass over the catalogue: once per catalogue
+            genres = pd.Series([g for f in self._facts.values() for g in f[C.GENRES]], dtype=object)
+            self._common_genres = [str(g) for g in genres.value_counts().index[:2]]
         return {
             "user": self._user_ids[0],
             "title": self._facts.get(top, {}).get(C.TITLE) if top is not None else None,
-            "genres": [str(g) for g in genres.value_counts().index[:2]],
+            "genres": self._common_genres,
         }
 
     def event_log(self) -> pd.DataFrame:

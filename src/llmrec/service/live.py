@@ -209,6 +209,7 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
         old = self._items_table
         self._items_table = table if old is None else pd.concat([old, table], ignore_index=True)
         self._qindex = None  # requests in words read the new rows
+        self._common_genres = None  # the page's hints count genres again
         genres = table[C.GENRES] if C.GENRES in table else pd.Series([None] * len(table))
         years = table[C.YEAR] if C.YEAR in table else pd.Series([None] * len(table))
         for i, t, g, y in zip(
