@@ -159,7 +159,7 @@ def features_command(
 ) -> None:
     """The ranker's candidates and features for every user: user_id, position, item_id,
     [label,] then the features; with --labels, training data for a ranker."""
-    from llmrec.data.importer import read_table
+    from llmrec.data.tables import read_table
     from llmrec.jobs.features import ranker_features
 
     pairs = read_table(labels) if labels is not None else None  # checked by the job

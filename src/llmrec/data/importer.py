@@ -10,28 +10,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from llmrec.data import columns as C
 from llmrec.data import dataset as store
 from llmrec.data.dataset import Dataset
 from llmrec.data.events import EventRules
+from llmrec.data.tables import iter_table, read_table, shifted
 from llmrec.data.validate import (
     TimestampUnit,
-    check_header,
     first_row,
     holds_lists,
     ids,
     numbers,
     parse_numbers,
-    read_csv,
     timestamps,
 )
 from llmrec.errors import DataError
-
-_CSV = {".csv": ",", ".tsv": "\t", ".txt": ","}
-_PARQUET = {".parquet", ".pq"}
 
 
 @dataclass
@@ -56,40 +50,6 @@ def as_text(df: pd.DataFrame) -> pd.DataFrame:
         out[col] = values.astype(object).where(values.notna(), "").astype(str)
     out.columns = [str(c) for c in out.columns]
     return out.reset_index(drop=True)
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV/TSV or Parquet file with every column as text (lists kept as lists)."""
-    name = str(path)
-    if not path.is_file():
-        raise DataError("no such file", file=name)
-    suffix = path.suffix.lower()
-    if suffix in _PARQUET:
-        try:
-            table = pq.read_table(path)
-        except (pa.ArrowException, OSError) as e:
-            raise DataError(f"not a readable Parquet file ({e})", file=name) from e
-        check_header(table.schema.names, name)
-        df = table.to_pandas()
-        for fld in table.schema:
-            if not pa.types.is_list(fld.type) and not pa.types.is_large_list(fld.type):
-                col = df[fld.name]
-                df[fld.name] = col.astype(object).where(col.notna(), "").astype(str)
-        return df
-    if suffix not in _CSV:
-        raise DataError(f"unsupported file type {suffix!r}: use .csv, .tsv or .parquet", file=name)
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise DataError(
-            f"line {line} is not valid UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start}); "
-            "save the file as UTF-8",
-            file=name,
-            row=max(line - 1, 1),
-        ) from e
-    return read_csv(text, _CSV[suffix], name, suffix[1:].upper())
 
 
 def _require(df: pd.DataFrame, cols: tuple[str, ...], name: str) -> None:
@@ -166,6 +126,28 @@ def interactions_table(
     return out[[c for c in C.INTERACTION_COLUMNS if c in out.columns]], ignored
 
 
+def interactions_file(
+    path: Path, rules: EventRules, timestamp_unit: TimestampUnit = "s"
+) -> tuple[pd.DataFrame, list[str]]:
+    """``interactions_table`` of a file, checked a chunk at a time (errors name rows of the
+    whole file): only the checked columns (Arrow-backed text) stay, ~60 bytes a row."""
+    name, parts, rows = str(path), [], 0
+    ignored: list[str] = []
+    frame = pd.DataFrame()
+    for frame in iter_table(path):
+        if frame.empty:
+            continue
+        try:
+            part, ignored = interactions_table(frame, name, rules, timestamp_unit)
+        except DataError as e:
+            raise shifted(e, rows) from None
+        parts.append(part)
+        rows += len(frame)
+    if not parts:  # a header only: the missing column, or "no interactions"
+        interactions_table(frame, name, rules, timestamp_unit)
+    return pd.concat(parts, ignore_index=True), ignored
+
+
 def _optional_numbers(
     s: pd.Series, col: str, name: str, what: str, strict: bool, unreadable: dict[str, str] | None
 ) -> pd.Series:
@@ -237,9 +219,7 @@ def import_dataset(
     refused). Numeric timestamps are in ``timestamp_unit``."""
     store.check_name(name)
     events = events or EventRules()
-    inter, ignored = interactions_table(
-        read_table(interactions), str(interactions), events, timestamp_unit
-    )
+    inter, ignored = interactions_file(interactions, events, timestamp_unit)
     unreadable: dict[str, str] = {}
     item_table = None
     if items is not None:

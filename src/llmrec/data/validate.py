@@ -6,7 +6,6 @@ Every failure is a ``DataError`` naming the file, the row (data rows from 1) and
 
 from __future__ import annotations
 
-import io
 import re
 from datetime import UTC, datetime
 from typing import Literal
@@ -27,33 +26,16 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
-def read_csv(text: str, sep: str, name: str, kind: str = "CSV") -> pd.DataFrame:
-    """Every cell as text. The header is read as a row so that a data row with more fields than
-    it is an error (pandas would otherwise take the first column as the index and shift every
-    column); a shorter row reads its missing trailing fields as empty."""
-    if "\x00" in text:
-        line = text.count("\n", 0, text.index("\x00")) + 1
-        raise DataError("a NUL byte: this is not a text table", file=name, row=max(line - 1, 1))
-    try:
-        raw = pd.read_csv(
-            io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, header=None,
-            index_col=False,
-        )  # fmt: skip
-    except pd.errors.ParserError as e:
-        m = _FIELDS.search(str(e))
-        if m is None:
-            raise DataError(f"cannot parse as {kind}: {e}", file=name) from e
-        expected, line, saw = map(int, m.groups())
-        raise DataError(
-            f"{saw} fields where the header has {expected}", file=name, row=line - 1
-        ) from e
-    except pd.errors.EmptyDataError as e:
-        raise DataError("empty file: no header", file=name) from e
-    header = [str(c) for c in raw.iloc[0]]
-    check_header(header, name)
-    df = raw.iloc[1:].reset_index(drop=True)
-    df.columns = header
-    return df
+def fields_error(e: pd.errors.ParserError, name: str, kind: str, lines: int) -> DataError:
+    """pandas' parse error as a ``DataError``: a row with more fields than the header names
+    its data row (``lines``: the file's lines before the parsed text)."""
+    m = _FIELDS.search(str(e))
+    if m is None:
+        return DataError(f"cannot parse as {kind}: {e}", file=name)
+    expected, line, saw = map(int, m.groups())
+    return DataError(
+        f"{saw} fields where the header has {expected}", file=name, row=lines + line - 1
+    )
 
 
 def check_header(columns: list[str], name: str) -> None:
