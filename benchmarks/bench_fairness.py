@@ -28,12 +28,13 @@ from _sections import write_section  # noqa: E402
 from llmrec.config import get_settings  # noqa: E402
 from llmrec.data import dataset as store  # noqa: E402
 from llmrec.data.fetch import fetch  # noqa: E402
-from llmrec.eval.evaluate import evaluate, genre_vectors  # noqa: E402
-from llmrec.eval.fairness import beyond_accuracy, group_gap, user_groups  # noqa: E402
+from llmrec.eval.evaluate import genre_vectors  # noqa: E402
+from llmrec.eval.fairness import group_gap, user_groups  # noqa: E402
 from llmrec.eval.protocols import make_split  # noqa: E402
+from llmrec.eval.runner import stage_metrics  # noqa: E402
 from llmrec.eval.tuning import tune  # noqa: E402
 from llmrec.models import get_model_class  # noqa: E402
-from llmrec.ranking.rerank import RERANKERS, STRENGTHS, Reranked, RerankSpec  # noqa: E402
+from llmrec.ranking.rerank import RERANKERS, STRENGTHS, RerankSpec  # noqa: E402
 
 BEGIN, END = "<!-- bench_fairness:begin -->", "<!-- bench_fairness:end -->"
 GROUPS = ("gender", "age", "activity")
@@ -49,13 +50,8 @@ def score(
     stage, train = (split.valid, split.valid_train) if valid else (split.test, split.train)
     vectors = genre_vectors(train.item_table)
     pop = np.asarray(train.matrix.sum(axis=0)).ravel()
-    scored = model if spec is None else Reranked(model, spec, vectors, pop)
-    r = evaluate(scored, stage, train, item_vectors=vectors)
-    extra = beyond_accuracy(
-        r.topk, stage.candidates, stage.targets,  # type: ignore[arg-type]
-        model.history_[stage.user_idx], pop, vectors,
-    )  # fmt: skip
-    out = {"metrics": {**r.metrics, **extra}, "ndcg": r.per_user["ndcg@10"]}
+    metrics, r = stage_metrics(model, stage, train, spec, vectors, pop)
+    out = {"metrics": metrics, "ndcg": r.per_user["ndcg@10"]}
     if valid:
         return out
     ids = train.users.ids[r.user_idx]

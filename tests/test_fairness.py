@@ -286,7 +286,7 @@ def test_auto_strength_is_the_best_on_validation_before_the_validation_events() 
     for strength in STRENGTHS:
         scored = Reranked(model, RerankSpec("tail", strength), vectors, pop)
         valid[strength] = evaluate(scored, split.valid, split.train, ks=(10,)).metrics["ndcg@10"]
-    spec = choose_strength(model, split, "tail")
+    spec = choose_strength(model, split, "tail", vectors, pop)
     assert valid[spec.strength] == max(valid.values())
     assert all(valid[s] < valid[spec.strength] for s in STRENGTHS if s < spec.strength)
     assert not spec.auto and str(spec) == f"tail={spec.strength:g}"

@@ -48,12 +48,12 @@ def dataset_from_frames(
     from llmrec.data.dataset import Dataset
     from llmrec.data.events import EventRules
     from llmrec.data.importer import (
-        as_text,
         check_catalogue,
         interactions_table,
         items_table,
         users_table,
     )
+    from llmrec.data.tables import as_text
 
     rules = events or EventRules()
     inter, _ = interactions_table(as_text(interactions), "interactions", rules, timestamp_unit)  # type: ignore[arg-type]

@@ -19,7 +19,6 @@ from llmrec.data.tables import iter_table, read_table, shifted
 from llmrec.data.validate import (
     TimestampUnit,
     first_row,
-    holds_lists,
     ids,
     numbers,
     parse_numbers,
@@ -37,19 +36,6 @@ class ImportReport:
     ignored_columns: dict[str, list[str]] = field(default_factory=dict)
     # optional attributes that did not parse, kept as missing: "file: column" -> what happened
     unreadable: dict[str, str] = field(default_factory=dict)
-
-
-def as_text(df: pd.DataFrame) -> pd.DataFrame:
-    """Every column but lists as text, missing values as empty strings: what a CSV reads as,
-    so a DataFrame passes the same checks as a file."""
-    out = df.copy()
-    for col in out.columns:
-        values = out[col]
-        if holds_lists(values).any():
-            continue
-        out[col] = values.astype(object).where(values.notna(), "").astype(str)
-    out.columns = [str(c) for c in out.columns]
-    return out.reset_index(drop=True)
 
 
 def _require(df: pd.DataFrame, cols: tuple[str, ...], name: str) -> None:

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from llmrec.data.validate import check_header, fields_error
+from llmrec.data.validate import check_header, fields_error, holds_lists
 from llmrec.errors import DataError
 
 CSV_SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": ","}
@@ -51,6 +51,19 @@ def read_table(path: Path) -> pd.DataFrame:
     return pd.concat(list(iter_table(path)), ignore_index=True)
 
 
+def as_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Every column but lists as text, missing values as empty strings: what a CSV reads as,
+    so a DataFrame passes the same checks as a file."""
+    out = df.copy()
+    for col in out.columns:
+        values = out[col]
+        if holds_lists(values).any():
+            continue
+        out[col] = values.astype(object).where(values.notna(), "").astype(str)
+    out.columns = [str(c) for c in out.columns]
+    return out.reset_index(drop=True)
+
+
 def shifted(e: DataError, rows: int) -> DataError:
     """``e`` with its row counted from the file's start, not its chunk's."""
     row = e.row + rows if e.row is not None else None
@@ -65,20 +78,11 @@ def _parquet_batches(path: Path, name: str) -> Iterator[pd.DataFrame]:
         empty = True
         for batch in batches:
             empty = False
-            yield _as_text(pa.Table.from_batches([batch]))
+            yield as_text(pa.Table.from_batches([batch]).to_pandas())
         if empty:
-            yield _as_text(pf.schema_arrow.empty_table())
+            yield as_text(pf.schema_arrow.empty_table().to_pandas())
     except (pa.ArrowException, OSError) as e:
         raise DataError(f"not a readable Parquet file ({e})", file=name) from e
-
-
-def _as_text(table: pa.Table) -> pd.DataFrame:
-    df = table.to_pandas()
-    for fld in table.schema:
-        if not pa.types.is_list(fld.type) and not pa.types.is_large_list(fld.type):
-            col = df[fld.name]
-            df[fld.name] = col.astype(object).where(col.notna(), "").astype(str)
-    return df
 
 
 def _csv_blocks(

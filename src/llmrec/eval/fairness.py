@@ -193,17 +193,18 @@ def expected_exposure(
     n_groups = len(ITEM_GROUPS)
     in_pool = np.bincount(groups if pool is None else groups[pool], minlength=n_groups)
     system = _group_attention(lists, groups, n_groups).mean(axis=0) if len(lists) else 0.0
-    weight = PATIENCE ** np.arange(k, dtype=float)
-    ideal = np.zeros(n_groups)
-    for row in goal:
-        rel = row[row >= 0]
-        m = len(rel)
-        rel_groups = np.bincount(groups[rel], minlength=n_groups)
-        ideal += rel_groups * weight[: min(m, k)].sum() / m
-        others = in_pool - rel_groups
-        if m < k and others.sum() > 0:
-            ideal += others / others.sum() * weight[m:].sum()
-    ideal /= max(len(goal), 1)
+    # before[j]: the exposure of the top j positions
+    before = np.concatenate([[0.0], np.cumsum(PATIENCE ** np.arange(k, dtype=float))])
+    m = (goal >= 0).sum(axis=1)
+    rel = np.zeros((len(goal), n_groups))
+    rows, cols = np.nonzero(goal >= 0)
+    np.add.at(rel, (rows, groups[goal[rows, cols]]), 1.0)
+    top = np.minimum(m, k)
+    others = in_pool[None, :] - rel
+    n_others = others.sum(axis=1)
+    rest = np.where(n_others > 0, (before[k] - before[top]) / np.maximum(n_others, 1), 0.0)
+    per_user = rel * (before[top] / np.maximum(m, 1))[:, None] + others * rest[:, None]
+    ideal = per_user.mean(axis=0) if len(goal) else np.zeros(n_groups)
     diff = system - ideal
     return {
         f"EE-L@{k}": float(diff @ diff),

@@ -10,14 +10,15 @@ from typing import Any
 import numpy as np
 
 from llmrec.data.dataset import Dataset
+from llmrec.data.matrix import TrainData
 from llmrec.errors import ConfigError
-from llmrec.eval.evaluate import evaluate, genre_vectors
+from llmrec.eval.evaluate import KS, StageResult, evaluate, genre_vectors
 from llmrec.eval.fairness import GroupGap, beyond_accuracy, group_gap, user_groups
-from llmrec.eval.protocols import Split, make_split
+from llmrec.eval.protocols import Split, Stage, make_split
 from llmrec.eval.tuning import Trial, tune
 from llmrec.models import get_model_class
 from llmrec.models.base import Recommender
-from llmrec.ranking.rerank import RerankSpec
+from llmrec.ranking.rerank import RERANKERS, STRENGTHS, Reranked, RerankSpec
 
 
 @dataclass
@@ -96,30 +97,14 @@ def run(
     t0 = time.perf_counter()
     tuned = tune(cls, split, fixed, search=search, on_trial=on_trial)
     tune_seconds = time.perf_counter() - t0
-    if rerank is not None and rerank.auto:  # before the validation events are observed
-        rerank = choose_strength(tuned.model, split, rerank.name)
-    t0 = time.perf_counter()
-    tuned.model.observe(split.test_history)
     vectors = genre_vectors(split.train.item_table)
     pop = np.asarray(split.train.matrix.sum(axis=0)).ravel()
-    scored = tuned.model
-    if rerank is not None:
-        from llmrec.ranking.rerank import Reranked
-
-        scored = Reranked(tuned.model, rerank, vectors, pop)  # type: ignore[assignment]
-    result = evaluate(scored, split.test, split.train, item_vectors=vectors)
+    if rerank is not None and rerank.auto:  # before the validation events are observed
+        rerank = choose_strength(tuned.model, split, rerank.name, vectors, pop)
+    t0 = time.perf_counter()
+    tuned.model.observe(split.test_history)
+    metrics, result = stage_metrics(tuned.model, split.test, split.train, rerank, vectors, pop)
     eval_seconds = time.perf_counter() - t0
-    metrics = dict(result.metrics)
-    history = tuned.model.history_[split.test.user_idx]
-    extra = beyond_accuracy(
-        result.topk,
-        split.test.candidates,
-        split.test.targets,
-        history,
-        pop,
-        vectors,  # type: ignore[arg-type]
-    )
-    metrics.update(extra)
     user_ids = split.train.users.ids[result.user_idx]
     activity = np.diff(split.train.matrix.indptr)[result.user_idx]
     gaps = {
@@ -160,6 +145,28 @@ def run(
     )
 
 
+def stage_metrics(
+    model: Recommender,
+    stage: Stage,
+    train: TrainData,
+    spec: RerankSpec | None,
+    vectors: np.ndarray | None,
+    pop: np.ndarray,
+    ks: tuple[int, ...] = KS,
+    catalogue: bool = True,
+) -> tuple[dict[str, float], StageResult]:
+    """A stage's lists (through the reranker ``spec`` when given) and their metrics, with the
+    beyond-accuracy ones (``eval.fairness``) unless ``catalogue`` is off. ``model.history_``
+    must be the history the stage's lists exclude."""
+    scored = model if spec is None else Reranked(model, spec, vectors, pop)
+    r = evaluate(scored, stage, train, ks, item_vectors=vectors, catalogue_metrics=catalogue)  # type: ignore[arg-type]
+    if not catalogue:
+        return dict(r.metrics), r
+    history = model.history_[stage.user_idx]
+    extra = beyond_accuracy(r.topk, stage.candidates, stage.targets, history, pop, vectors)
+    return {**r.metrics, **extra}, r
+
+
 TRADEOFF_METRICS = ("ndcg@10", "diversity@10", "miscalibration@10", "exposure@10 tail")
 
 
@@ -168,41 +175,39 @@ def tradeoff_curves(
 ) -> dict[str, list[dict[str, float]]]:
     """Accuracy against diversity, calibration and tail exposure as each reranker's strength
     grows (``mmr`` and ``calibrated`` need genres); strength 0 is the model's own list."""
-    from llmrec.ranking.rerank import RERANKERS, STRENGTHS, Reranked
-
-    history = model.history_[split.test.user_idx]
     out: dict[str, list[dict[str, float]]] = {}
+    own, _ = stage_metrics(model, split.test, split.train, None, vectors, pop, ks=(10,))
     for name in RERANKERS if vectors is not None else ("tail",):
         out[name] = []
-        for strength in STRENGTHS:
-            scored = Reranked(model, RerankSpec(name, strength), vectors, pop)
-            r = evaluate(scored, split.test, split.train, ks=(10,), item_vectors=vectors)
-            extra = beyond_accuracy(
-                r.topk, split.test.candidates, split.test.targets, history, pop, vectors
+        for strength in STRENGTHS:  # strength 0: the model's own lists, scored once
+            spec = RerankSpec(name, strength)
+            got = (
+                own
+                if strength == 0
+                else stage_metrics(model, split.test, split.train, spec, vectors, pop, ks=(10,))[0]
             )
-            got = {**r.metrics, **extra}
             out[name].append(
                 {"strength": strength, **{m: got[m] for m in TRADEOFF_METRICS if m in got}}
             )
     return out
 
 
-def choose_strength(model: Recommender, split: Split, name: str) -> RerankSpec:
+def choose_strength(
+    model: Recommender, split: Split, name: str, vectors: np.ndarray | None, pop: np.ndarray
+) -> RerankSpec:
     """``--rerank NAME=auto``: the strength of best validation NDCG@10 on
     ``rerank.STRENGTHS`` (ties: the weaker), with the tuned model before it observes the
     validation events."""
-    from llmrec.ranking.rerank import STRENGTHS, Reranked
-
     if split.valid_train is not split.train:
         raise ConfigError(
             f"--rerank {name}=auto: protocol {split.protocol} refits after tuning, so the "
             "validation stage cannot judge the final model; give a strength"
         )
-    vectors = genre_vectors(split.train.item_table)
-    pop = np.asarray(split.train.matrix.sum(axis=0)).ravel()
     found = []
     for strength in STRENGTHS:
-        scored = Reranked(model, RerankSpec(name, strength), vectors, pop)
-        r = evaluate(scored, split.valid, split.train, ks=(10,), catalogue_metrics=False)
-        found.append((r.metrics["ndcg@10"], -strength))
+        spec = RerankSpec(name, strength)
+        got, _ = stage_metrics(
+            model, split.valid, split.train, spec, vectors, pop, ks=(10,), catalogue=False
+        )
+        found.append((got["ndcg@10"], -strength))
     return RerankSpec(name, -max(found)[1])

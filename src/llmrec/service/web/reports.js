@@ -101,16 +101,15 @@ function lineChart(title, name, metric, models) {
   add("text", { x: (left + width) / 2, y: height - 4, class: "val", "text-anchor": "middle" }, metric);
   add("text", { x: 2, y: top + 8, class: "val" }, fmt(y1, 3));
   add("text", { x: 2, y: height - bottom, class: "val" }, fmt(y0, 3));
-  for (const [x, i, pts] of lines) {
+  lines.forEach(([x, i, pts], j) => {  // i: the model's colour, j: its legend slot
     const colour = PALETTE[i % PALETTE.length];
     add("polyline", { points: pts.map((p) => `${X(p[metric]).toFixed(1)},${Y(p["ndcg@10"]).toFixed(1)}`).join(" "),
       fill: "none", stroke: colour, "stroke-width": 1.5, class: "curve",
       "stroke-dasharray": i >= PALETTE.length ? "4 2" : "none" });
     add("circle", { cx: X(pts[0][metric]), cy: Y(pts[0]["ndcg@10"]), r: 2.5, fill: colour });
-    const j = lines.findIndex(([o]) => o === x);
     add("rect", { x: left + (j % 3) * 95, y: height + 4 + 14 * Math.floor(j / 3), width: 10, height: 3, fill: colour });
     add("text", { x: left + (j % 3) * 95 + 13, y: height + 9 + 14 * Math.floor(j / 3), class: "val" }, x.model);
-  }
+  });
   return el("figure", { class: "chart" }, el("figcaption", { text: title }), svg);
 }
 
