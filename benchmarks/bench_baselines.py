@@ -17,8 +17,9 @@ import numpy as np
 from _sections import write_section
 from llmrec.config import get_settings
 from llmrec.data import dataset as store
+from llmrec.data.matrix import genre_vectors
 from llmrec.eval import metrics
-from llmrec.eval.evaluate import evaluate, genre_vectors, scores
+from llmrec.eval.evaluate import evaluate, scores
 from llmrec.eval.protocols import loo
 from llmrec.eval.runner import run
 from llmrec.eval.tuning import tune

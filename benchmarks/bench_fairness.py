@@ -28,13 +28,13 @@ from _sections import write_section  # noqa: E402
 from llmrec.config import get_settings  # noqa: E402
 from llmrec.data import dataset as store  # noqa: E402
 from llmrec.data.fetch import fetch  # noqa: E402
-from llmrec.eval.evaluate import genre_vectors  # noqa: E402
+from llmrec.data.matrix import genre_vectors  # noqa: E402
 from llmrec.eval.fairness import group_gap, user_groups  # noqa: E402
 from llmrec.eval.protocols import make_split  # noqa: E402
 from llmrec.eval.runner import stage_metrics  # noqa: E402
 from llmrec.eval.tuning import tune  # noqa: E402
 from llmrec.models import get_model_class  # noqa: E402
-from llmrec.ranking.rerank import RERANKERS, STRENGTHS, RerankSpec  # noqa: E402
+from llmrec.rerank import RERANKERS, STRENGTHS, RerankSpec  # noqa: E402
 
 BEGIN, END = "<!-- bench_fairness:begin -->", "<!-- bench_fairness:end -->"
 GROUPS = ("gender", "age", "activity")

@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _sections import write_section  # noqa: E402
 from llmrec.config import get_settings  # noqa: E402
 from llmrec.data import dataset as store  # noqa: E402
+from llmrec.data.splits import Split  # noqa: E402
 from llmrec.eval.evaluate import evaluate_scores  # noqa: E402
-from llmrec.eval.protocols import Split, loo  # noqa: E402
+from llmrec.eval.protocols import loo  # noqa: E402
 from llmrec.ranking.llm_rerank import LLMRerank, blend  # noqa: E402
 
 BEGIN, END = "<!-- bench_llm:begin -->", "<!-- bench_llm:end -->"

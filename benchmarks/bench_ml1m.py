@@ -25,7 +25,8 @@ from _sections import write_section  # noqa: E402
 from llmrec.config import get_settings  # noqa: E402
 from llmrec.data import dataset as store  # noqa: E402
 from llmrec.data.fetch import fetch  # noqa: E402
-from llmrec.eval.evaluate import evaluate, genre_vectors  # noqa: E402
+from llmrec.data.matrix import genre_vectors  # noqa: E402
+from llmrec.eval.evaluate import evaluate  # noqa: E402
 from llmrec.eval.protocols import make_split  # noqa: E402
 from llmrec.eval.tuning import Trial, tune  # noqa: E402
 from llmrec.ranking.ranker import DEFAULT_RETRIEVERS, Ranker  # noqa: E402

@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _sections import write_section  # noqa: E402
 from llmrec.config import get_settings  # noqa: E402
 from llmrec.data import dataset as store  # noqa: E402
-from llmrec.eval.logged import (  # noqa: E402
+from llmrec.eval.ope import Estimate, estimate, on_policy  # noqa: E402
+from llmrec.online.logged import (  # noqa: E402
     CAMPAIGNS,
     SLOTS,
     BanditLog,
@@ -50,7 +51,6 @@ from llmrec.eval.logged import (  # noqa: E402
     obd_logs,
     uniform_distribution,
 )
-from llmrec.eval.ope import Estimate, estimate, on_policy  # noqa: E402
 from llmrec.online.policies import EpsilonGreedySlate, bernoulli_ts_distribution  # noqa: E402
 
 BEGIN, END = "<!-- bench_ope:begin -->", "<!-- bench_ope:end -->"

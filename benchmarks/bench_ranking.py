@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _sections import write_section  # noqa: E402
 from llmrec.config import get_settings  # noqa: E402
 from llmrec.data import dataset as store  # noqa: E402
-from llmrec.eval.evaluate import evaluate, genre_vectors  # noqa: E402
+from llmrec.data.matrix import genre_vectors  # noqa: E402
+from llmrec.eval.evaluate import evaluate  # noqa: E402
 from llmrec.eval.protocols import loo  # noqa: E402
 from llmrec.eval.tuning import tune  # noqa: E402
 from llmrec.models import get_model_class  # noqa: E402

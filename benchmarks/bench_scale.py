@@ -49,7 +49,7 @@ def measure(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
 def fit(home: Path, name: str, out: Path, epochs: int) -> None:
     """Child mode: ALS on every event of ``name`` (what batch top-k then serves)."""
     from llmrec.data import dataset as store
-    from llmrec.eval.protocols import full_train
+    from llmrec.data.splits import full_train
     from llmrec.models.mf import ALS
 
     data = full_train(store.load(home / "datasets", name))

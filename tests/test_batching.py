@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmrec.data.dataset import Dataset
-from llmrec.ranking.rerank import RerankSpec
+from llmrec.rerank import RerankSpec
 from llmrec.service.app import Service, create_app
 from llmrec.service.batching import Batcher
 from llmrec.service.keys import create_key

@@ -7,7 +7,8 @@ import pytest
 from llmrec.data import columns as C
 from llmrec.eval.protocols import cold_items, cold_users, loo
 from llmrec.eval.runner import run
-from llmrec.models import Content, Hybrid, UserText
+from llmrec.models import Content, UserText
+from llmrec.ranking.hybrid import Hybrid
 from llmrec.testing import RecommenderContract, block_dataset, tiny_dataset
 
 

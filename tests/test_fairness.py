@@ -20,15 +20,7 @@ from llmrec.eval.fairness import (
     miscalibration,
     user_groups,
 )
-from llmrec.ranking.rerank import (
-    STRENGTHS,
-    Reranked,
-    RerankSpec,
-    calibrated,
-    item_groups,
-    mmr,
-    tail_boost,
-)
+from llmrec.rerank import STRENGTHS, Reranked, RerankSpec, calibrated, item_groups, mmr, tail_boost
 
 A, B = [1.0, 0.0], [0.0, 1.0]
 
@@ -271,7 +263,8 @@ def test_eval_tradeoffs_score_every_reranker_strength_and_draw_the_curves(home) 
 def test_auto_strength_is_the_best_on_validation_before_the_validation_events() -> None:
     """``tail=auto`` picks the grid strength whose validation NDCG@10 is highest (the weaker on
     ties), judged with the model that has not observed the validation events."""
-    from llmrec.eval.evaluate import evaluate, genre_vectors
+    from llmrec.data.matrix import genre_vectors
+    from llmrec.eval.evaluate import evaluate
     from llmrec.eval.protocols import make_split
     from llmrec.eval.runner import choose_strength
     from llmrec.eval.tuning import tune
@@ -306,7 +299,7 @@ def test_the_served_reranker_returns_what_the_evaluated_one_does(
     the same model state, and says which stage shaped it."""
     from fastapi.testclient import TestClient
 
-    from llmrec.eval.evaluate import genre_vectors
+    from llmrec.data.matrix import genre_vectors
     from llmrec.service.app import Service, create_app
     from llmrec.service.keys import create_key
     from llmrec.service.store import Store

@@ -15,9 +15,9 @@ import pytest
 from llmrec.cli import app
 from llmrec.data import columns as C
 from llmrec.data import dataset as store
+from llmrec.data.splits import full_train
 from llmrec.data.synth import SynthConfig, synthesize
 from llmrec.errors import LlmrecError
-from llmrec.eval.protocols import full_train
 from llmrec.jobs import Engine, Run, read_output, require_ray
 from llmrec.jobs.embed import embed_texts
 from llmrec.jobs.features import ranker_features

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from llmrec.data import columns as C
 from llmrec.data.ids import IdMap
 from llmrec.data.matrix import TrainData
-from llmrec.eval.protocols import full_train
+from llmrec.data.splits import full_train
 from llmrec.service.live import LiveModel
 from llmrec.service.store import Store
 from llmrec.testing.fixtures import shop_dataset

@@ -198,7 +198,7 @@ def test_lm_serves_shop_data_and_embeds_live_items_with_its_own_encoder(
     numeric-looking ids): an item PUT live is embedded by the fine-tuned encoder."""
     from fastapi.testclient import TestClient
 
-    from llmrec.eval.protocols import full_train
+    from llmrec.data.splits import full_train
     from llmrec.service.app import Service, create_app
     from llmrec.service.folder import save_for_serving
     from llmrec.service.keys import create_key
@@ -250,8 +250,8 @@ def test_ranker_with_an_lm_retriever_saves_its_encoder_as_files(tmp_path: Path) 
 
 
 def test_a_log_without_sequences_is_a_clear_error() -> None:
+    from llmrec.data.splits import full_train
     from llmrec.errors import LlmrecError
-    from llmrec.eval.protocols import full_train
 
     ds = transition_dataset(n_users=5, length=1)
     with pytest.raises(LlmrecError, match="no user has two events"):

@@ -194,7 +194,7 @@ class TestRepeat(RecommenderContract):
                 C.TIMESTAMP: [1, 2, 3, 4, 5, 1],
             }
         )
-        from llmrec.eval.protocols import full_train
+        from llmrec.data.splits import full_train
 
         data = full_train(Dataset("r", inter, pd.DataFrame({C.ITEM_ID: ["1", "2", "3"]})))
         m = Repeat(half_life=None, frequency=1.0).fit(data)

@@ -15,8 +15,8 @@ import pytest
 from llmrec.data import columns as C
 from llmrec.data.ids import IdMap
 from llmrec.data.matrix import TrainData
+from llmrec.data.splits import full_train
 from llmrec.errors import LlmrecError
-from llmrec.eval.protocols import full_train
 from llmrec.models import get_model_class
 from llmrec.models.base import Recommender
 from llmrec.ranking.ranker import Ranker

@@ -184,7 +184,7 @@ def obd(real_settings):  # type: ignore[no-untyped-def]
 
 
 def test_obd_logged_policies_estimated_from_each_other(obd) -> None:  # type: ignore[no-untyped-def]
-    from llmrec.eval.logged import bts_distribution, obd_logs, uniform_distribution
+    from llmrec.online.logged import bts_distribution, obd_logs, uniform_distribution
 
     logs = obd_logs(obd)
     rand, bts = logs["random", "men"], logs["bts", "men"]

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 import llmrec
 from llmrec.data import columns as C
 from llmrec.data.dataset import Dataset
-from llmrec.eval.protocols import full_train
+from llmrec.data.splits import full_train
 from llmrec.models import Recommender, get_model_class
 from llmrec.query.answer import answer, index_for
 from llmrec.query.parse import MAX_QUERY_CHARS, Vocabulary, parse

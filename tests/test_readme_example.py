@@ -56,7 +56,7 @@ def test_readme_curl_lines_run_against_a_real_server(real_settings, tmp_path: Pa
     """The key line and the two curl lines, as written, against `llmrec serve` of an EASE
     model on ml-100k (the README's user 1 and item 50); only the port differs."""
     from llmrec.api import load_dataset
-    from llmrec.eval.protocols import full_train
+    from llmrec.data.splits import full_train
     from llmrec.models import EASE
     from llmrec.service.folder import save_for_serving
     from llmrec.testing.server import serve

@@ -17,10 +17,11 @@ from llmrec.data import dataset as store
 from llmrec.data.dataset import Dataset
 from llmrec.data.events import EventRules, rules_with
 from llmrec.data.importer import import_dataset
+from llmrec.data.splits import full_train
 from llmrec.errors import DataError
-from llmrec.eval.protocols import cold_users, full_train, loo, repeats
+from llmrec.eval.protocols import cold_users, loo, repeats
 from llmrec.eval.runner import run
-from llmrec.models import EXTRA_MODELS, MODELS, Recommender, get_model_class
+from llmrec.models import ALL_MODELS, EXTRA_MODELS, Recommender, get_model_class
 from llmrec.testing import FAST_RANKER
 from llmrec.testing.fixtures import shop_dataset
 
@@ -163,7 +164,7 @@ def test_repeat_model_wins_on_repeat_targets(shop: Dataset) -> None:
 
 
 # --- every model: train -> save -> load -> recommend -> serve ---------------------------
-@pytest.mark.parametrize("name", [*MODELS, *EXTRA_MODELS])
+@pytest.mark.parametrize("name", [*ALL_MODELS, *EXTRA_MODELS])
 def test_every_model_round_trips_on_shop_data(name: str, shop: Dataset, tmp_path: Path) -> None:
     data = full_train(shop)
     model = get_model_class(name)(**FAST.get(name, {})).fit(data)

@@ -23,6 +23,7 @@ from llmrec.errors import ConfigError
 from llmrec.eval import evaluate as ev
 from llmrec.eval.protocols import loo
 from llmrec.models import EASE, ItemKNN, Recommender, SASRec
+from llmrec.models import base as model_base
 from llmrec.models.knn import cosine_neighbours
 from llmrec.models.sasrec import loss_path, sampled_softmax
 from llmrec.ranking import ranker as ranker_module
@@ -138,8 +139,8 @@ def test_scoring_in_blocks_gives_the_same_metrics(monkeypatch) -> None:
     split = loo(shop_dataset())
     model = ItemKNN().fit(split.train).observe(split.test_history)
     whole = ev.evaluate_scores(model.score(split.test.user_idx), split.test, split.train)
-    monkeypatch.setattr(ev, "_SCORE_CELLS", 3 * split.train.n_items)  # 3 users a block
-    assert ev.score_rows(split.train.n_items) == 3
+    monkeypatch.setattr(model_base, "_SCORE_CELLS", 3 * split.train.n_items)  # 3 users a block
+    assert model_base.score_rows(split.train.n_items) == 3
     blocks = ev.evaluate(model, split.test, split.train)
     assert blocks.metrics == whole.metrics
     np.testing.assert_array_equal(blocks.topk, whole.topk)

@@ -19,8 +19,8 @@ from llmrec import versions
 from llmrec.cli import app as cli
 from llmrec.data import columns as C
 from llmrec.data import dataset as dataset_store
+from llmrec.data.splits import full_train
 from llmrec.errors import ConfigError, DataError
-from llmrec.eval.protocols import full_train
 from llmrec.models import EASE, Pop, Recommender
 from llmrec.online.ab import compare
 from llmrec.service.app import Service, create_app

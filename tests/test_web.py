@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from llmrec.data import columns as C
-from llmrec.eval.protocols import full_train
+from llmrec.data.splits import full_train
 from llmrec.eval.report import TABLE_METRICS
 from llmrec.models import get_model_class
 from llmrec.models.base import Recommender

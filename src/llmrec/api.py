@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from llmrec.data.dataset import Dataset
     from llmrec.data.events import EventRules
     from llmrec.data.matrix import TrainData
+    from llmrec.data.splits import Split
     from llmrec.eval.evaluate import StageResult
-    from llmrec.eval.protocols import Split
     from llmrec.models.base import Recommender
     from llmrec.query.answer import Asked
 
@@ -85,7 +85,7 @@ def make_split(ds: Dataset, protocol: str = "loo", seed: int = 0) -> Split:
 def training_data(ds: Dataset) -> TrainData:
     """Every event of ``ds`` as training data, nothing held back: what a model is deployed on
     (``llmrec train`` fits this after tuning on a split)."""
-    from llmrec.eval.protocols import full_train
+    from llmrec.data.splits import full_train
 
     return full_train(ds)
 
@@ -101,8 +101,8 @@ def get_model(name: str, **params: Any) -> Recommender:
 def evaluate(model: Recommender, split: Split, stage: str = "test") -> StageResult:
     """Every metric on ``split``'s test (or ``valid``) stage, as ``llmrec eval`` computes it.
     For the test stage, first let the model ``observe(split.test_history)``."""
+    from llmrec.data.matrix import genre_vectors
     from llmrec.eval.evaluate import evaluate as run
-    from llmrec.eval.evaluate import genre_vectors
 
     target = split.test if stage == "test" else split.valid
     vectors = genre_vectors(split.train.item_table)

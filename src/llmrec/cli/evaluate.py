@@ -26,8 +26,8 @@ from llmrec.eval import report
 from llmrec.eval.protocols import PROTOCOLS, make_split
 from llmrec.eval.runner import EvalRun, run
 from llmrec.eval.tuning import Trial, n_trials
-from llmrec.models import EXTRA_MODELS, MODELS, PIPELINES, get_model_class
-from llmrec.ranking.rerank import RerankSpec
+from llmrec.models import ALL_MODELS, EXTRA_MODELS, MODELS, PIPELINES, get_model_class
+from llmrec.rerank import RerankSpec
 
 out = Console(width=None if Console().is_terminal else 130)
 err = Console(stderr=True)
@@ -99,7 +99,7 @@ def eval_command(
     """Evaluate models: hyper-parameters chosen on the validation item, test item used once."""
     s = get_settings()
     names = [m.strip() for m in model.split(",") if m.strip()]
-    names = list(dict.fromkeys(n for m in names for n in (MODELS if m == "all" else [m])))
+    names = list(dict.fromkeys(n for m in names for n in (ALL_MODELS if m == "all" else [m])))
     for n in names:
         get_model_class(n)  # fail fast on a typo, before any work
     if protocol not in PROTOCOLS:

@@ -125,7 +125,7 @@ def serve_command(
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import uvicorn
 
-    from llmrec.ranking.rerank import RerankSpec
+    from llmrec.rerank import RerankSpec
     from llmrec.service.app import Service, create_app
 
     spec = RerankSpec.parse(rerank) if rerank else None

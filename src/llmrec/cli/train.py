@@ -16,7 +16,7 @@ from llmrec import versions
 from llmrec.cli.evaluate import parse_params
 from llmrec.config import get_settings
 from llmrec.data import dataset as store
-from llmrec.eval.protocols import full_train, holdout
+from llmrec.data.splits import full_train, holdout
 from llmrec.eval.tuning import Trial, tune
 from llmrec.models import EXTRA_MODELS, MODELS, PIPELINES, get_model_class
 from llmrec.service.folder import save_for_serving

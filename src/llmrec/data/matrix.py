@@ -70,7 +70,7 @@ class TrainData:
         item_entity: pd.DataFrame | None = None,
         rules: EventRules | None = None,
     ) -> TrainData:
-        """``log`` has user_idx/item_idx columns already (see ``eval.protocols``); its
+        """``log`` has user_idx/item_idx columns already (see ``data.splits``); its
         ``event``/``value`` columns, read with ``rules``, give the pair weights."""
         rules = rules or EventRules()
         order = np.lexsort((log["item_idx"], log[C.TIMESTAMP], log["user_idx"]))
@@ -216,3 +216,18 @@ def aligned_table(table: pd.DataFrame | None, key: str, ids: IdMap) -> pd.DataFr
     t = table.copy()
     t[key] = t[key].astype(str)
     return t.set_index(key).reindex(pd.Index(ids.ids, name=key)).reset_index()
+
+
+def genre_vectors(item_table: pd.DataFrame | None) -> np.ndarray | None:
+    """Multi-hot genre vectors (items x genres) for intra-list diversity, if genres exist."""
+    if item_table is None or C.GENRES not in item_table:
+        return None
+    lists = [g if isinstance(g, list | np.ndarray) else [] for g in item_table[C.GENRES]]
+    vocab = sorted({str(x) for g in lists for x in g})
+    if not vocab:
+        return None
+    col = {g: j for j, g in enumerate(vocab)}
+    out = np.zeros((len(lists), len(vocab)), dtype=np.float32)
+    for i, g in enumerate(lists):
+        out[i, [col[str(x)] for x in g]] = 1.0
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from llmrec.eval.protocols import PROTOCOLS, Split, Stage, cold_items, cold_users, loo, make_split
+from llmrec.data.splits import Split, Stage
+from llmrec.eval.protocols import PROTOCOLS, cold_items, cold_users, loo, make_split
 
 __all__ = ["PROTOCOLS", "Split", "Stage", "cold_items", "cold_users", "loo", "make_split"]

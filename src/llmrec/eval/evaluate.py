@@ -5,18 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
-from llmrec.data import columns as C
 from llmrec.data.matrix import TrainData
+from llmrec.data.splits import Stage
 from llmrec.eval import metrics
-from llmrec.eval.protocols import Stage
-from llmrec.models.base import Recommender
+from llmrec.models.base import Recommender, score_rows
 from llmrec.progress import steps
 
 KS = (5, 10, 20)
-_SCORE_CELLS = 1 << 24  # users x items scored at once (64 MiB of float32): a big catalogue
-# scores fewer users per block, so memory never grows with users x items
 
 
 @dataclass(frozen=True)
@@ -26,11 +22,6 @@ class StageResult:
     ranks: np.ndarray  # best target rank per user (1-based); 0 when a user has no target
     per_user: dict[str, np.ndarray]  # per-user accuracy metrics, for paired tests
     topk: np.ndarray | None = None  # (n_users, max k) item positions, -1 padded
-
-
-def score_rows(n_items: int) -> int:
-    """Users per scoring block for a catalogue of ``n_items`` (2,048 at most)."""
-    return int(min(2048, max(1, _SCORE_CELLS // max(n_items, 1))))
 
 
 def rank_stage(model: Recommender, stage: Stage, kmax: int) -> metrics.Ranking:
@@ -53,21 +44,6 @@ def rank_stage(model: Recommender, stage: Stage, kmax: int) -> metrics.Ranking:
         np.concatenate([p.target_ranks for p in parts]),
         np.concatenate([p.n_targets for p in parts]),
     )
-
-
-def genre_vectors(item_table: pd.DataFrame | None) -> np.ndarray | None:
-    """Multi-hot genre vectors (items x genres) for intra-list diversity, if genres exist."""
-    if item_table is None or C.GENRES not in item_table:
-        return None
-    lists = [g if isinstance(g, list | np.ndarray) else [] for g in item_table[C.GENRES]]
-    vocab = sorted({str(x) for g in lists for x in g})
-    if not vocab:
-        return None
-    col = {g: j for j, g in enumerate(vocab)}
-    out = np.zeros((len(lists), len(vocab)), dtype=np.float32)
-    for i, g in enumerate(lists):
-        out[i, [col[str(x)] for x in g]] = 1.0
-    return out
 
 
 def evaluate(

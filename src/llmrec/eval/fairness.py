@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from llmrec.ranking.rerank import CALIBRATION_ALPHA, genre_distribution, item_groups
+from llmrec.rerank import CALIBRATION_ALPHA, genre_distribution, item_groups
 
 AGE_BANDS = (18, 25, 35, 45, 55)  # <18, 18-24, 25-34, 35-44, 45-54, 55+
-ITEM_GROUPS = ("head", "torso", "tail")  # ranking.rerank.item_groups' 0, 1, 2
+ITEM_GROUPS = ("head", "torso", "tail")  # rerank.item_groups' 0, 1, 2
 PATIENCE = 0.5  # geometric browsing model of expected exposure and AWRF (Diaz et al.)
 
 

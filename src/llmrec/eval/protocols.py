@@ -1,118 +1,26 @@
-"""Evaluation protocols (docs/design.md): leave-one-out ``loo``, ``cold-items``, ``cold-users``."""
+"""Evaluation protocols (docs/design.md): leave-one-out ``loo``, ``repeats``, ``cold-items``,
+``cold-users``; their ``Split`` and ``Stage`` live in ``data.splits``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from llmrec.data import columns as C
 from llmrec.data.dataset import Dataset
-from llmrec.data.events import EventRules
 from llmrec.data.ids import IdMap
-from llmrec.data.matrix import TrainData, aligned_table
+from llmrec.data.splits import (
+    Split,
+    Stage,
+    build_train,
+    catalogue,
+    exclusion,
+    indexed_log,
+    last_per_user,
+)
 from llmrec.errors import DataError
 
 PROTOCOLS = ("loo", "repeats", "cold-items", "cold-users")
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One ranking task: users, their target items and what is excluded from their ranking.
-
-    ``candidates`` (item indices) restricts the ranking; None means the whole catalogue.
-    ``targets`` and ``exclude`` are in candidate positions (= item indices when None).
-    ``tie_order`` (candidate positions) breaks score ties; None: the lower id wins.
-    """
-
-    user_idx: np.ndarray
-    targets: np.ndarray  # (n, t), -1 padded
-    exclude: sp.csr_matrix | None
-    candidates: np.ndarray | None = None
-    tie_order: np.ndarray | None = None
-
-    def subset(self, rows: np.ndarray) -> Stage:
-        """The same task for some of its users (row positions or a mask over the rows)."""
-        rows = np.flatnonzero(rows) if rows.dtype == bool else np.asarray(rows)
-        exclude = self.exclude[rows] if self.exclude is not None else None
-        return replace(self, user_idx=self.user_idx[rows], targets=self.targets[rows],
-                       exclude=exclude)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Split:
-    """Training data and the validation and test stages of one protocol.
-
-    Tuning fits on ``valid_train`` and scores ``valid``; the final model is the tuned one when
-    ``valid_train is train`` (loo: no refit on train+validation) and else is refit on ``train``.
-    ``test_history`` is what is known when the test item is ranked (loo: training plus the
-    validation events): models ``observe`` it before the test stage, without refitting,
-    as a live service would (sequence models then see the validation item as the latest).
-    """
-
-    protocol: str
-    train: TrainData
-    valid_train: TrainData
-    valid: Stage
-    test: Stage
-    test_history: TrainData
-    # repeat consumption: how many users' latest events repeat an item they had, and (the
-    # ``repeats`` protocol) per test user whether the target is a repeat
-    repeats: dict[str, int] | None = None
-    test_is_repeat: np.ndarray | None = None
-
-
-def _indexed_log(ds: Dataset, users: IdMap, items: IdMap) -> pd.DataFrame:
-    inter = ds.interactions
-    log = pd.DataFrame(
-        {
-            "user_idx": users.index(inter[C.USER_ID]),
-            "item_idx": items.index(inter[C.ITEM_ID]),
-            C.TIMESTAMP: inter[C.TIMESTAMP].to_numpy(dtype=np.int64),
-            C.EVENT: inter[C.EVENT].to_numpy() if C.EVENT in inter else "view",
-            C.VALUE: inter[C.VALUE].to_numpy(dtype=float) if C.VALUE in inter else np.nan,
-        }
-    )
-    for col in C.CONTEXT_COLUMNS:
-        if col in inter:
-            log[col] = inter[col].to_numpy()
-    log = log[log["user_idx"] >= 0]
-    order = np.lexsort((log["item_idx"], log[C.TIMESTAMP], log["user_idx"]))
-    return log.iloc[order].reset_index(drop=True)
-
-
-def _last_per_user(user_idx: np.ndarray) -> np.ndarray:
-    """Mask of each user's last row in a log sorted by user."""
-    return np.r_[user_idx[1:] != user_idx[:-1], True]
-
-
-def catalogue(ds: Dataset) -> IdMap:
-    """Every item of the items table and of the interactions, in protocol order."""
-    return IdMap.from_values(
-        np.concatenate([ds.items[C.ITEM_ID].astype(str), ds.interactions[C.ITEM_ID].astype(str)])
-    )
-
-
-def _train(ds: Dataset, log: pd.DataFrame, users: IdMap, items: IdMap) -> TrainData:
-    return TrainData.build(
-        log,
-        users,
-        items,
-        aligned_table(ds.items, C.ITEM_ID, items),
-        aligned_table(ds.users, C.USER_ID, users),
-        ds.kg,
-        ds.item_entity,
-        EventRules.from_meta(ds.meta),
-    )
-
-
-def _exclusion(train: TrainData, user_idx: np.ndarray, extra: np.ndarray | None) -> sp.csr_matrix:
-    ex = train.matrix[user_idx].astype(bool).tolil()
-    if extra is not None:
-        ex[np.arange(len(user_idx)), extra] = True
-    return ex.tocsr()
 
 
 def _held_out(
@@ -130,7 +38,7 @@ def _held_out(
         raise DataError(f"no user has {min_interactions} or more distinct items: {name} needs them")
     users = IdMap.from_values(kept)
     items = catalogue(ds)
-    log = _indexed_log(ds, users, items)
+    log = indexed_log(ds, users, items)
     u = log["user_idx"].to_numpy()
     rows = np.arange(len(log))
     candidate = (
@@ -140,7 +48,7 @@ def _held_out(
     )
     # per user, the last and second-last candidate rows
     cand_rows, cand_users = rows[candidate], u[candidate]
-    last = _last_per_user(cand_users)
+    last = last_per_user(cand_users)
     second = np.r_[last[1:], False] & (np.r_[cand_users[1:], -1] == cand_users)
     return users, items, log, cand_rows[last], cand_rows[second]
 
@@ -162,7 +70,7 @@ def loo(ds: Dataset, min_interactions: int = 3) -> Split:
     valid_at = np.full(len(users), -1)
     test_at = np.full(len(users), -1)
     valid_at[u[valid_row]], test_at[u[test_row]] = valid_row, test_row
-    train = _train(ds, log[pos < valid_at[u]], users, items)
+    train = build_train(ds, log[pos < valid_at[u]], users, items)
     known = train.with_log(log[pos < test_at[u]])
     vu, tu = u[valid_row], u[test_row]
     vi, ti = log["item_idx"].to_numpy()[valid_row], log["item_idx"].to_numpy()[test_row]
@@ -175,7 +83,7 @@ def loo(ds: Dataset, min_interactions: int = 3) -> Split:
         "loo",
         train,
         train,
-        Stage(vu, vi[:, None], _exclusion(train, vu, None)),
+        Stage(vu, vi[:, None], exclusion(train, vu, None)),
         Stage(tu, ti[:, None], known.matrix[tu].astype(bool).tocsr()),
         known,
         repeats,
@@ -191,7 +99,7 @@ def repeats(ds: Dataset, min_interactions: int = 3) -> Split:
     u = log["user_idx"].to_numpy()
     keep = np.ones(len(log), bool)
     keep[test_row] = keep[valid_row] = False
-    train = _train(ds, log[keep], users, items)
+    train = build_train(ds, log[keep], users, items)
     keep[valid_row] = True
     known = train.with_log(log[keep])
     vu, tu = u[valid_row], u[test_row]
@@ -241,7 +149,7 @@ def cold_items(ds: Dataset, seed: int = 0, fraction: float = 0.1) -> Split:
     """
     users = IdMap.from_values(ds.interactions[C.USER_ID].astype(str))
     items = catalogue(ds)
-    log = _indexed_log(ds, users, items)
+    log = indexed_log(ds, users, items)
     rng = np.random.default_rng(seed)
     n_cold = max(1, round(fraction * len(items)))
     if n_cold * 2 >= len(items):
@@ -250,7 +158,7 @@ def cold_items(ds: Dataset, seed: int = 0, fraction: float = 0.1) -> Split:
     warm = np.setdiff1d(np.arange(len(items)), test_cold)
     valid_cold = np.sort(rng.choice(warm, n_cold, replace=False))
     in_test = log["item_idx"].isin(test_cold).to_numpy()
-    train = _train(ds, log[~in_test], users, items)
+    train = build_train(ds, log[~in_test], users, items)
     in_valid = train.log["item_idx"].isin(valid_cold).to_numpy()
     valid_train = train.subset(~in_valid)
     return Split(
@@ -296,39 +204,15 @@ def cold_users(ds: Dataset, seed: int = 0, fraction: float = 0.1, keep: int = 5)
         Stage(
             base.valid.user_idx[rows_v],
             base.valid.targets[rows_v],
-            _exclusion(train, base.valid.user_idx[rows_v], None),
+            exclusion(train, base.valid.user_idx[rows_v], None),
         ),
         Stage(
             t_users,
             test.targets[rows_t],
-            _exclusion(train, t_users, np.array([v_of[u] for u in t_users])),
+            exclusion(train, t_users, np.array([v_of[u] for u in t_users])),
         ),
         known,
     )
-
-
-def full_train(ds: Dataset) -> TrainData:
-    """Every interaction of ``ds`` as training data (what ``llmrec train`` fits on)."""
-    users = IdMap.from_values(ds.interactions[C.USER_ID].astype(str))
-    items = catalogue(ds)
-    return _train(ds, _indexed_log(ds, users, items), users, items)
-
-
-def holdout(data: TrainData, min_interactions: int = 3) -> Split:
-    """Tuning without a test: each user's latest event (users with ``min_interactions``+)
-    is the validation item, the rest is training; ``test`` repeats validation and
-    ``test_history`` is all of ``data``, which the tuned model observes when deployed."""
-    u = data.log["user_idx"].to_numpy()
-    last = _last_per_user(u)
-    counts = np.bincount(u, minlength=data.n_users)
-    label = last & (counts[u] >= min_interactions)
-    if not label.any():
-        raise DataError(f"no user has {min_interactions} or more interactions to hold out")
-    inner = data.subset(~label)
-    users = u[label]
-    items = data.log["item_idx"].to_numpy()[label]
-    stage = Stage(users, items[:, None], inner.matrix[users].astype(bool).tocsr())
-    return Split("holdout", inner, inner, stage, stage, data)
 
 
 def make_split(ds: Dataset, protocol: str, seed: int = 0) -> Split:

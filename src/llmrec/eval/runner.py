@@ -10,15 +10,16 @@ from typing import Any
 import numpy as np
 
 from llmrec.data.dataset import Dataset
-from llmrec.data.matrix import TrainData
+from llmrec.data.matrix import TrainData, genre_vectors
+from llmrec.data.splits import Split, Stage
 from llmrec.errors import ConfigError
-from llmrec.eval.evaluate import KS, StageResult, evaluate, genre_vectors
+from llmrec.eval.evaluate import KS, StageResult, evaluate
 from llmrec.eval.fairness import GroupGap, beyond_accuracy, group_gap, user_groups
-from llmrec.eval.protocols import Split, Stage, make_split
+from llmrec.eval.protocols import make_split
 from llmrec.eval.tuning import Trial, tune
 from llmrec.models import get_model_class
 from llmrec.models.base import Recommender
-from llmrec.ranking.rerank import RERANKERS, STRENGTHS, Reranked, RerankSpec
+from llmrec.rerank import RERANKERS, STRENGTHS, Reranked, RerankSpec
 
 
 @dataclass

@@ -7,12 +7,12 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeGuard
 
 import numpy as np
 
+from llmrec.data.splits import Split
 from llmrec.eval.evaluate import evaluate_ranking, evaluate_scores, rank_stage
-from llmrec.eval.protocols import Split
 from llmrec.models.base import Recommender
 
 METRIC = "ndcg@10"
@@ -33,6 +33,27 @@ class TuneResult:
     valid_score: float
     fit_seconds: float  # one fit of the chosen configuration
     trials: list[Trial] = field(default_factory=list)
+
+
+class Composite(Protocol):
+    """A model built from other models (``ranking/``: ranker, llm-rerank, hybrid): it tunes
+    its parts itself, with ``tune`` for each part and validation for its own parameters.
+    ``tune`` hands such a class the split instead of searching a grid."""
+
+    name: str
+
+    @classmethod
+    def tune_on(
+        cls,
+        split: Split,
+        fixed: dict[str, Any],
+        search: bool = True,
+        on_trial: Callable[[Trial], None] | None = None,
+    ) -> TuneResult: ...
+
+
+def is_composite(model_cls: type[Recommender]) -> TypeGuard[type[Composite]]:
+    return callable(getattr(model_cls, "tune_on", None))
 
 
 def grid(space: dict[str, list[Any]], fixed: dict[str, Any]) -> list[dict[str, Any]]:
@@ -135,7 +156,7 @@ def tries_weighting(model_cls: type[Recommender], split: Split, fixed: dict[str,
 
 def n_trials(model_cls: type[Recommender], split: Split, fixed: dict[str, Any]) -> int:
     """How many settings ``tune`` fits (composites: unknown up front, 0)."""
-    if model_cls.composite:
+    if is_composite(model_cls):
         return 0
     return len(grid(model_cls.search_space, fixed)) + tries_weighting(model_cls, split, fixed)
 
@@ -149,7 +170,7 @@ def tune(
 ) -> TuneResult:
     """Fit every configuration of the search space on ``split.valid_train``; pick by NDCG@10."""
     fixed = dict(fixed or {})
-    if model_cls.composite:  # they tune their parts themselves
+    if is_composite(model_cls):  # they tune their parts themselves
         return model_cls.tune_on(split, fixed, search=search, on_trial=on_trial)
     configs = grid(model_cls.search_space, fixed) if search else [fixed]
     trials: list[Trial] = []

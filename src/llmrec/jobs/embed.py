@@ -47,7 +47,7 @@ class EmbedBatch:
 
 def texts_of(ds: Dataset, what: Literal["items", "users"]) -> pd.DataFrame:
     """(id, text) rows: every item of the catalogue, or every user with events."""
-    from llmrec.eval.protocols import full_train
+    from llmrec.data.splits import full_train
 
     if what not in ("items", "users"):
         raise ConfigError(f"embed: what is 'items' or 'users', not {what!r}")

@@ -8,7 +8,6 @@ from llmrec.errors import ConfigError
 from llmrec.models.base import Recommendations, Recommender, RecommenderConfig
 from llmrec.models.content import Content, ContentConfig, TextModelConfig, UserText, UserTextConfig
 from llmrec.models.ease import EASE, EASEConfig
-from llmrec.models.hybrid import Hybrid, HybridConfig
 from llmrec.models.knn import ItemKNN, KNNConfig, UserKNN
 from llmrec.models.lm import LM, LMConfig
 from llmrec.models.mf import ALS, BPR, ALSConfig, BPRConfig
@@ -18,19 +17,24 @@ from llmrec.models.sasrec import SASRec, SASRecConfig
 
 MODELS: dict[str, type[Recommender]] = {
     m.name: m
-    for m in (Random, Pop, ItemKNN, UserKNN, EASE, ALS, BPR, SASRec, Content, UserText, Hybrid)
+    for m in (Random, Pop, ItemKNN, UserKNN, EASE, ALS, BPR, SASRec, Content, UserText)
 }
 # models that only make sense on some data, left out of ``--model all`` (named, they run)
 # (``lm`` fine-tunes a language model: minutes on a laptop, so only when asked for)
 EXTRA_MODELS: dict[str, type[Recommender]] = {Repeat.name: Repeat, LM.name: LM}
 
 
-# Pipelines built from the models above live in their own packages and import ``models``:
-# resolved lazily, so importing either package first works.
+# Composites built from the models above live in ``ranking/``, which imports ``models`` (and
+# ``eval.tuning``, to tune their parts): named here by string and imported when asked for.
 PIPELINES: dict[str, str] = {
+    "hybrid": "llmrec.ranking.hybrid:Hybrid",
     "ranker": "llmrec.ranking.ranker:Ranker",
     "llm-rerank": "llmrec.ranking.llm_rerank:LLMRerank",
 }
+
+# what ``--model all`` runs: every single-stage model and the hybrid (the ranker and the LLM
+# rerank are pipelines with their own commands and benchmarks)
+ALL_MODELS: tuple[str, ...] = (*MODELS, "hybrid")
 
 
 def get_model_class(name: str) -> type[Recommender]:
@@ -45,6 +49,7 @@ def get_model_class(name: str) -> type[Recommender]:
 
 
 __all__ = [
+    "ALL_MODELS",
     "ALS",
     "ALSConfig",
     "BPR",
@@ -54,8 +59,6 @@ __all__ = [
     "EASE",
     "EASEConfig",
     "EXTRA_MODELS",
-    "Hybrid",
-    "HybridConfig",
     "ItemKNN",
     "KNNConfig",
     "LM",

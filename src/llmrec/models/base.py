@@ -8,7 +8,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Self
+from typing import Any, ClassVar, Literal, NamedTuple, Self
 
 import numpy as np
 import pandas as pd
@@ -24,13 +24,18 @@ from llmrec.errors import ConfigError, LlmrecError
 from llmrec.models.topk import top_k
 from llmrec.versions import resolve
 
-if TYPE_CHECKING:  # eval imports models
-    from llmrec.eval.protocols import Split
-    from llmrec.eval.tuning import Trial, TuneResult
-
 FORMAT_VERSION = 1
 # how CF models read the history: every pair 1, or weighted by its events (``data.events``)
 Weighting = Literal["binary", "events"]
+
+
+_SCORE_CELLS = 1 << 24  # users x items scored at once (64 MiB of float32): a big catalogue
+# scores fewer users per block, so memory never grows with users x items
+
+
+def score_rows(n_items: int) -> int:
+    """Users per scoring block for a catalogue of ``n_items`` (2,048 at most)."""
+    return int(min(2048, max(1, _SCORE_CELLS // max(n_items, 1))))
 
 
 class RecommenderConfig(BaseModel):
@@ -73,8 +78,6 @@ class Recommender(ABC):
     patience: ClassVar[int] = 5  # checks without improvement before stopping
     # checks averaged (trailing) before comparing epochs: >1 where single checks are noise
     smooth_checks: ClassVar[int] = 1
-    # Composite models (built from other models) tune their parts themselves: ``tune_on``.
-    composite: ClassVar[bool] = False
 
     def __init__(self, config: RecommenderConfig | None = None, **params: Any) -> None:
         if config is not None and params:
@@ -355,17 +358,6 @@ class Recommender(ABC):
         if weighting == "events":
             h.data *= base[user_idx].data  # same sparsity pattern
         return h
-
-    @classmethod
-    def tune_on(
-        cls,
-        split: Split,
-        fixed: dict[str, Any],
-        search: bool = True,
-        on_trial: Callable[[Trial], None] | None = None,
-    ) -> TuneResult:
-        """Composite models only: tune on ``split`` (``eval.tuning.tune`` calls this)."""
-        raise NotImplementedError(f"{cls.name} is not a composite model")
 
     # --- hooks ------------------------------------------------------------------------------
     def _fit_epochs(self, train: TrainData) -> Iterator[int]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,15 +23,14 @@ from rich.progress import Progress
 
 from llmrec.data import columns as C
 from llmrec.data.matrix import TrainData
+from llmrec.data.splits import Split
+from llmrec.eval.tuning import Trial, TuneResult, tune, valid_score_of
 from llmrec.llm.prompts import rerank_prompt
 from llmrec.llm.runtime import LanguageModel, LLMConfig, load_llm
 from llmrec.llm.safety import natural_title
+from llmrec.models import get_model_class
 from llmrec.models.base import Recommender, RecommenderConfig, own_params
 from llmrec.text.templates import TextConfig, user_texts
-
-if TYPE_CHECKING:
-    from llmrec.eval.protocols import Split
-    from llmrec.eval.tuning import Trial, TuneResult
 
 NEUTRAL = "A new user with no history."
 TOP = 1e7  # the reranked M stay above every other item
@@ -54,12 +53,10 @@ class LLMRerank(Recommender):
     name = "llm-rerank"
     config_class = LLMRerankConfig
     config: LLMRerankConfig
-    composite = True
     search_space = {"weight": [0.0, 0.1, 0.25, 0.5, 1.0, 2.0]}
 
     # --- the parts -------------------------------------------------------------------------
     def _base(self) -> Recommender:
-        from llmrec.models import get_model_class
 
         cls = get_model_class(self.config.base)
         return cls(**{"seed": self.config.seed, **self.config.base_params})
@@ -154,8 +151,6 @@ class LLMRerank(Recommender):
     ) -> TuneResult:
         """The base model tuned as usual; then the LLM rescores the validation users' top-M
         once and every weight only re-blends those scores."""
-        from llmrec.eval.tuning import Trial, TuneResult, tune, valid_score_of
-        from llmrec.models import get_model_class
 
         config = cls.config_class(**fixed)
         t0 = time.perf_counter()

@@ -23,11 +23,13 @@ from pydantic import Field
 
 from llmrec.config import get_settings
 from llmrec.data import columns as C
-from llmrec.data.matrix import TrainData
+from llmrec.data.matrix import TrainData, genre_vectors
+from llmrec.data.splits import Split, Stage, holdout
 from llmrec.errors import ConfigError, LlmrecError
 from llmrec.eval import metrics
-from llmrec.eval.evaluate import score_rows
-from llmrec.models.base import Recommender, RecommenderConfig, own_params
+from llmrec.eval.tuning import Trial, TuneResult, tune
+from llmrec.models import get_model_class
+from llmrec.models.base import Recommender, RecommenderConfig, own_params, score_rows
 from llmrec.progress import steps
 from llmrec.ranking.candidates import merge, quantise, ranks_of
 from llmrec.ranking.features import GROUPS, EventIndex, ItemSide, Request, build_features
@@ -38,8 +40,6 @@ from llmrec.ranking.plan import family, plan
 if TYPE_CHECKING:
     import lightgbm
 
-    from llmrec.eval.protocols import Split, Stage
-    from llmrec.eval.tuning import Trial, TuneResult
 
 DEFAULT_RETRIEVERS: dict[str, dict[str, Any]] = {
     "sasrec": {},
@@ -78,12 +78,10 @@ class Ranker(Recommender):
     name = "ranker"
     config_class = RankerConfig
     config: RankerConfig
-    composite = True
 
     # --- training ------------------------------------------------------------------------
     def _fit(self, train: TrainData) -> None:
         """Without a split: each user's latest event (users with 3+) is the ranker's label."""
-        from llmrec.eval.protocols import holdout
 
         self._fit_split(holdout(train), search=True)
         self.observe(train)
@@ -97,7 +95,6 @@ class Ranker(Recommender):
         on_trial: Callable[[Trial], None] | None = None,
     ) -> TuneResult:
         """Retrievers tuned on validation, the ranker trained on it (rounds by CV)."""
-        from llmrec.eval.tuning import Trial, TuneResult
 
         if split.protocol == "repeats":  # the protocol lets lists hold what users had
             fixed = {"repeats": True, **fixed}
@@ -115,8 +112,6 @@ class Ranker(Recommender):
     def _fit_split(
         self, split: Split, search: bool, on_trial: Callable[[Trial], None] | None = None
     ) -> None:
-        from llmrec.eval.tuning import tune
-        from llmrec.models import get_model_class
 
         c = self.config
         if not c.retrievers:
@@ -182,7 +177,6 @@ class Ranker(Recommender):
         self.observe(train)
 
     def _fit_side(self, train: TrainData) -> None:
-        from llmrec.eval.evaluate import genre_vectors
 
         table = train.item_table
         year = np.full(train.n_items, np.nan)
@@ -430,7 +424,6 @@ class Ranker(Recommender):
         return state
 
     def _read_files(self, folder: Path) -> dict[str, np.ndarray]:
-        from llmrec.models import get_model_class
 
         out: dict[str, np.ndarray] = {}
         for name, params in sorted(self.config.retrievers.items()):
@@ -443,8 +436,6 @@ class Ranker(Recommender):
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         import lightgbm as lgb
-
-        from llmrec.models import get_model_class
 
         self.retrievers_ = {}
         for name, params in sorted(self.config.retrievers.items()):

@@ -21,8 +21,9 @@ from llmrec.data import columns as C
 from llmrec.data.dataset import Dataset
 from llmrec.data.ids import IdMap
 from llmrec.data.matrix import TrainData
+from llmrec.data.splits import Stage, catalogue
 from llmrec.errors import DataError
-from llmrec.eval.protocols import Stage, catalogue, loo
+from llmrec.eval.protocols import loo
 
 # ml-100k: the sparse family domain first, then thrillers and action, then the rest
 GENRE_DOMAINS: dict[str, tuple[str, ...]] = {

@@ -24,7 +24,7 @@ from pydantic import Field
 from llmrec.data import columns as C
 from llmrec.errors import ConfigError
 from llmrec.online.feedback import impression_rows
-from llmrec.ranking.rerank import RerankSpec
+from llmrec.rerank import RerankSpec
 from llmrec.service.activity import install_activity
 from llmrec.service.admin_routes import install_admin
 from llmrec.service.ask_routes import install_asking

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from llmrec.data import columns as C
-from llmrec.eval.evaluate import genre_vectors
+from llmrec.data.matrix import genre_vectors
 from llmrec.models.base import Recommender
-from llmrec.ranking.rerank import Reranker, RerankSpec
+from llmrec.rerank import Reranker, RerankSpec
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from llmrec.models.base import Recommender
 from llmrec.models.content import text_part
 from llmrec.online.policies import EpsilonGreedySlate
 from llmrec.query.answer import item_rows
-from llmrec.ranking.rerank import Reranker, RerankSpec
+from llmrec.rerank import Reranker, RerankSpec
 from llmrec.service.asking import Asking
 from llmrec.service.batching import Batcher
 from llmrec.service.browse import BrowseQueries
@@ -81,7 +81,7 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
         ``explore``: the share of slots that show one of the ``explore_pool`` items ranked
         below the list instead (``online.policies.EpsilonGreedySlate``; 0: the ranker's list);
         ``rerank``: the post-ranking stage every list goes through unless a request names
-        its own (``ranking.rerank``); ``max_batch``: the most uncached lists one model call
+        its own (``llmrec.rerank``); ``max_batch``: the most uncached lists one model call
         scores (requests that queue meanwhile wait for the next)."""
         self.rerank, self.item_noun = rerank, item_noun
         self._rerankers: dict[RerankSpec, Reranker] = {}

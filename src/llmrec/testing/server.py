@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from llmrec.data.dataset import Dataset
-from llmrec.eval.protocols import full_train
+from llmrec.data.splits import full_train
 from llmrec.testing.fixtures import FAST_RANKER
 
 

@@ -10,19 +10,18 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from pydantic import Field
 
 from llmrec.data.matrix import TrainData
+from llmrec.data.splits import Split
+from llmrec.eval.tuning import Trial, TuneResult, tune, valid_score, valid_score_of
+from llmrec.models import get_model_class
 from llmrec.models.base import Recommender, RecommenderConfig, own_params
 from llmrec.models.content import Content
-
-if TYPE_CHECKING:  # eval imports models: import it lazily here
-    from llmrec.eval.protocols import Split
-    from llmrec.eval.tuning import Trial, TuneResult
 
 
 class HybridConfig(RecommenderConfig):
@@ -63,10 +62,8 @@ class Hybrid(Recommender):
         "weight": [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0],
     }
     config: HybridConfig
-    composite = True
 
     def _parts(self) -> tuple[Recommender, Content]:
-        from llmrec.models import get_model_class
 
         cf = get_model_class(self.config.cf)(**{"seed": self.config.seed, **self.config.cf_params})
         return cf, Content(**{"seed": self.config.seed, **self.config.content_params})
@@ -119,8 +116,6 @@ class Hybrid(Recommender):
     ) -> TuneResult:
         """Tune each component on validation, then the blend weight: each part scores the
         validation users once; every weight only re-blends and re-ranks those scores."""
-        from llmrec.eval.tuning import Trial, tune, valid_score, valid_score_of
-        from llmrec.models import get_model_class
 
         base = cls.config_class(**fixed)
         if not search:
@@ -169,7 +164,6 @@ class Hybrid(Recommender):
 
     @classmethod
     def _final(cls, split: Split, model: Hybrid, trial: Trial, trials: list[Trial]) -> TuneResult:
-        from llmrec.eval.tuning import Trial, TuneResult
 
         if split.valid_train is not split.train:  # cold-items: refit the chosen blend
             t0 = time.perf_counter()

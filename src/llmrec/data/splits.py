@@ -1,0 +1,140 @@
+"""Splits of an event log into training data and ranking stages: the ``Split`` and ``Stage``
+every protocol returns, the catalogue's order, and the two splits training itself needs
+(``full_train``: all events; ``holdout``: each user's latest event held out to tune on).
+The evaluation protocols (``eval.protocols``) build on these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from llmrec.data import columns as C
+from llmrec.data.dataset import Dataset
+from llmrec.data.events import EventRules
+from llmrec.data.ids import IdMap
+from llmrec.data.matrix import TrainData, aligned_table
+from llmrec.errors import DataError
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One ranking task: users, their target items and what is excluded from their ranking.
+
+    ``candidates`` (item indices) restricts the ranking; None means the whole catalogue.
+    ``targets`` and ``exclude`` are in candidate positions (= item indices when None).
+    ``tie_order`` (candidate positions) breaks score ties; None: the lower id wins.
+    """
+
+    user_idx: np.ndarray
+    targets: np.ndarray  # (n, t), -1 padded
+    exclude: sp.csr_matrix | None
+    candidates: np.ndarray | None = None
+    tie_order: np.ndarray | None = None
+
+    def subset(self, rows: np.ndarray) -> Stage:
+        """The same task for some of its users (row positions or a mask over the rows)."""
+        rows = np.flatnonzero(rows) if rows.dtype == bool else np.asarray(rows)
+        exclude = self.exclude[rows] if self.exclude is not None else None
+        return replace(self, user_idx=self.user_idx[rows], targets=self.targets[rows],
+                       exclude=exclude)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Split:
+    """Training data and the validation and test stages of one protocol.
+
+    Tuning fits on ``valid_train`` and scores ``valid``; the final model is the tuned one when
+    ``valid_train is train`` (loo: no refit on train+validation) and else is refit on ``train``.
+    ``test_history`` is what is known when the test item is ranked (loo: training plus the
+    validation events): models ``observe`` it before the test stage, without refitting,
+    as a live service would (sequence models then see the validation item as the latest).
+    """
+
+    protocol: str
+    train: TrainData
+    valid_train: TrainData
+    valid: Stage
+    test: Stage
+    test_history: TrainData
+    # repeat consumption: how many users' latest events repeat an item they had, and (the
+    # ``repeats`` protocol) per test user whether the target is a repeat
+    repeats: dict[str, int] | None = None
+    test_is_repeat: np.ndarray | None = None
+
+
+def indexed_log(ds: Dataset, users: IdMap, items: IdMap) -> pd.DataFrame:
+    inter = ds.interactions
+    log = pd.DataFrame(
+        {
+            "user_idx": users.index(inter[C.USER_ID]),
+            "item_idx": items.index(inter[C.ITEM_ID]),
+            C.TIMESTAMP: inter[C.TIMESTAMP].to_numpy(dtype=np.int64),
+            C.EVENT: inter[C.EVENT].to_numpy() if C.EVENT in inter else "view",
+            C.VALUE: inter[C.VALUE].to_numpy(dtype=float) if C.VALUE in inter else np.nan,
+        }
+    )
+    for col in C.CONTEXT_COLUMNS:
+        if col in inter:
+            log[col] = inter[col].to_numpy()
+    log = log[log["user_idx"] >= 0]
+    order = np.lexsort((log["item_idx"], log[C.TIMESTAMP], log["user_idx"]))
+    return log.iloc[order].reset_index(drop=True)
+
+
+def last_per_user(user_idx: np.ndarray) -> np.ndarray:
+    """Mask of each user's last row in a log sorted by user."""
+    return np.r_[user_idx[1:] != user_idx[:-1], True]
+
+
+def catalogue(ds: Dataset) -> IdMap:
+    """Every item of the items table and of the interactions, in protocol order."""
+    return IdMap.from_values(
+        np.concatenate([ds.items[C.ITEM_ID].astype(str), ds.interactions[C.ITEM_ID].astype(str)])
+    )
+
+
+def build_train(ds: Dataset, log: pd.DataFrame, users: IdMap, items: IdMap) -> TrainData:
+    return TrainData.build(
+        log,
+        users,
+        items,
+        aligned_table(ds.items, C.ITEM_ID, items),
+        aligned_table(ds.users, C.USER_ID, users),
+        ds.kg,
+        ds.item_entity,
+        EventRules.from_meta(ds.meta),
+    )
+
+
+def exclusion(train: TrainData, user_idx: np.ndarray, extra: np.ndarray | None) -> sp.csr_matrix:
+    ex = train.matrix[user_idx].astype(bool).tolil()
+    if extra is not None:
+        ex[np.arange(len(user_idx)), extra] = True
+    return ex.tocsr()
+
+
+def full_train(ds: Dataset) -> TrainData:
+    """Every interaction of ``ds`` as training data (what ``llmrec train`` fits on)."""
+    users = IdMap.from_values(ds.interactions[C.USER_ID].astype(str))
+    items = catalogue(ds)
+    return build_train(ds, indexed_log(ds, users, items), users, items)
+
+
+def holdout(data: TrainData, min_interactions: int = 3) -> Split:
+    """Tuning without a test: each user's latest event (users with ``min_interactions``+)
+    is the validation item, the rest is training; ``test`` repeats validation and
+    ``test_history`` is all of ``data``, which the tuned model observes when deployed."""
+    u = data.log["user_idx"].to_numpy()
+    last = last_per_user(u)
+    counts = np.bincount(u, minlength=data.n_users)
+    label = last & (counts[u] >= min_interactions)
+    if not label.any():
+        raise DataError(f"no user has {min_interactions} or more interactions to hold out")
+    inner = data.subset(~label)
+    users = u[label]
+    items = data.log["item_idx"].to_numpy()[label]
+    stage = Stage(users, items[:, None], inner.matrix[users].astype(bool).tocsr())
+    return Split("holdout", inner, inner, stage, stage, data)
