@@ -16,8 +16,7 @@ from llmrec.models.repeat import Repeat, RepeatConfig
 from llmrec.models.sasrec import SASRec, SASRecConfig
 
 MODELS: dict[str, type[Recommender]] = {
-    m.name: m
-    for m in (Random, Pop, ItemKNN, UserKNN, EASE, ALS, BPR, SASRec, Content, UserText)
+    m.name: m for m in (Random, Pop, ItemKNN, UserKNN, EASE, ALS, BPR, SASRec, Content, UserText)
 }
 # models that only make sense on some data, left out of ``--model all`` (named, they run)
 # (``lm`` fine-tunes a language model: minutes on a laptop, so only when asked for)
