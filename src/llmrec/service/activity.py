@@ -5,19 +5,15 @@ versions answering. Counts only: no user or item id leaves this route."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from fastapi import FastAPI, Query
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from llmrec.data import columns as C
 from llmrec.online.feedback import rewards
 from llmrec.service.ops import Metrics
-from llmrec.service.schemas import ERRORS
-from llmrec.service.serving import Service
 
 DAY = 86_400
 
@@ -108,35 +104,6 @@ def lists_served(metrics: Metrics) -> dict[str, int]:
             if s.name.endswith("_total"):
                 out[s.labels["source"]] = int(s.value)
     return out
-
-
-def install_activity(app: FastAPI, service: Service, reader: Any, metrics: Metrics) -> None:
-    @app.get(
-        "/v1/activity",
-        response_model=ActivityOut,
-        responses=ERRORS,
-        dependencies=[reader],
-        tags=["service"],
-    )
-    async def activity(days: Annotated[int, Query(ge=1, le=366)] = 30) -> dict[str, Any]:
-        """Counts per day for the Dashboard: events, active users, logged impressions and
-        their click-through; lists served since start; the versions answering."""
-
-        def compute() -> dict[str, Any]:
-            log = service.live.event_log()
-            store = service.store
-            impressions = store.impressions_since(
-                0
-            )  # the whole table: a page refresh, not a hot path
-            acted = store.events_since(0) if not impressions.empty else log.iloc[:0]
-            return {
-                "model_versions": service.shares(),
-                "lists_served": lists_served(metrics),
-                "days": daily_events(log, days),
-                "impressions": daily_impressions(impressions, acted, days),
-            }
-
-        return await run_in_threadpool(compute)
 
 
 def _iso(day: int) -> str:
