@@ -363,3 +363,32 @@ def test_chart_styles_are_distinct_for_many_models() -> None:
         styles = run_styles(n)
         assert len(styles) == n and len(set(styles)) == n  # (colour, hatch) never repeats
     assert {h for _, h in run_styles(12)} == {""}  # up to 20 models: colour alone
+
+
+def test_serve_defaults_have_one_home() -> None:
+    """`llmrec serve`'s options, LiveModel, Service and the middleware take every default
+    from config.SERVE: no second copy that can drift."""
+    import inspect
+
+    from llmrec.cli.serve import serve_command
+    from llmrec.config import SERVE, ServeSettings
+    from llmrec.service import middleware
+    from llmrec.service.live import LiveModel
+    from llmrec.service.serving import Service
+
+    fields = set(ServeSettings.model_fields)
+    checked = 0
+    for fn in (serve_command, LiveModel.__init__):
+        for name, p in inspect.signature(fn).parameters.items():
+            if name in fields and name != "llm":  # the CLI's llm is an enum of the same value
+                assert p.default == getattr(SERVE, name), (fn.__qualname__, name)
+                checked += 1
+    assert checked >= 20
+    assert inspect.signature(Service).parameters["reports_dir"].default == SERVE.reports
+    assert (middleware.MAX_BODY, middleware.MAX_IN_FLIGHT, middleware.BODY_TIMEOUT) == (
+        SERVE.max_body,
+        SERVE.max_in_flight,
+        SERVE.body_timeout,
+    )
+    llm_default = inspect.signature(serve_command).parameters["llm"].default
+    assert llm_default.value == SERVE.llm == inspect.signature(LiveModel).parameters["llm"].default

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     )
 
     @property
+    def models_dir(self) -> Path:
+        """Where ``llmrec train`` writes model folders and commands look for the newest."""
+        return self.home / "models"
+
+    @property
     def datasets_dir(self) -> Path:
         return self.home / "datasets"
 
@@ -40,6 +45,31 @@ class Settings(BaseSettings):
 
 def get_settings() -> Settings:
     return Settings()
+
+
+class ServeSettings(BaseModel):
+    """How ``llmrec serve`` runs: the one home of these defaults (the command's options,
+    ``LiveModel``, ``create_app`` and the middleware read them from ``SERVE``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    cache_size: int = Field(50_000, ge=0, description="recommendation lists kept (0: no cache)")
+    max_batch: int = Field(64, ge=1, description="most uncached lists scored in one model pass")
+    refresh_every: float = Field(1.0, description="seconds before others' events reach items")
+    reports: Path = Path("reports")
+    llm: str = "auto"
+    explain_budget: float = Field(1.5, ge=0, description="seconds a request waits for the LLM")
+    item_noun: str = "item"
+    explore: float = Field(0.0, ge=0, le=1, description="share of list positions that explore")
+    explore_pool: int = Field(50, ge=1, description="items below the list exploration draws from")
+    near_duplicate: float = Field(0.9, description="text similarity that hides near-duplicates")
+    max_in_flight: int = Field(64, ge=1, description="requests served at once (then 503)")
+    max_body: int = Field(1 << 20, description="bytes in a request body (then 413)")
+    body_timeout: float = Field(30.0, gt=0, description="seconds between two parts of a body")
+    header_timeout: float = Field(10.0, gt=0, description="seconds to send a request's headers")
+
+
+SERVE = ServeSettings()
 
 
 def hub_offline() -> None:

@@ -17,7 +17,7 @@ def model_folder(model: Path | None, dataset: str | None = None) -> Path:
     there when none fits."""
     if model is not None:
         return model
-    root = get_settings().home / "models"
+    root = get_settings().models_dir
     found = sorted(
         (p for p in root.glob("*") if _trained(p) and not p.name.startswith(".")),
         key=lambda p: (versions.resolve(p) / "manifest.json").stat().st_mtime,

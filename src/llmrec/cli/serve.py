@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from llmrec.cli._options import model_folder
-from llmrec.config import get_settings
+from llmrec.config import SERVE, get_settings
 from llmrec.service.keys import DEFAULT_RATE, ROLES, create_key
 
 if TYPE_CHECKING:
@@ -64,26 +64,26 @@ def serve_command(
         typer.Option(help="model folder from `llmrec train` (default: the newest trained one)"),
     ] = None,
     db: DbOption = None,
-    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port")] = 8000,
+    host: Annotated[str, typer.Option(help="address to bind")] = SERVE.host,
+    port: Annotated[int, typer.Option(help="port")] = SERVE.port,
     cache_size: Annotated[
         int, typer.Option(min=0, help="recommendation lists kept (0: no cache)")
-    ] = 50_000,
+    ] = SERVE.cache_size,
     max_batch: Annotated[
         int,
         typer.Option(min=1, help="most uncached lists scored in one model pass (1: one at a time)"),
-    ] = 64,
+    ] = SERVE.max_batch,
     refresh_every: Annotated[
         float, typer.Option(help="seconds before other users' events reach item statistics")
-    ] = 1.0,
+    ] = SERVE.refresh_every,
     reports: Annotated[
         Path, typer.Option(help="evaluation reports shown on the web page (`llmrec eval`)")
-    ] = Path("reports"),
+    ] = SERVE.reports,
     llm: LlmOption = LlmChoice.auto,
     explain_budget: Annotated[
         float, typer.Option(min=0, help="seconds a request waits for LLM explanations")
-    ] = 1.5,
-    item_noun: NounOption = "item",
+    ] = SERVE.explain_budget,
+    item_noun: NounOption = SERVE.item_noun,
     explore: Annotated[
         float,
         typer.Option(
@@ -92,21 +92,21 @@ def serve_command(
             help="share of list positions that explore (0: the ranker's list; "
             "impressions and propensities are logged for `llmrec ope`)",
         ),
-    ] = 0.0,
+    ] = SERVE.explore,
     explore_pool: Annotated[
         int, typer.Option(min=1, help="how many items below the list exploration draws from")
-    ] = 50,
+    ] = SERVE.explore_pool,
     demo: Annotated[
         bool, typer.Option(help="create a write key and print the page's URL and curl examples")
     ] = False,
     max_in_flight: Annotated[
         int,
         typer.Option(min=1, help="requests served at once; past it 503 with Retry-After"),
-    ] = 64,
+    ] = SERVE.max_in_flight,
     body_timeout: Annotated[
         float,
         typer.Option(min=0.01, help="seconds a client may take between two parts of a body (408)"),
-    ] = 30.0,
+    ] = SERVE.body_timeout,
     rerank: Annotated[
         str | None,
         typer.Option(help="post-ranking stage for every list: mmr=S, calibrated=S or tail=S"),
@@ -114,7 +114,7 @@ def serve_command(
     header_timeout: Annotated[
         float,
         typer.Option(min=0.01, help="seconds a client may take to send a request's headers"),
-    ] = 10.0,
+    ] = SERVE.header_timeout,
 ) -> None:
     """Serve recommendations over HTTP (OpenAPI at /docs); events take effect at once."""
     import os

@@ -85,7 +85,7 @@ def train_command(
         from llmrec.service.store import with_store
 
         ds, store_seq = with_store(ds, open_store(db, create=False))
-    target = out_dir or s.home / "models" / f"{dataset}-{name}"
+    target = out_dir or s.models_dir / f"{dataset}-{name}"
     stages: dict[str, float] = {}
     t_all = time.perf_counter()
     with err.status(f"{name}: preparing {dataset}") as status:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from llmrec.config import SERVE
 from llmrec.data import columns as C
 from llmrec.data.ids import IdMap
 from llmrec.data.matrix import TrainData
@@ -63,17 +64,17 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
         self,
         model_dir: Path,
         store: Store,
-        near_duplicate: float = 0.9,
-        refresh_every: float = 1.0,
-        cache_size: int = 50_000,
-        llm: str = "auto",
-        explain_budget: float = 1.5,
-        item_noun: str = "item",
-        explore: float = 0.0,
-        explore_pool: int = 50,
+        near_duplicate: float = SERVE.near_duplicate,
+        refresh_every: float = SERVE.refresh_every,
+        cache_size: int = SERVE.cache_size,
+        llm: str = SERVE.llm,
+        explain_budget: float = SERVE.explain_budget,
+        item_noun: str = SERVE.item_noun,
+        explore: float = SERVE.explore,
+        explore_pool: int = SERVE.explore_pool,
         seed: int | None = None,
         rerank: RerankSpec | None = None,
-        max_batch: int = 64,
+        max_batch: int = SERVE.max_batch,
     ) -> None:
         """``llm``: "auto" (the bundled model when installed, else templates), "off", or a
         runtime name ("transformers", "llama-cpp") that must load; ``explain_budget``: the

@@ -12,15 +12,16 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from llmrec.config import SERVE
 from llmrec.service.errors import error_response
 
 if TYPE_CHECKING:
     from llmrec.service.ops import Metrics
 
 log = logging.getLogger("llmrec.service")
-MAX_BODY = 1 << 20  # bytes
-MAX_IN_FLIGHT = 64  # requests being served at once; more get 503 + Retry-After
-BODY_TIMEOUT = 30.0  # seconds a client may take between two parts of its body
+MAX_BODY = SERVE.max_body  # bytes
+MAX_IN_FLIGHT = SERVE.max_in_flight  # requests being served at once; more get 503 + Retry-After
+BODY_TIMEOUT = SERVE.body_timeout  # seconds a client may take between two parts of its body
 
 
 class AccessLog:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from llmrec import versions
+from llmrec.config import SERVE
 from llmrec.errors import ConfigError
 from llmrec.service.group_commit import GroupCommit, commit_events
 from llmrec.service.keys import Key, digest, lookup
@@ -52,7 +53,7 @@ class Service:
         self,
         store: Store,
         model_dir: Path,
-        reports_dir: Path = Path("reports"),
+        reports_dir: Path = SERVE.reports,
         **live_options: Any,
     ) -> None:
         self.store = store
