@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Container
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,61 @@ import pandas as pd
 
 from llmrec.data import columns as C
 from llmrec.data.matrix import TrainData
+from llmrec.errors import LlmrecError
 from llmrec.models.base import Recommender
+from llmrec.versions import label, resolve
 
 LOG_FILE = "log.parquet"
 ITEMS_FILE = "items.parquet"
 USERS_FILE = "users.parquet"  # profiles (optional): shown by the web page, never scored here
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """A served model folder, read: what ``LiveModel`` starts from."""
+
+    path: Path  # the version's own folder
+    version: str  # its label (``versions.label``)
+    model: Recommender
+    info: dict[str, Any]  # training.json ({} when absent)
+    log: pd.DataFrame  # the training events by id (LOG_FILE)
+    catalogue: pd.DataFrame  # every item with every column (ITEMS_FILE)
+
+    @property
+    def dataset(self) -> str | None:
+        return self.info.get("dataset")
+
+    @property
+    def store_seq(self) -> int:
+        """The last stored event the model was trained on."""
+        return int(self.info.get("store_seq", 0))
+
+    def profiles(self, deleted: Container[str]) -> dict[str, dict[str, Any]]:
+        return read_profiles(self.path / USERS_FILE, deleted)
+
+
+def load_folder(path: Path) -> ModelFolder:
+    """Read a folder written by ``save_for_serving`` (a folder of versions: its current one);
+    a clear error naming the missing file for any other folder."""
+    path = resolve(path)
+    for f in ("manifest.json", LOG_FILE, ITEMS_FILE):
+        try:
+            found = (path / f).is_file()
+        except OSError as e:  # e.g. a name too long
+            raise LlmrecError(f"{str(path)[:200]}: {e.strerror}") from None
+        if not found:
+            raise LlmrecError(f"{path}: no {f}; serve a folder written by `llmrec train`")
+    model = Recommender.load(path)
+    info_path = path / "training.json"
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    return ModelFolder(
+        path,
+        label(path),
+        model,
+        info,
+        pd.read_parquet(path / LOG_FILE),
+        pd.read_parquet(path / ITEMS_FILE),
+    )
 
 
 def save_for_serving(

@@ -14,7 +14,6 @@ or above ``near_duplicate``) leave that user's lists.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -30,10 +29,8 @@ from llmrec.config import SERVE
 from llmrec.data import columns as C
 from llmrec.data.ids import IdMap
 from llmrec.data.matrix import TrainData
-from llmrec.errors import LlmrecError
 from llmrec.llm.explain import Explainer, Explanation, Kind
 from llmrec.llm.safety import OutputChecker
-from llmrec.models.base import Recommender
 from llmrec.models.content import text_part
 from llmrec.online.policies import EpsilonGreedySlate
 from llmrec.query.answer import item_rows
@@ -44,9 +41,8 @@ from llmrec.service.browse import BrowseQueries
 from llmrec.service.coldstart import ColdStart
 from llmrec.service.errors import UnknownItemError, UnknownUserError
 from llmrec.service.explanations import EvidenceFor, Explanations, language_model
-from llmrec.service.folder import ITEMS_FILE, LOG_FILE, USERS_FILE, read_profiles
+from llmrec.service.folder import ModelFolder, load_folder
 from llmrec.service.listing import Ask, Listing, Recommended
-from llmrec.versions import label, resolve
 
 if TYPE_CHECKING:
     from llmrec.service.store import Store
@@ -62,7 +58,7 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
 
     def __init__(
         self,
-        model_dir: Path,
+        folder: ModelFolder | Path,
         store: Store,
         near_duplicate: float = SERVE.near_duplicate,
         refresh_every: float = SERVE.refresh_every,
@@ -86,20 +82,12 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
         scores (requests that queue meanwhile wait for the next)."""
         self.rerank, self.item_noun = rerank, item_noun
         self._rerankers: dict[RerankSpec, Reranker] = {}
-        model_dir = resolve(model_dir)  # a home: its current version
-        for f in ("manifest.json", LOG_FILE, ITEMS_FILE):
-            try:
-                found = (model_dir / f).is_file()
-            except OSError as e:  # e.g. a name too long
-                raise LlmrecError(f"{str(model_dir)[:200]}: {e.strerror}") from None
-            if not found:
-                raise LlmrecError(f"{model_dir}: no {f}; serve a folder written by `llmrec train`")
-        self.model = Recommender.load(model_dir)
-        info_path = model_dir / "training.json"
-        info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-        self.version = label(model_dir)
-        self.folder = model_dir
-        self.dataset: str | None = info.get("dataset")
+        # ``folder``: read already (``folder.load_folder``), or a path to read
+        folder = folder if isinstance(folder, ModelFolder) else load_folder(folder)
+        self.model = folder.model
+        self.version = folder.version
+        self.folder = folder.path
+        self.dataset: str | None = folder.dataset
         self.near_duplicate = near_duplicate
         self.refresh_every = refresh_every
         self.explorer = EpsilonGreedySlate(explore, explore_pool) if explore > 0 else None
@@ -112,14 +100,13 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
             self._lists, self._lock, max_batch=max_batch
         )
 
-        self.watermark = int(info.get("store_seq", 0))
-        log = pd.read_parquet(model_dir / LOG_FILE)
-        catalogue = pd.read_parquet(model_dir / ITEMS_FILE)
+        self.watermark = folder.store_seq
+        log, catalogue = folder.log, folder.catalogue
         self._facts: dict[str, dict[str, Any]] = {}  # item id -> title, genres, year
         self._items_table: pd.DataFrame | None = None  # the catalogue, every column
         self._catalogue(catalogue)
         deleted = store.deleted_users()
-        self._profiles = read_profiles(model_dir / USERS_FILE, deleted)
+        self._profiles = folder.profiles(deleted)
         self.checker = OutputChecker([f[C.TITLE] for f in self._facts.values()], self._profiles)
         log = log[~deleted.mask(log[C.USER_ID])]
         self._user_ids: list[str] = list(self.model.users_.ids)

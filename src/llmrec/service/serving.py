@@ -20,6 +20,7 @@ from typing import Any
 from llmrec import versions
 from llmrec.config import SERVE
 from llmrec.errors import ConfigError
+from llmrec.service.folder import load_folder
 from llmrec.service.group_commit import GroupCommit, commit_events
 from llmrec.service.keys import Key, digest, lookup
 from llmrec.service.live import LiveModel
@@ -73,7 +74,7 @@ class Service:
 
     # --- versions ------------------------------------------------------------------------
     def _load(self, folder: Path) -> LiveModel:
-        live = LiveModel(folder, self.store, **self.live_options)
+        live = LiveModel(load_folder(folder), self.store, **self.live_options)
         live.batches.on_run = lambda n: self.on_batch(n)
         return live
 
