@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +15,7 @@ from llmrec.errors import ConfigError
 from llmrec.eval.evaluate import KS, StageResult, evaluate
 from llmrec.eval.fairness import GroupGap, beyond_accuracy, group_gap, user_groups
 from llmrec.eval.protocols import make_split
-from llmrec.eval.tuning import Trial, tune
+from llmrec.eval.tuning import OnTrial, Trial, tune
 from llmrec.models import get_model_class
 from llmrec.models.base import Recommender
 from llmrec.rerank import RERANKERS, STRENGTHS, Reranked, RerankSpec
@@ -83,7 +82,7 @@ def run(
     search: bool = True,
     seed: int = 0,
     split: Split | None = None,
-    on_trial: Callable[[Trial], None] | None = None,
+    on_trial: OnTrial = None,
     rerank: RerankSpec | None = None,
     groups: tuple[str, ...] = (),
     tradeoffs: bool = False,

@@ -35,6 +35,9 @@ class TuneResult:
     trials: list[Trial] = field(default_factory=list)
 
 
+OnTrial = Callable[[Trial], None] | None  # told each trial as it ends (progress lines)
+
+
 class Composite(Protocol):
     """A model built from other models (``ranking/``: ranker, llm-rerank, hybrid): it tunes
     its parts itself, with ``tune`` for each part and validation for its own parameters.
@@ -44,11 +47,7 @@ class Composite(Protocol):
 
     @classmethod
     def tune_on(
-        cls,
-        split: Split,
-        fixed: dict[str, Any],
-        search: bool = True,
-        on_trial: Callable[[Trial], None] | None = None,
+        cls, split: Split, fixed: dict[str, Any], search: bool = True, on_trial: OnTrial = None
     ) -> TuneResult: ...
 
 
@@ -166,7 +165,7 @@ def tune(
     split: Split,
     fixed: dict[str, Any] | None = None,
     search: bool = True,
-    on_trial: Callable[[Trial], None] | None = None,
+    on_trial: OnTrial = None,
 ) -> TuneResult:
     """Fit every configuration of the search space on ``split.valid_train``; pick by NDCG@10."""
     fixed = dict(fixed or {})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,7 @@ from pydantic import Field
 
 from llmrec.data.matrix import TrainData
 from llmrec.data.splits import Split
-from llmrec.eval.tuning import Trial, TuneResult, tune, valid_score, valid_score_of
+from llmrec.eval.tuning import OnTrial, Trial, TuneResult, tune, valid_score, valid_score_of
 from llmrec.models import get_model_class
 from llmrec.models.base import Recommender, RecommenderConfig, own_params
 from llmrec.models.content import Content
@@ -108,11 +107,7 @@ class Hybrid(Recommender):
 
     @classmethod
     def tune_on(
-        cls,
-        split: Split,
-        fixed: dict[str, Any],
-        search: bool = True,
-        on_trial: Callable[[Trial], None] | None = None,
+        cls, split: Split, fixed: dict[str, Any], search: bool = True, on_trial: OnTrial = None
     ) -> TuneResult:
         """Tune each component on validation, then the blend weight: each part scores the
         validation users once; every weight only re-blends and re-ranks those scores."""

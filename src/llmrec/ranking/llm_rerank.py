@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,7 @@ from rich.progress import Progress
 from llmrec.data import columns as C
 from llmrec.data.matrix import TrainData
 from llmrec.data.splits import Split
-from llmrec.eval.tuning import Trial, TuneResult, tune, valid_score_of
+from llmrec.eval.tuning import OnTrial, Trial, TuneResult, tune, valid_score_of
 from llmrec.llm.prompts import rerank_prompt
 from llmrec.llm.runtime import LanguageModel, LLMConfig, load_llm
 from llmrec.llm.safety import natural_title
@@ -143,11 +142,7 @@ class LLMRerank(Recommender):
     # --- tuning ----------------------------------------------------------------------------
     @classmethod
     def tune_on(
-        cls,
-        split: Split,
-        fixed: dict[str, Any],
-        search: bool = True,
-        on_trial: Callable[[Trial], None] | None = None,
+        cls, split: Split, fixed: dict[str, Any], search: bool = True, on_trial: OnTrial = None
     ) -> TuneResult:
         """The base model tuned as usual; then the LLM rescores the validation users' top-M
         once and every weight only re-blends those scores."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +26,7 @@ from llmrec.data.matrix import TrainData, genre_vectors
 from llmrec.data.splits import Split, Stage, holdout
 from llmrec.errors import ConfigError, LlmrecError
 from llmrec.eval import metrics
-from llmrec.eval.tuning import Trial, TuneResult, tune
+from llmrec.eval.tuning import OnTrial, Trial, TuneResult, tune
 from llmrec.models import get_model_class
 from llmrec.models.base import Recommender, RecommenderConfig, own_params, score_rows
 from llmrec.progress import steps
@@ -88,11 +87,7 @@ class Ranker(Recommender):
 
     @classmethod
     def tune_on(
-        cls,
-        split: Split,
-        fixed: dict[str, Any],
-        search: bool = True,
-        on_trial: Callable[[Trial], None] | None = None,
+        cls, split: Split, fixed: dict[str, Any], search: bool = True, on_trial: OnTrial = None
     ) -> TuneResult:
         """Retrievers tuned on validation, the ranker trained on it (rounds by CV)."""
 
@@ -109,9 +104,7 @@ class Ranker(Recommender):
             on_trial(trial)
         return TuneResult(model, trial.params, trial.score, seconds, [*model.trials_, trial])
 
-    def _fit_split(
-        self, split: Split, search: bool, on_trial: Callable[[Trial], None] | None = None
-    ) -> None:
+    def _fit_split(self, split: Split, search: bool, on_trial: OnTrial = None) -> None:
 
         c = self.config
         if not c.retrievers:

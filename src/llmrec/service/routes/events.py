@@ -16,12 +16,7 @@ from llmrec.service.schemas import ERRORS, MAX_EVENTS, EventIn, EventsAccepted
 router = APIRouter(responses=ERRORS, tags=["events"])
 
 
-@router.post(
-    "/v1/events",
-    status_code=202,
-    response_model=EventsAccepted,
-    dependencies=[WRITE],
-)
+@router.post("/v1/events", status_code=202, response_model=EventsAccepted, dependencies=[WRITE])
 def post_events(
     service: ServiceDep,
     metrics: MetricsDep,

@@ -26,20 +26,13 @@ router = APIRouter(responses=ERRORS, tags=["items"])
 
 
 @router.get(
-    "/v1/items",
-    response_model=ItemsOut,
-    response_model_exclude_none=True,
-    dependencies=[READ],
+    "/v1/items", response_model=ItemsOut, response_model_exclude_none=True, dependencies=[READ]
 )
 def find_items(service: ServiceDep, query: Search = "", limit: Limit = 20) -> dict[str, Any]:
     return {"items": service.live.find_items(query, limit)}
 
 
-@router.put(
-    "/v1/items/{item_id}",
-    response_model=ItemStored,
-    dependencies=[WRITE],
-)
+@router.put("/v1/items/{item_id}", response_model=ItemStored, dependencies=[WRITE])
 def put_item(service: ServiceDep, item_id: PathID, item: ItemIn) -> dict[str, Any]:
     reserved = set(item.attributes) & set(ITEM_FIELDS)
     if reserved:
@@ -62,9 +55,7 @@ def put_item(service: ServiceDep, item_id: PathID, item: ItemIn) -> dict[str, An
     dependencies=[READ],
 )
 def similar(
-    service: ServiceDep,
-    item_id: PathID,
-    k: Annotated[int, Query(ge=1, le=100)] = 10,
+    service: ServiceDep, item_id: PathID, k: Annotated[int, Query(ge=1, le=100)] = 10
 ) -> dict[str, Any]:
     live = service.live
     try:

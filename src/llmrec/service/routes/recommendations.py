@@ -91,21 +91,13 @@ async def recommendations(
     return out
 
 
-@router.get(
-    "/v1/context",
-    response_model=ContextValues,
-    dependencies=[READ],
-)
+@router.get("/v1/context", response_model=ContextValues, dependencies=[READ])
 def context_values(service: ServiceDep) -> dict[str, list[str]]:
     """The context values seen in the last 30 days of events (for pickers)."""
     return service.live.context_values()
 
 
-@router.get(
-    "/v1/explanations",
-    response_model=ExplanationOut,
-    dependencies=[READ],
-)
+@router.get("/v1/explanations", response_model=ExplanationOut, dependencies=[READ])
 def explanation(
     service: ServiceDep,
     user_id: UserQuery,

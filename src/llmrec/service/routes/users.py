@@ -13,20 +13,12 @@ from llmrec.service.schemas import ERRORS, Limit, PathID, Search, UserDeleted, U
 router = APIRouter(responses=ERRORS, tags=["users"])
 
 
-@router.get(
-    "/v1/users",
-    response_model=UsersOut,
-    dependencies=[READ],
-)
+@router.get("/v1/users", response_model=UsersOut, dependencies=[READ])
 def find_users(service: ServiceDep, query: Search = "", limit: Limit = 20) -> dict[str, Any]:
     return {"users": service.live.find_users(query, limit)}
 
 
-@router.get(
-    "/v1/users/{user_id}",
-    response_model=UserOut,
-    dependencies=[READ],
-)
+@router.get("/v1/users/{user_id}", response_model=UserOut, dependencies=[READ])
 def get_user(
     service: ServiceDep,
     user_id: PathID,
@@ -38,14 +30,7 @@ def get_user(
         raise ApiError(404, "not_found", str(e), "user_id") from None
 
 
-@router.delete(
-    "/v1/users/{user_id}",
-    response_model=UserDeleted,
-    dependencies=[WRITE],
-)
-def delete_user(
-    service: ServiceDep,
-    user_id: PathID,
-) -> dict[str, Any]:
+@router.delete("/v1/users/{user_id}", response_model=UserDeleted, dependencies=[WRITE])
+def delete_user(service: ServiceDep, user_id: PathID) -> dict[str, Any]:
     n = service.delete_user(user_id)
     return {"user_id": user_id, "deleted_events": n}
