@@ -26,6 +26,18 @@ def test_readme_python_block_prints_what_the_readme_shows(
         r"## Your data, in Python.*?```python\n(.*?)```\n\nprints\n\n```\n(.*?)```", text, re.S
     )
     assert found, "the README lost its Python example or its printed output"
+    tree = ast.parse(found.group(1))
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert {m for m in imported if m and m.startswith("llmrec")} == {"llmrec"}  # the face only
+    used = {
+        n.attr
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "llmrec"
+    }
+    import llmrec
+
+    assert used and used <= set(llmrec.__all__)
     exec(compile(found.group(1), "README.md", "exec"), {})
     assert capsys.readouterr().out == found.group(2)
 
