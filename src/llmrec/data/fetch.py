@@ -147,8 +147,11 @@ def _read_atomic(path: Path) -> pd.DataFrame:
     return df
 
 
-def ml100k_tables(files: dict[str, Path]) -> Dataset:
-    inter = _read_atomic(files[f"{_ML}.inter"])
+def _movielens(
+    files: dict[str, Path], name: str, genre_column: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A RecBole MovieLens's ratings (events "rate" with the rating as value) and films."""
+    inter = _read_atomic(files[f"{name}.inter"])
     interactions = pd.DataFrame(
         {
             C.USER_ID: inter["user_id"],
@@ -158,15 +161,20 @@ def ml100k_tables(files: dict[str, Path]) -> Dataset:
             C.VALUE: inter["rating"].astype(float),
         }
     )
-    it = _read_atomic(files[f"{_ML}.item"])
+    it = _read_atomic(files[f"{name}.item"])
     items = pd.DataFrame(
         {
             C.ITEM_ID: it["item_id"],
             C.TITLE: it["movie_title"],
             C.YEAR: pd.to_numeric(it["release_year"], errors="coerce").astype("Int64"),
-            C.GENRES: [g.split() for g in it["class"]],
+            C.GENRES: [g.split() for g in it[genre_column]],
         }
     )
+    return interactions, items
+
+
+def ml100k_tables(files: dict[str, Path]) -> Dataset:
+    interactions, items = _movielens(files, _ML, "class")
     us = _read_atomic(files[f"{_ML}.user"])
     users = us.assign(age=us["age"].astype(int))
     kg = _read_atomic(files[f"{_ML}.kg"]).rename(
@@ -285,25 +293,8 @@ def ml1m_tables(files: dict[str, Path]) -> Dataset:
     Story (1995)``: no movie numbers exist in these files, so they stay the ids and ties of
     timestamp are broken by title order); user ids ``1m_<n>`` become ``<n>``, the original
     MovieLens numbering."""
-    inter = _read_atomic(files[f"{_ML1M}.inter"])
-    interactions = pd.DataFrame(
-        {
-            C.USER_ID: inter["user_id"].str.removeprefix("1m_"),
-            C.ITEM_ID: inter["item_id"],
-            C.TIMESTAMP: inter["timestamp"].astype(float).astype("int64"),
-            C.EVENT: "rate",
-            C.VALUE: inter["rating"].astype(float),
-        }
-    )
-    it = _read_atomic(files[f"{_ML1M}.item"])
-    items = pd.DataFrame(
-        {
-            C.ITEM_ID: it["item_id"],
-            C.TITLE: it["movie_title"],
-            C.YEAR: pd.to_numeric(it["release_year"], errors="coerce").astype("Int64"),
-            C.GENRES: [g.split() for g in it["genre"]],
-        }
-    )
+    interactions, items = _movielens(files, _ML1M, "genre")
+    interactions[C.USER_ID] = interactions[C.USER_ID].str.removeprefix("1m_")
     us = _read_atomic(files[f"{_ML1M}.user"])
     users = pd.DataFrame(
         {

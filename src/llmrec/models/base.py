@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal, NamedTuple, Self
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llmrec.atomic import replace_folder
 from llmrec.data import columns as C
@@ -43,6 +43,17 @@ class RecommenderConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     seed: int = 42
+
+
+class HistoryConfig(RecommenderConfig):
+    """Parameters of models that score from the user's history rows (``weighted_history``)."""
+
+    half_life: float | None = Field(
+        None, gt=0, description="history items weigh 0.5 ** (age / half_life); None: equal"
+    )
+    weighting: Weighting = Field(
+        "binary", description="history as 1 per item, or weighted by its events (data.events)"
+    )
 
 
 class Recommendations(NamedTuple):

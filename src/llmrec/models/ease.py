@@ -10,17 +10,11 @@ from scipy import linalg
 from llmrec.config import get_settings
 from llmrec.data.matrix import TrainData
 from llmrec.errors import ConfigError
-from llmrec.models.base import Recommender, RecommenderConfig, Weighting
+from llmrec.models.base import HistoryConfig, Recommender
 
 
-class EASEConfig(RecommenderConfig):
+class EASEConfig(HistoryConfig):
     reg: float = Field(500.0, gt=0, description="L2 penalty lambda")
-    half_life: float | None = Field(
-        None, gt=0, description="history items weigh 0.5 ** (age / half_life); None: equal"
-    )
-    weighting: Weighting = Field(
-        "binary", description="history as 1 per item, or weighted by its events (data.events)"
-    )
 
 
 class EASE(Recommender):

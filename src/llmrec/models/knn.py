@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from llmrec.data.matrix import TrainData
-from llmrec.models.base import Recommender, RecommenderConfig, Weighting, widen
+from llmrec.models.base import HistoryConfig, Recommender, widen
 from llmrec.progress import steps
 
 _BLOCK = 2048  # columns of the similarity computed at once
@@ -58,15 +58,9 @@ def _neighbour_block(
     return np.broadcast_to(np.arange(lo, hi)[:, None], top.shape)[keep], top[keep], v[keep]
 
 
-class KNNConfig(RecommenderConfig):
+class KNNConfig(HistoryConfig):
     k: int = Field(100, ge=1, description="neighbours kept per item (or user)")
     shrink: float = Field(10.0, ge=0, description="shrinkage of the cosine for rare pairs")
-    half_life: float | None = Field(
-        None, gt=0, description="history items weigh 0.5 ** (age / half_life); None: equal"
-    )
-    weighting: Weighting = Field(
-        "binary", description="history as 1 per item, or weighted by its events (data.events)"
-    )
 
 
 class ItemKNN(Recommender):
