@@ -4,11 +4,18 @@ for them)."""
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
 
 from llmrec import versions
 from llmrec.config import get_settings
 from llmrec.errors import ConfigError
+
+if TYPE_CHECKING:
+    from llmrec.service.store import Store
 
 
 def model_folder(model: Path | None, dataset: str | None = None) -> Path:
@@ -49,3 +56,52 @@ def _trained_on(folder: Path) -> str | None:
         return json.loads(info.read_text()).get("dataset")
     except (OSError, ValueError, AttributeError, ConfigError):
         return None
+
+
+DbOption = Annotated[
+    str | None, typer.Option("--db", help="events store URL (default: SQLite in $LLMREC_HOME)")
+]
+
+
+def open_store(db: str | None, create: bool = True) -> Store:
+    """The events store ``db`` (default: SQLite in $LLMREC_HOME). A read-only command passes
+    ``create=False``: without a default store file it reads an empty in-memory one instead
+    of creating the file."""
+    from llmrec.service.store import Store, default_url  # needs the serve extra
+
+    if db is None and not create and not get_settings().events_db.exists():
+        return Store("sqlite:///:memory:")
+    return Store(db or default_url())
+
+
+class LlmChoice(StrEnum):
+    auto = "auto"
+    off = "off"
+    transformers = "transformers"
+    llama_cpp = "llama-cpp"
+
+
+LlmOption = Annotated[
+    LlmChoice,
+    typer.Option(
+        help="explanations' language model: auto (the bundled one if installed), off "
+        "(templates), transformers or llama-cpp (must be installed)"
+    ),
+]
+NounOption = Annotated[
+    str, typer.Option(help="what the items are, in prompts (movie, book, product...)")
+]
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values parsed as JSON when they can be (numbers, null, true)."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param {pair!r}: expected key=value")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params

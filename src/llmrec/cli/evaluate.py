@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -19,6 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from llmrec.cli._options import parse_params
 from llmrec.config import get_settings
 from llmrec.data import dataset as store
 from llmrec.errors import ConfigError
@@ -31,20 +31,6 @@ from llmrec.rerank import RerankSpec
 
 out = Console(width=None if Console().is_terminal else 130)
 err = Console(stderr=True)
-
-
-def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs; values parsed as JSON when they can be (numbers, null, true)."""
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--param {pair!r}: expected key=value")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
-    return params
 
 
 def eval_command(

@@ -100,7 +100,7 @@ def recommend_command(
             result = batch_recommend(folder, out_dir, run, k=k, exclude_seen=exclude_seen, fmt=fmt)
         _report(result)
         return
-    from llmrec.cli.serve import open_store
+    from llmrec.cli._options import open_store
     from llmrec.jobs.recommend import folder_titles
     from llmrec.service.live import LiveModel
 

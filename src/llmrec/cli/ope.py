@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from llmrec.cli.serve import DbOption, open_store
+from llmrec.cli._options import DbOption, open_store
 from llmrec.errors import ConfigError
 from llmrec.online.feedback import POLICY, share_values
 

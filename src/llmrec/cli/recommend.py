@@ -11,8 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from llmrec.cli._options import model_folder
-from llmrec.cli.serve import DbOption, LlmChoice, LlmOption, NounOption, open_store
+from llmrec.cli._options import DbOption, LlmChoice, LlmOption, NounOption, model_folder, open_store
 
 if TYPE_CHECKING:
     from llmrec.service.live import LiveModel

@@ -4,58 +4,20 @@ from __future__ import annotations
 
 import gc
 import logging
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from llmrec.cli._options import model_folder
-from llmrec.config import SERVE, get_settings
+from llmrec.cli._options import DbOption, LlmChoice, LlmOption, NounOption, model_folder, open_store
+from llmrec.config import SERVE
 from llmrec.service.keys import DEFAULT_RATE, ROLES, create_key
-
-if TYPE_CHECKING:
-    from llmrec.service.store import Store
 
 out = Console(width=None if Console().is_terminal else 130)
 err = Console(stderr=True)
 keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
-
-DbOption = Annotated[
-    str | None, typer.Option("--db", help="events store URL (default: SQLite in $LLMREC_HOME)")
-]
-
-
-def open_store(db: str | None, create: bool = True) -> Store:
-    """The events store ``db`` (default: SQLite in $LLMREC_HOME). A read-only command passes
-    ``create=False``: without a default store file it reads an empty in-memory one instead
-    of creating the file."""
-    from llmrec.service.store import Store, default_url  # needs the serve extra
-
-    if db is None and not create and not get_settings().events_db.exists():
-        return Store("sqlite:///:memory:")
-    return Store(db or default_url())
-
-
-class LlmChoice(StrEnum):
-    auto = "auto"
-    off = "off"
-    transformers = "transformers"
-    llama_cpp = "llama-cpp"
-
-
-LlmOption = Annotated[
-    LlmChoice,
-    typer.Option(
-        help="explanations' language model: auto (the bundled one if installed), off "
-        "(templates), transformers or llama-cpp (must be installed)"
-    ),
-]
-NounOption = Annotated[
-    str, typer.Option(help="what the items are, in prompts (movie, book, product...)")
-]
 
 
 def serve_command(

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from llmrec import versions
-from llmrec.cli.evaluate import parse_params
+from llmrec.cli._options import parse_params
 from llmrec.config import get_settings
 from llmrec.data import dataset as store
 from llmrec.data.splits import full_train, holdout
@@ -81,7 +81,7 @@ def train_command(
     ds = store.load(s.datasets_dir, dataset)
     store_seq = 0
     if db or s.events_db.is_file():
-        from llmrec.cli.serve import open_store
+        from llmrec.cli._options import open_store
         from llmrec.service.store import with_store
 
         ds, store_seq = with_store(ds, open_store(db, create=False))

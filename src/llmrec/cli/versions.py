@@ -14,8 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from llmrec import versions
-from llmrec.cli._options import model_folder
-from llmrec.cli.serve import DbOption, open_store
+from llmrec.cli._options import DbOption, model_folder, open_store
 from llmrec.errors import ConfigError
 
 app = typer.Typer(help="Model versions: list them, choose the one served.", no_args_is_help=True)

@@ -323,7 +323,7 @@ class Recommender(ABC):
     def load(cls, path: str | Path) -> Recommender:
         """Load any model saved by ``save`` (the manifest names its family), or the current
         version of a folder of versions (``llmrec.versions``)."""
-        from llmrec.models import get_model_class
+        from llmrec.models.registry import get_model_class
 
         path = resolve(path)
         try:
