@@ -46,8 +46,8 @@ class MiniLM:
         quiet_transformers()
 
         torch.set_num_threads(get_settings().threads)
-        folder = str(path or _model_dir())
-        self.model = SentenceTransformer(folder, device="cpu", local_files_only=True)
+        self.folder = Path(path or _model_dir())
+        self.model = SentenceTransformer(str(self.folder), device="cpu", local_files_only=True)
         self.max_tokens = int(self.model.max_seq_length)
 
     def encode_batch(self, texts: list[str]) -> np.ndarray:

@@ -18,6 +18,7 @@ from scipy.stats import rankdata
 
 from llmrec.data import columns as C
 from llmrec.encoders import TextEncoder, encode
+from llmrec.encoders.onnx import fast_twin
 from llmrec.query.parse import Constraints, ParsedQuery, Vocabulary, parse
 
 
@@ -89,7 +90,9 @@ class QueryIndex:
         self.position = {i: n for n, i in enumerate(self.ids)}
         self.popularity = np.asarray(popularity, dtype=float)
         self.vocab = Vocabulary(items, self.popularity)
-        self.vectors, self.encoder, self._similar = vectors, encoder, similar
+        # the free words of a request are one short text, encoded while the user waits
+        self.encoder = None if encoder is None else fast_twin(encoder)
+        self.vectors, self._similar = vectors, similar
         self._vectors_seen: dict[str, np.ndarray] = {}  # insertion order = recency
         titles = items[C.TITLE] if C.TITLE in items else items[C.ITEM_ID]
         self.titles = dict(zip(self.ids, titles.astype(str), strict=True))
