@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from llmrec.data import columns as C
+from llmrec.query.fuzzy import FuzzyTable
 
 MAX_QUERY_CHARS = 500
 MAX_TITLE_TOKENS = 12
@@ -163,6 +164,11 @@ class Vocabulary:
                     key = tuple(tokens(v))
                     if 0 < len(key) <= 6:
                         self.attributes.setdefault(key, (str(col), str(v)))
+        # typos of genres and of values of two words or more; never a word the titles use
+        self.fuzzy_genres = FuzzyTable(self.genres)
+        self.fuzzy_attributes = FuzzyTable(k for k in self.attributes if len(k) >= 2)
+        titles = items[C.TITLE] if C.TITLE in items else pd.Series(dtype=str)
+        self.title_words = frozenset(w for t in titles.astype(str) for w in tokens(t))
         years = pd.to_numeric(items.get(C.YEAR, pd.Series(dtype=float)), errors="coerce")
         years = years.dropna()
         # "the 20s": the century most of the catalogue is from
@@ -179,6 +185,7 @@ def parse(text: str, vocab: Vocabulary) -> ParsedQuery:
     c = _years(words, used, vocab, c)
     c = _genres(words, used, vocab, c)
     c = _attributes(words, used, vocab, c)
+    c = _typos(words, used, vocab, c)
     # a cue or negator left without its object says nothing on its own
     intent = [w for w, u in zip(words, used, strict=True) if not u and w not in FILLER]
     intent = [w for w in intent if w not in NEGATORS and w not in ("similar", "such", "as")]
@@ -359,3 +366,51 @@ def _attributes(
         _mark(used, max(i - 1, 0) if i and words[i - 1] == "by" else i, end)
         i = end
     return replace(c, attributes=tuple(dict.fromkeys(found)))
+
+
+def _typos(words: list[str], used: list[bool], vocab: Vocabulary, c: Constraints) -> Constraints:
+    """What the exact passes left: spans of up to three words a few edits from a genre (or
+    from an attribute value, two words or more), read as it (``query.fuzzy``)."""
+    want, avoid, found = list(c.genres), list(c.not_genres), list(c.attributes)
+
+    def candidate(span: list[str]) -> bool:  # no filler, and a word the titles never use
+        if any(w in FILLER or w in NEGATORS for w in span):
+            return False
+        return any(w not in vocab.title_words for w in span)
+
+    i = 0
+    while i < len(words):
+        hit: tuple[int, str, object] | None = None
+        for n in (3, 2, 1):
+            span = words[i : i + n]
+            if len(span) < n or any(used[i : i + n]) or not candidate(span):
+                continue
+            key = vocab.fuzzy_genres.find(_stems(span))
+            if key is not None:
+                hit = (n, "genre", vocab.genres[key])
+                break
+            key = vocab.fuzzy_attributes.find(span) if n >= 2 else None
+            if key is not None:
+                hit = (n, "attribute", vocab.attributes[key])
+                break
+        if hit is None:
+            i += 1
+            continue
+        n, kind, value = hit
+        neg = _negated(words, used, i) if kind == "genre" else None
+        if neg is not None:
+            avoid.append(str(value))
+        elif kind == "genre":
+            want.append(str(value))
+        else:
+            found.append(value)  # type: ignore[arg-type]
+        _mark(used, i if neg is None else neg, i + n)
+        i += n
+    avoid = list(dict.fromkeys(avoid))
+    want = [g for g in dict.fromkeys(want) if g not in avoid]
+    return replace(
+        c,
+        genres=tuple(want),
+        not_genres=tuple(avoid),
+        attributes=tuple(dict.fromkeys(found)),  # type: ignore[arg-type]
+    )
