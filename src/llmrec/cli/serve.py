@@ -73,6 +73,13 @@ def serve_command(
         str | None,
         typer.Option(help="post-ranking stage for every list: mmr=S, calibrated=S or tail=S"),
     ] = None,
+    ask_llm: Annotated[
+        bool,
+        typer.Option(
+            help="the LLM reads the words a request in words leaves as a genre (needs --llm; "
+            "off: measured, it does not beat the text match, BENCHMARKS.md)"
+        ),
+    ] = SERVE.ask_llm,
     header_timeout: Annotated[
         float,
         typer.Option(min=0.01, help="seconds a client may take to send a request's headers"),
@@ -107,6 +114,7 @@ def serve_command(
             explore=explore,
             explore_pool=explore_pool,
             rerank=spec,
+            ask_llm=ask_llm,
         )
     if spec is not None and spec.strength > 0:
         service.live.check_rerank(spec)  # fail at start, not on the first request

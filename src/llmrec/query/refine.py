@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from llmrec.query.parse import MAX_QUERY_CHARS, Constraints, ParsedQuery, clean, parse, tokens
+from llmrec.query.parse import MAX_QUERY_CHARS, Constraints, ParsedQuery, clean, tokens
 from llmrec.query.score import QueryIndex
 
 ORDINALS = {
@@ -52,7 +52,7 @@ def follow_up(
 
     rest = _ORDINAL.sub(ordinal, text)
     words = set(tokens(rest))
-    new = parse(rest, index.vocab)
+    new = index.parse(rest)
     c = new.constraints
     c = replace(c, like=(*c.like, *like), not_items=(*c.not_items, *unlike))
     if previous is not None:

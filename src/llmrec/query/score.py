@@ -19,6 +19,7 @@ from scipy.stats import rankdata
 from llmrec.data import columns as C
 from llmrec.encoders import TextEncoder, encode
 from llmrec.encoders.onnx import fast_twin
+from llmrec.query.helper import GenreReader
 from llmrec.query.parse import Constraints, ParsedQuery, Vocabulary, parse
 
 
@@ -94,6 +95,7 @@ class QueryIndex:
         self.encoder = None if encoder is None else fast_twin(encoder)
         self.vectors, self._similar = vectors, similar
         self._vectors_seen: dict[str, np.ndarray] = {}  # insertion order = recency
+        self.reader: GenreReader | None = None  # query.helper, when asked for
         titles = items[C.TITLE] if C.TITLE in items else items[C.ITEM_ID]
         self.titles = dict(zip(self.ids, titles.astype(str), strict=True))
         years = items[C.YEAR] if C.YEAR in items else pd.Series(np.nan, index=items.index)
@@ -110,7 +112,10 @@ class QueryIndex:
         }
 
     def parse(self, text: str) -> ParsedQuery:
-        return parse(text, self.vocab)
+        q = parse(text, self.vocab)
+        if self.reader is not None:  # the optional LLM reader of the words left (checked)
+            q = self.reader.read(q, lambda r: int(self.allowed(r.constraints).sum()))
+        return q
 
     def allowed(self, c: Constraints) -> np.ndarray:
         """Items that satisfy every hard constraint (an unknown year fails a year range)."""

@@ -15,6 +15,7 @@ import pandas as pd
 
 from llmrec.models.base import Recommender
 from llmrec.query.answer import answer, index_for
+from llmrec.query.helper import GenreReader
 from llmrec.query.parse import ParsedQuery
 from llmrec.query.refine import follow_up, from_state, to_state
 from llmrec.query.score import BlendWeights, QueryIndex
@@ -39,6 +40,9 @@ class Asking:
     _pop: np.ndarray
     _qindex: QueryIndex | None
     query_weights: BlendWeights = BlendWeights()
+    ask_llm: bool
+    item_noun: str
+    explanations: Any  # service.explanations.Explanations: its explainer's LLM, or None
 
     def _current(self, user_id: str | None = None) -> None:
         raise NotImplementedError
@@ -68,6 +72,10 @@ class Asking:
             m = self.model
             if self._qindex is None or len(self._qindex.ids) != len(m.items_):
                 self._qindex = index_for(m, self._item_rows(), self._pop)
+                llm = self.explanations.explainer.llm if self.ask_llm else None
+                if llm is not None:
+                    genres = sorted(self._qindex._genres)
+                    self._qindex.reader = GenreReader(llm, genres, self.item_noun)
             index = self._qindex
             index.popularity = self._pop  # recent popularity, as cold-start lists use
             blocked = m.items_.index(sorted(self._blocked(user_id)))

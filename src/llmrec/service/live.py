@@ -71,6 +71,7 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
         seed: int | None = None,
         rerank: RerankSpec | None = None,
         max_batch: int = SERVE.max_batch,
+        ask_llm: bool = SERVE.ask_llm,
     ) -> None:
         """``llm``: "auto" (the bundled model when installed, else templates), "off", or a
         runtime name ("transformers", "llama-cpp") that must load; ``explain_budget``: the
@@ -79,8 +80,10 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
         below the list instead (``online.policies.EpsilonGreedySlate``; 0: the ranker's list);
         ``rerank``: the post-ranking stage every list goes through unless a request names
         its own (``llmrec.rerank``); ``max_batch``: the most uncached lists one model call
-        scores (requests that queue meanwhile wait for the next)."""
-        self.rerank, self.item_noun = rerank, item_noun
+        scores (requests that queue meanwhile wait for the next); ``ask_llm``: the LLM (when
+        ``llm`` gives one) reads the words a request in words leaves as a genre
+        (``query.helper``, off by default: measured, it does not earn its place)."""
+        self.rerank, self.item_noun, self.ask_llm = rerank, item_noun, ask_llm
         self._rerankers: dict[RerankSpec, Reranker] = {}
         # ``folder``: read already (``folder.load_folder``), or a path to read
         folder = folder if isinstance(folder, ModelFolder) else load_folder(folder)
