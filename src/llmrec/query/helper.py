@@ -65,7 +65,7 @@ class GenreReader:
         c = q.constraints
         if not q.intent or c.genres or not self.genres:
             return q
-        genre, lead = self.best(q.intent)
+        genre, lead = self.best(q.text)  # the whole request: the words left lack context
         if lead < self.margin or genre not in self.genres or genre in c.not_genres:
             return q
         out = replace(q, constraints=replace(c, genres=(genre,)))
