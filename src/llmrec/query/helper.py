@@ -1,7 +1,9 @@
-"""The bundled LLM as an optional reader of the words the parser left ("something to make me
-laugh"): which of the catalogue's genres do they ask for? Off by default
-(``llmrec serve --ask-llm``): measured, it is right too rarely to beat the text match alone
-(BENCHMARKS.md "Requests in words: the LLM as a genre reader").
+"""The bundled LLM as an optional reader of a request that names no genre ("something to
+make me laugh"): which of the catalogue's genres does it ask for? Off by default
+(``llmrec serve --ask-llm``): measured (BENCHMARKS.md "Requests in words: the LLM as a genre
+reader"), it labels few requests (3 of 36 test phrases, all right) and those lists gain
+(personal + request NDCG@10 +4% on ml-100k, +5% on ml-1m, paired p < 0.01), but each request
+it reads costs ~0.8 s on the CPU.
 
 Its output is checked like every LLM output: it can only name a genre the catalogue has (the
 genres are scored as continuations, nothing is generated), it must beat the runner-up by
@@ -22,7 +24,7 @@ from llmrec.llm.prompts import DATA_RULE, field
 from llmrec.llm.runtime import LanguageModel, chat_prompt
 from llmrec.query.parse import ParsedQuery
 
-MARGIN = 1.0  # chosen on the validation phrases of the benchmark (bench_ask_llm.py)
+MARGIN = 0.75  # chosen on the validation phrases of bench_ask_llm.py
 NEUTRAL = "something"
 
 
