@@ -262,3 +262,39 @@ def test_activity_counts_events_users_lists_and_click_through(
     assert len(now["days"]) == 2 and now["lists_served"]["scored"] >= 1
     assert "u1" not in json.dumps(now)  # counts only, no ids
     assert client.get("/v1/activity", params={"days": 0}).status_code == 422
+
+
+def test_activity_reads_only_the_days_it_shows(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """40 days of impressions and clicks; asked for 7, the store is read from the window's
+    start on (not whole tables) and the counts equal those computed from everything."""
+    from llmrec.service.activity import daily_impressions
+
+    store = client.app.state.service.store  # type: ignore[attr-defined]
+    day, rows, clicks = 86_400, [], []
+    for d in range(40):
+        t = 1_700_000_000 + d * day
+        for j in range(3):
+            rows.append(
+                {"impression_id": f"i{d}", "user_id": "u1", C.ITEM_ID: str(j), "position": j,
+                 "rank": j, "propensity": 1.0, "explored": False, "policy": "ranked",
+                 "share": 0.0, "pool": 0, "model_version": "v", C.TIMESTAMP: t}
+            )  # fmt: skip
+        if d % 2:  # a click within the horizon on the first item shown
+            clicks.append({C.USER_ID: "u1", C.ITEM_ID: "0", C.EVENT: "click", C.TIMESTAMP: t + 60})
+    store.add_impressions(rows)
+    ok(client.post("/v1/events", json=clicks))
+    every = daily_impressions(store.impressions_since(0), store.events_since(0), 7)
+    asked: list[int | None] = []
+    real = type(store).impressions_since
+    monkeypatch.setattr(
+        type(store),
+        "impressions_since",
+        lambda self, seq=0, since_ts=None: asked.append(since_ts) or real(self, seq, since_ts),
+    )
+    shown = ok(client.get("/v1/activity", params={"days": 7}))["impressions"]
+    assert shown == every and len(shown) == 7
+    assert sum(d["clicked"] for d in shown) == 4 and all(d["shown"] == 3 for d in shown)
+    assert asked == [((1_700_000_000 + 39 * day) // day - 6) * day]  # 0:00 of the 1st day shown
+    assert len(store.impressions_since(0, since_ts=asked[0])) == 21

@@ -8,10 +8,9 @@ commit has reached the disk when ``add_events`` returns, so a 202 survives a kil
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,120 +18,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from llmrec.config import get_settings
 from llmrec.data import columns as C
 from llmrec.data.dataset import Dataset
 from llmrec.errors import ConfigError, LlmrecError
-
-metadata = sa.MetaData()
-_SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER
-
-events = sa.Table(
-    "events",
-    metadata,
-    sa.Column("seq", _SEQ, primary_key=True, autoincrement=True),
-    sa.Column("event_id", sa.String(128), unique=True, nullable=True),
-    sa.Column("user_id", sa.String(128), nullable=False, index=True),
-    sa.Column("item_id", sa.String(128), nullable=False),
-    sa.Column("event", sa.String(16), nullable=False),
-    sa.Column("value", sa.Float, nullable=True),
-    sa.Column("timestamp", sa.BigInteger, nullable=False),
-    sa.Column("device", sa.String(64), nullable=True),
-    sa.Column("location", sa.String(64), nullable=True),
-    sa.Column("scenario", sa.String(64), nullable=True),
-)
-items = sa.Table(
-    "items",
-    metadata,
-    sa.Column("item_id", sa.String(128), primary_key=True),
-    sa.Column("title", sa.String(512), nullable=False),
-    sa.Column("text", sa.Text, nullable=True),
-    sa.Column("genres", sa.Text, nullable=True),  # JSON list
-    sa.Column("year", sa.Integer, nullable=True),
-    sa.Column("attributes", sa.Text, nullable=True),  # JSON object
-    sa.Column("updated_at", sa.BigInteger, nullable=False),
-)
-api_keys = sa.Table(
-    "api_keys",
-    metadata,
-    sa.Column("id", _SEQ, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(128), nullable=False),
-    sa.Column("prefix", sa.String(16), nullable=False),
-    sa.Column("hash", sa.String(64), nullable=False, unique=True),
-    sa.Column("role", sa.String(8), nullable=False),
-    sa.Column("rate_limit", sa.Float, nullable=False),
-    sa.Column("created_at", sa.BigInteger, nullable=False),
-    sa.Column("revoked_at", sa.BigInteger, nullable=True),
-)
-deleted_users = sa.Table(
-    "deleted_users",
-    metadata,
-    sa.Column("user_id", sa.String(128), primary_key=True),
-    sa.Column("deleted_at", sa.BigInteger, nullable=False),
-)
-# What an exploring service showed: one row per shown item, with the policy's probability of
-# showing that item at that position (``llmrec.online.policies``), for off-policy evaluation.
-impressions = sa.Table(
-    "impressions",
-    metadata,
-    sa.Column("seq", _SEQ, primary_key=True, autoincrement=True),
-    sa.Column("impression_id", sa.String(36), nullable=False, index=True),
-    sa.Column("user_id", sa.String(128), nullable=False, index=True),
-    sa.Column("item_id", sa.String(128), nullable=False),
-    sa.Column("position", sa.Integer, nullable=False),  # 0-based slot
-    sa.Column("rank", sa.Integer, nullable=False),  # 0-based, in the ranker's list
-    sa.Column("propensity", sa.Float, nullable=False),
-    sa.Column("explored", sa.Boolean, nullable=False),
-    sa.Column("policy", sa.String(64), nullable=False),
-    sa.Column("share", sa.Float, nullable=False),
-    sa.Column("pool", sa.Integer, nullable=False),
-    sa.Column("model_version", sa.String(256), nullable=False),
-    sa.Column("timestamp", sa.BigInteger, nullable=False),
-)
-IMPRESSION_COLUMNS = tuple(c.name for c in impressions.columns if c.name != "seq")
-conversations = sa.Table(  # requests in words: the state between follow-ups
-    "conversations",
-    metadata,
-    sa.Column("conversation_id", sa.String(32), primary_key=True),
-    sa.Column("user_id", sa.String(128), nullable=False, index=True),
-    sa.Column("state", sa.Text, nullable=False),  # JSON: constraints, intent, list shown
-    sa.Column("updated_at", sa.BigInteger, nullable=False),
-)
-schema_version = sa.Table(
-    "schema_version",
-    metadata,
-    sa.Column("version", sa.Integer, primary_key=True),
-    sa.Column("applied_at", sa.BigInteger, nullable=False),
+from llmrec.service.tables import (
+    IMPRESSION_COLUMNS,
+    MIGRATIONS,
+    api_keys,
+    conversations,
+    deleted_users,
+    events,
+    impressions,
+    items,
+    schema_version,
+    user_digest,
 )
 
-
-def _v1(conn: Connection) -> None:
-    for table in (events, items, api_keys, deleted_users):
-        table.create(conn, checkfirst=True)
-
-
-def _v2(conn: Connection) -> None:
-    impressions.create(conn, checkfirst=True)
-
-
-def _v3(conn: Connection) -> None:
-    """Deleted users are remembered by the digest of their id, not the id."""
-    rows = conn.execute(sa.select(deleted_users)).all()
-    conn.execute(deleted_users.delete())
-    for user_id, at in rows:
-        conn.execute(deleted_users.insert().values(user_id=user_digest(user_id), deleted_at=at))
-
-
-def _v4(conn: Connection) -> None:
-    conversations.create(conn, checkfirst=True)
-
-
-# (version, step): append new steps, never edit an applied one.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
-    (1, _v1), (2, _v2), (3, _v3), (4, _v4)
-]  # fmt: skip
 EVENT_COLUMNS = (
     "event_id",
     C.USER_ID,
@@ -142,10 +46,6 @@ EVENT_COLUMNS = (
     C.TIMESTAMP,
     *C.CONTEXT_COLUMNS,
 )
-
-
-def user_digest(user_id: str) -> str:
-    return hashlib.sha256(user_id.encode()).hexdigest()
 
 
 class DeletedUsers:
@@ -257,11 +157,17 @@ class Store:
         return out
 
     def events_since(
-        self, seq: int = 0, user_id: str | None = None, event: str | None = None
+        self,
+        seq: int = 0,
+        user_id: str | None = None,
+        event: str | None = None,
+        since_ts: int | None = None,
     ) -> pd.DataFrame:
         """Events with sequence number > ``seq``, in order (all users or one, all kinds
-        or one)."""
+        or one; with ``since_ts``, only those at or after that time)."""
         q = sa.select(events).where(events.c.seq > seq).order_by(events.c.seq)
+        if since_ts is not None:
+            q = q.where(events.c.timestamp >= since_ts)
         if user_id is not None:
             q = q.where(events.c.user_id == user_id)
         if event is not None:
@@ -287,12 +193,20 @@ class Store:
                 impressions.insert(), [{c: r[c] for c in IMPRESSION_COLUMNS} for r in rows]
             )
 
-    def impressions_since(self, seq: int = 0) -> pd.DataFrame:
-        """Logged impressions with sequence number > ``seq``, in order."""
+    def impressions_since(self, seq: int = 0, since_ts: int | None = None) -> pd.DataFrame:
+        """Logged impressions with sequence number > ``seq`` (and time at or after
+        ``since_ts``), in order."""
         q = sa.select(impressions).where(impressions.c.seq > seq).order_by(impressions.c.seq)
+        if since_ts is not None:
+            q = q.where(impressions.c.timestamp >= since_ts)
         with self.engine.connect() as conn:
             rows = conn.execute(q).mappings().all()
         return pd.DataFrame([dict(r) for r in rows], columns=["seq", *IMPRESSION_COLUMNS])
+
+    def last_impression_time(self) -> int | None:
+        with self.engine.connect() as conn:
+            t = conn.execute(sa.select(sa.func.max(impressions.c.timestamp))).scalar()
+        return None if t is None else int(t)
 
     # --- users -------------------------------------------------------------------------
     def delete_user(self, user_id: str) -> int:

@@ -7,7 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
-from llmrec.service.activity import ActivityOut, daily_events, daily_impressions, lists_served
+from llmrec.service.activity import (
+    DAY,
+    ActivityOut,
+    daily_events,
+    daily_impressions,
+    lists_served,
+)
 from llmrec.service.deps import READ, MetricsDep, ServiceDep
 from llmrec.service.schemas import ERRORS
 
@@ -30,14 +36,19 @@ async def activity(
     def compute() -> dict[str, Any]:
         log = service.live.event_log()
         store = service.store
-        # the whole table: a page refresh, not a hot path
-        impressions = store.impressions_since(0)
-        acted = store.events_since(0) if not impressions.empty else log.iloc[:0]
+        # only the days shown are read: the impressions of the window, and the events since
+        # its start (a click after an impression of the window counts for it)
+        last = store.last_impression_time()
+        shown: list[dict[str, Any]] = []
+        if last is not None:
+            start = (last // DAY - days + 1) * DAY
+            window = store.impressions_since(0, since_ts=start)
+            shown = daily_impressions(window, store.events_since(0, since_ts=start), days)
         return {
             "model_versions": service.shares(),
             "lists_served": lists_served(metrics),
             "days": daily_events(log, days),
-            "impressions": daily_impressions(impressions, acted, days),
+            "impressions": shown,
         }
 
     return await run_in_threadpool(compute)
