@@ -63,6 +63,7 @@ class ServeSettings(BaseModel):
     explore: float = Field(0.0, ge=0, le=1, description="share of list positions that explore")
     explore_pool: int = Field(50, ge=1, description="items below the list exploration draws from")
     near_duplicate: float = Field(0.9, description="text similarity that hides near-duplicates")
+    shared_store: bool = Field(False, description="other processes serve from the same store")
     ask_llm: bool = Field(False, description="the LLM reads a request naming no genre as one")
     max_in_flight: int = Field(64, ge=1, description="requests served at once (then 503)")
     max_body: int = Field(1 << 20, description="bytes in a request body (then 413)")

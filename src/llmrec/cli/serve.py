@@ -73,6 +73,13 @@ def serve_command(
         str | None,
         typer.Option(help="post-ranking stage for every list: mmr=S, calibrated=S or tail=S"),
     ] = None,
+    shared_store: Annotated[
+        bool,
+        typer.Option(
+            help="other `llmrec serve` processes use the same --db (replicas behind one "
+            "address): apply their events, items and deletions before every read"
+        ),
+    ] = SERVE.shared_store,
     ask_llm: Annotated[
         bool,
         typer.Option(
@@ -106,6 +113,7 @@ def serve_command(
             open_store(db),
             folder,
             reports_dir=reports,
+            shared_store=shared_store,
             cache_size=cache_size,
             max_batch=max_batch,
             refresh_every=refresh_every,

@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# stored events remembered as applied, behind the newest (a follower reads back fewer)
+APPLIED_KEPT = 10_000
 LOG_COLUMNS = (C.USER_ID, C.ITEM_ID, C.TIMESTAMP, C.EVENT, C.VALUE, *C.CONTEXT_COLUMNS)
 
 
@@ -104,6 +106,10 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
         )
 
         self.watermark = folder.store_seq
+        # the stored events applied (their seqs, the recent ones): a process that follows a
+        # store other processes write to (``service.follower``) reads back and skips these
+        self.applied: set[int] = set()
+        self.max_seq = self.watermark
         log, catalogue = folder.log, folder.catalogue
         self._facts: dict[str, dict[str, Any]] = {}  # item id -> title, genres, year
         self._items_table: pd.DataFrame | None = None  # the catalogue, every column
@@ -154,6 +160,12 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
         with self._lock:
             self.check_items([str(r[C.ITEM_ID]) for r in rows])
             for r in rows:
+                seq = r.get("seq")
+                if seq is not None and pd.notna(seq):  # a stored event: applied once
+                    if int(seq) in self.applied:
+                        continue
+                    self.applied.add(int(seq))
+                    self.max_seq = max(self.max_seq, int(seq))
                 user, item = str(r[C.USER_ID]), str(r[C.ITEM_ID])
                 if user not in self._user_pos:
                     self._user_pos[user] = len(self._user_ids)
@@ -169,7 +181,13 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
                      *(r.get(c) for c in C.CONTEXT_COLUMNS),
                      self._user_pos[user], self.model.items_.position(item))
                 )  # fmt: skip
+            if len(self.applied) > 2 * APPLIED_KEPT:
+                self.applied = {q for q in self.applied if q > self.max_seq - APPLIED_KEPT}
             self._dirty = True
+
+    def user_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._user_ids)
 
     def delete_user(self, user_id: str) -> None:
         with self._lock:

@@ -21,6 +21,7 @@ from llmrec import versions
 from llmrec.config import SERVE
 from llmrec.errors import ConfigError
 from llmrec.service.folder import load_folder
+from llmrec.service.follower import Follower
 from llmrec.service.group_commit import GroupCommit, commit_events
 from llmrec.service.keys import Key, digest, lookup
 from llmrec.service.live import LiveModel
@@ -55,8 +56,11 @@ class Service:
         store: Store,
         model_dir: Path,
         reports_dir: Path = SERVE.reports,
+        shared_store: bool = SERVE.shared_store,
         **live_options: Any,
     ) -> None:
+        """``shared_store``: other processes serve from the same store; apply what they
+        write before every read (``service.follower``)."""
         self.store = store
         self.reports = Reports(reports_dir)
         self.model_dir = Path(model_dir)  # a folder of versions, or a plain model folder
@@ -71,6 +75,7 @@ class Service:
         self._keys: dict[str, tuple[Key | None, float]] = {}
         self._buckets: dict[int, tuple[float, float]] = {}
         self._bucket_lock = threading.Lock()
+        self.follower = Follower(self) if shared_store else None
 
     # --- versions ------------------------------------------------------------------------
     def _load(self, folder: Path) -> LiveModel:
@@ -78,8 +83,15 @@ class Service:
         live.batches.on_run = lambda n: self.on_batch(n)
         return live
 
+    def follow(self) -> None:
+        """Catch up with other processes' writes to a shared store (no-op otherwise)."""
+        if self.follower is not None:
+            self.follower.poll()
+
     def live_for(self, user_id: str) -> LiveModel:
-        """The version that answers this user (the same one every time while a split runs)."""
+        """The version that answers this user (the same one every time while a split runs),
+        caught up with a shared store."""
+        self.follow()
         split = self.split
         return split.live if split is not None and split.takes(user_id) else self.live
 
@@ -149,6 +161,8 @@ class Service:
     def delete_user(self, user_id: str) -> int:
         with self.write_lock:
             n = self.store.delete_user(user_id)
+            if self.follower is not None:
+                self.follower.saw_deletion(user_id)
             for live in self.lives():
                 live.delete_user(user_id)
         return n

@@ -177,6 +177,19 @@ class Store:
         cols = ["seq", *EVENT_COLUMNS]
         return pd.DataFrame([dict(r) for r in rows], columns=cols)
 
+    def marks(self) -> tuple[int, int, int, int]:
+        """(newest event seq, items, newest item change, deleted users) in one query: what
+        a process following this store compares to see whether another one wrote."""
+        q = sa.select(
+            sa.select(sa.func.coalesce(sa.func.max(events.c.seq), 0)).scalar_subquery(),
+            sa.select(sa.func.count()).select_from(items).scalar_subquery(),
+            sa.select(sa.func.coalesce(sa.func.max(items.c.updated_at), 0)).scalar_subquery(),
+            sa.select(sa.func.count()).select_from(deleted_users).scalar_subquery(),
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(q).one()
+        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
     def last_seq(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.max(events.c.seq))).scalar() or 0)

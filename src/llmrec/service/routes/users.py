@@ -15,6 +15,7 @@ router = APIRouter(responses=ERRORS, tags=["users"])
 
 @router.get("/v1/users", response_model=UsersOut, dependencies=[READ])
 def find_users(service: ServiceDep, query: Search = "", limit: Limit = 20) -> dict[str, Any]:
+    service.follow()
     return {"users": service.live.find_users(query, limit)}
 
 
@@ -25,7 +26,7 @@ def get_user(
     limit: Annotated[int, Query(ge=0, le=1000, description="latest events shown")] = 50,
 ) -> dict[str, Any]:
     try:
-        return service.live.user(user_id, limit)
+        return service.live_for(user_id).user(user_id, limit)
     except UnknownUserError as e:
         raise ApiError(404, "not_found", str(e), "user_id") from None
 

@@ -1,0 +1,93 @@
+"""Replicas: several ``llmrec serve`` processes on one events store (``--shared-store``),
+each applying what the others write before it answers.
+
+Every read first compares the store's marks (newest event, item count and newest change,
+deleted users: one query) with what this process last saw; only when another process wrote
+does it read the new rows: events after the newest applied one (read back ``LOOKBACK``
+sequence numbers, because PostgreSQL may commit number n+1 before n; events already applied,
+here or by a previous read, are skipped by their number), changed items, and deletions (the
+store keeps only digests of deleted ids, so the live users are hashed to find them). So a
+user's event posted to one process shapes that user's next list from any other, and a user
+deleted through one is gone from all. Admin changes (reload, rollback, A/B) and rate limits
+stay per process: send admin calls to every replica.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from llmrec.data import columns as C
+from llmrec.service.tables import user_digest
+
+if TYPE_CHECKING:
+    from llmrec.service.live import LiveModel
+    from llmrec.service.serving import Service
+
+LOOKBACK = 1000
+
+
+def _item_key(row: dict[str, Any]) -> str:
+    return repr(sorted((k, repr(v)) for k, v in row.items()))
+
+
+class Follower:
+    """What one process has seen of a shared store; ``poll`` catches up (under the write
+    lock, so it never interleaves with this process's own writes)."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        store = service.store
+        self.marks = store.marks()
+        self.items = {r[C.ITEM_ID]: _item_key(r) for r in store.items_table().to_dict("records")}
+        self.deleted = set(store.deleted_users().digests)  # applied at load
+
+    def poll(self) -> bool:
+        """Apply other processes' writes; True when there were any."""
+        store = self.service.store
+        marks = store.marks()
+        if marks == self.marks:
+            return False
+        with self.service.write_lock:
+            marks = store.marks()
+            if marks[1:3] != self.marks[1:3]:
+                self._items()
+            if marks[3] != self.marks[3]:
+                self._deletions()
+            for live in self.service.lives():
+                self._events(live)
+            self.marks = marks
+        return True
+
+    def saw_item(self, row: dict[str, Any]) -> None:
+        self.items[row[C.ITEM_ID]] = _item_key(row)
+
+    def saw_deletion(self, user_id: str) -> None:
+        """This process deleted the user itself: later events of the id count again."""
+        self.deleted.add(user_digest(user_id))
+
+    def _items(self) -> None:
+        table = self.service.store.items_table()
+        rows = table.to_dict("records")
+        changed = [n for n, r in enumerate(rows) if self.items.get(r[C.ITEM_ID]) != _item_key(r)]
+        if changed:
+            self.service.put_item(table.iloc[changed].reset_index(drop=True))
+            for n in changed:
+                self.saw_item(rows[n])
+
+    def _deletions(self) -> None:
+        """Users another process deleted since the last look (only those: a user deleted
+        before who came back with new events stays)."""
+        digests = set(self.service.store.deleted_users().digests)
+        new = digests - self.deleted
+        for live in self.service.lives() if new else ():
+            for user in [u for u in live.user_ids() if user_digest(u) in new]:
+                live.delete_user(user)
+        self.deleted = digests
+
+    def _events(self, live: LiveModel) -> None:
+        rows = self.service.store.events_since(max(0, live.max_seq - LOOKBACK))
+        rows = rows[~rows["seq"].isin(live.applied)]
+        known = rows[C.ITEM_ID].isin(pd.Index(live.model.items_.ids))  # a variant's catalogue
+        live.add_events(rows[known])
