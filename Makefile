@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data quickstart demo docs test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-batching bench-group-commit bench-train-scale bench-tune-cost bench-import bench-ml1m bench-query bench-ask-llm bench-quickstart probe-new-item screenshots clean
+.PHONY: install data quickstart demo docs test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-batching bench-group-commit bench-train-scale bench-tune-cost bench-import bench-ml1m bench-query bench-ask-llm bench-replicas bench-quickstart probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -98,6 +98,10 @@ bench-query: data
 # the LLM as a reader of a request's leftover words: reading accuracy, lists with it off/on (~10 min)
 bench-ask-llm: data
 	LLMREC_THREADS=1 $(BIN)/python benchmarks/bench_ask_llm.py --datasets ml-100k ml-1m --max-users 1000
+
+# replicas on one store: what following costs a read (~1 min; needs llmrec train --dataset ml-100k)
+bench-replicas: data
+	LLMREC_THREADS=2 $(BIN)/python benchmarks/bench_replicas.py
 
 bench-fairness: data
 	$(BIN)/python benchmarks/bench_fairness.py
