@@ -88,10 +88,12 @@ class Service:
         if self.follower is not None:
             self.follower.poll()
 
-    def live_for(self, user_id: str) -> LiveModel:
+    def live_for(self, user_id: str, follow: bool = True) -> LiveModel:
         """The version that answers this user (the same one every time while a split runs),
-        caught up with a shared store."""
-        self.follow()
+        caught up with a shared store (``follow=False``: the caller just did, off the event
+        loop)."""
+        if follow:
+            self.follow()
         split = self.split
         return split.live if split is not None and split.takes(user_id) else self.live
 

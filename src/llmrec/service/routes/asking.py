@@ -32,7 +32,9 @@ router = APIRouter(responses=ERRORS, tags=["recommendations"])
 async def ask(service: ServiceDep, metrics: MetricsDep, body: AskIn) -> dict[str, Any]:
     """A request in words blended with the user's history, or a follow-up to a
     conversation (``conversation_id`` of a previous answer)."""
-    store, live = service.store, service.live_for(body.user_id)
+    if service.follower is not None:  # a store query: not on the event loop
+        await run_in_threadpool(service.follow)
+    store, live = service.store, service.live_for(body.user_id, follow=False)
     state = None
     if body.conversation_id is not None:
         state = await run_in_threadpool(

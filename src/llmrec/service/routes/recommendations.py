@@ -56,7 +56,9 @@ async def recommendations(
         ),
     ] = None,
 ) -> dict[str, Any]:
-    live = service.live_for(user_id)  # the same version every time while a split runs
+    if service.follower is not None:  # a store query: not on the event loop
+        await run_in_threadpool(service.follow)
+    live = service.live_for(user_id, follow=False)  # the same version while a split runs
     context = {C.DEVICE: device, C.LOCATION: location, C.SCENARIO: scenario}
     if timestamp is not None:
         context[C.TIMESTAMP] = str(timestamp)
