@@ -94,6 +94,8 @@ def test_grounded_explanations_pass() -> None:
         ("Critics adored it, as you adored The Godfather.", "unsupported-claim"),
         ("You watched The Godfather on Netflix.", "unsupported-claim"),
         ("The Godfather the the the the the.", "repetition"),
+        ("You loved The Godfather, so enjoy this tale set in Paris.", "unsupported-name"),
+        ("As with The Godfather, Kubrick directs it.", "unsupported-name"),
         ("You will like this crime film.", "ungrounded"),
         ("", "empty"),
     ],
@@ -422,3 +424,32 @@ class TestLLMRerank(RecommenderContract):
     @pytest.fixture(autouse=True)
     def _scripted(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(LLMRerank, "_llm", lambda self: ScriptedLM())
+
+
+def test_a_name_the_item_description_holds_may_be_said() -> None:
+    """The item's own description is a fact of the prompt: what it names, the text may name;
+    the same text without it is an invented detail."""
+    e = Evidence("2", "Fargo", ("Crime",), because_title="The Godfather",
+                 about="A kidnapping in snowy Minnesota goes wrong.")  # fmt: skip
+    assert ("about", "A kidnapping in snowy Minnesota goes wrong.") in e.facts()
+    text = "You may like Fargo because you watched The Godfather: a crime tale in Minnesota."
+    own = [v for _, v in e.facts()]
+    assert checker().problems(text, "u1", e.grounds, own) == []
+    bare = [v for _, v in Evidence("2", "Fargo", ("Crime",), because_title="The Godfather").facts()]
+    assert {p.rule for p in checker().problems(text, "u1", e.grounds, bare)} == {"unsupported-name"}
+
+
+def test_the_live_model_reads_descriptions_into_the_evidence(tmp_path: Path) -> None:
+    from llmrec.service.live import LiveModel
+    from llmrec.service.store import Store
+    from llmrec.testing.fixtures import shop_dataset
+    from llmrec.testing.server import train_model_dir
+
+    ds = shop_dataset()
+    assert "description" in ds.items
+    folder = train_model_dir(ds, tmp_path / "shop", {"retrievers": {"pop": {}, "itemknn": {}}})
+    live = LiveModel(folder, Store(f"sqlite:///{tmp_path / 'e.db'}"), llm="off")
+    user = str(live.model.users_.ids[0])
+    item = live.recommend(user, 1)[0].item_id
+    about = ds.items.set_index("item_id").loc[item, "description"]
+    assert live._evidence(user, item).about == " ".join(str(about).split())[:300]

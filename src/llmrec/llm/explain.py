@@ -35,6 +35,7 @@ class Evidence:
     shared: tuple[str, ...] = ()  # genres of the item that the history item has too
     profile: str = ""  # the user's own profile text (may be repeated in the output)
     noun: str = "item"  # what the items are: picks the verb ("you read" for books)
+    about: str = ""  # the item's own description, where the catalogue has one
 
     @property
     def grounds(self) -> list[str]:
@@ -49,6 +50,8 @@ class Evidence:
             out.append(("history_item", f"The user {self._verb()} {self.because_title}{rated}."))
         if self.shared:
             out.append(("shared_genres", ", ".join(self.shared)))
+        if self.about:
+            out.append(("about", self.about))
         return out
 
     def _verb(self) -> str:

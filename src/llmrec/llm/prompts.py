@@ -65,8 +65,8 @@ def wording_prompt(
     system, instruction = (t.format(noun=noun, anchor=clean(anchor, 120)) for t in TASKS[kind])
     data = "\n".join(field(name, value) for name, value in facts)
     return chat_prompt(
-        f"{system}, using only the facts given. No links, no contact details, no other "
-        f"{noun}s. {DATA_RULE}",
+        f"{system}, using only the facts given. No names of people or places the facts do "
+        f"not hold, no links, no contact details, no other {noun}s. {DATA_RULE}",
         f"{data}\n{instruction}",
         answer_start,
     )

@@ -91,6 +91,23 @@ def _has_phrase(text: str, phrase: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text) is not None
 
 
+_WORD = re.compile(r"[^\W\d_][\w'’-]*")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def _unsupported_name(text: str, own_low: str, title_words: set[str]) -> str | None:
+    """The first capitalised word that does not open a sentence and that neither a field of
+    the prompt nor a catalogue title holds: a name the model invented ("set in Paris",
+    "directed by Kubrick")."""
+    known = set(_WORD.findall(own_low))
+    for sentence in _SENTENCE.split(text):
+        for word in _WORD.findall(sentence)[1:]:
+            low = word.lower()
+            if word[0].isupper() and low not in known and low not in title_words:
+                return word
+    return None
+
+
 @dataclass(frozen=True)
 class Rejection:
     rule: str
@@ -112,6 +129,7 @@ class OutputChecker:
         self.max_chars = max_chars
         self._by_year: dict[str, set[str]] = {}
         self._forms: set[str] = set()
+        self._title_words: set[str] = set()  # a name from a catalogue title is not invented
         self.add_titles(titles)
         # value (as its words) -> users holding it; only values that could identify someone
         self._values: dict[str, set[str]] = {}
@@ -127,6 +145,7 @@ class OutputChecker:
         for title in titles:
             forms = title_forms(title)
             self._forms |= forms
+            self._title_words.update(_WORD.findall(title.lower()))
             year = _YEAR.search(title)
             if year:
                 self._by_year.setdefault(year.group(1), set()).update(forms)
@@ -180,6 +199,9 @@ class OutputChecker:
         leaked = sorted(v for v in said if v in self._values and user_id not in self._values[v])
         if leaked:
             out.append(Rejection("other-profile", leaked[0]))
+        name = _unsupported_name(text, own_low, self._title_words)
+        if name:
+            out.append(Rejection("unsupported-name", name))
         out += self._unknown_titles(text)
         grounds = list(grounds)
         if grounds and not any(mentions(text, g) for g in grounds):

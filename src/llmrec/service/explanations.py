@@ -131,6 +131,7 @@ class EvidenceFor:
             genres,
             profile=user_text(profile, []) if profile else "",
             noun=self.item_noun,
+            about=facts.get("about") or "",
         )
         u = self._user_pos.get(user_id)
         history = m.history_[u].indices if u is not None else np.zeros(0, np.int64)

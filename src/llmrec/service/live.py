@@ -219,15 +219,21 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
         self._items_table = table if old is None else pd.concat([old, table], ignore_index=True)
         self._qindex = None  # requests in words read the new rows
         self._common_genres = None  # the page's hints count genres again
-        genres = table[C.GENRES] if C.GENRES in table else pd.Series([None] * len(table))
-        years = table[C.YEAR] if C.YEAR in table else pd.Series([None] * len(table))
-        for i, t, g, y in zip(
-            table[C.ITEM_ID].astype(str), table[C.TITLE].astype(str), genres, years, strict=True
-        ):
+        none = pd.Series([None] * len(table), index=table.index)
+        genres = table[C.GENRES] if C.GENRES in table else none
+        years = table[C.YEAR] if C.YEAR in table else none
+        # what an explanation may say of the item itself: its description (or a live item's
+        # text), one line, the first 300 characters
+        about = next((table[c] for c in ("description", "text") if c in table), none)
+        for i, t, g, y, a in zip(
+            table[C.ITEM_ID].astype(str), table[C.TITLE].astype(str), genres, years, about,
+            strict=True,
+        ):  # fmt: skip
             self._facts[i] = {
                 C.TITLE: t,
                 C.GENRES: [str(x) for x in g] if isinstance(g, list | tuple | np.ndarray) else [],
                 C.YEAR: int(y) if y is not None and pd.notna(y) else None,
+                "about": " ".join(str(a).split())[:300] if isinstance(a, str) else "",
             }
 
     def refresh(self) -> None:
