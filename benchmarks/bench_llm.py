@@ -13,6 +13,7 @@ Wilcoxon test is on per-user NDCG@10. Writes the "Generative LLM" section of BEN
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 import tempfile
@@ -77,19 +78,19 @@ def rerank(split: Split, args: argparse.Namespace) -> dict:
     }
 
 
-def explanations(model_dir: Path, n_pairs: int) -> dict:
-    """The top item of ``n_pairs`` random users of the served ml-100k pipeline, explained as
-    the service does (its evidence, its checks), with no time budget."""
+def explanations(model_dir: Path, n_pairs: int, noun: str) -> dict:
+    """The top item of ``n_pairs`` random users of a served pipeline, explained as the
+    service does (its evidence, its checks), with no time budget."""
     from llmrec.service.live import LiveModel
     from llmrec.service.store import Store
 
     with tempfile.TemporaryDirectory() as tmp:
         live = LiveModel(
-            model_dir, Store(f"sqlite:///{tmp}/events.db"), llm="transformers", item_noun="movie"
+            model_dir, Store(f"sqlite:///{tmp}/events.db"), llm="transformers", item_noun=noun
         )
         rng = np.random.default_rng(11)
         users = rng.choice(live.model.users_.ids, n_pairs, replace=False)
-        out, seconds, rules = Counter(), [], Counter()
+        out, seconds, rules, named = Counter(), [], Counter(), []
         for u in users:
             item = live.recommend(str(u), 1)[0].item_id
             e = live._evidence(str(u), item)
@@ -98,8 +99,10 @@ def explanations(model_dir: Path, n_pairs: int) -> dict:
             seconds.append(time.perf_counter() - t)
             out[x.source] += 1
             rules.update(p.split(":")[0] for p in x.problems)
+            named += [p for p in x.problems if p.startswith("unsupported-name")]
         live.close()
-    return {"counts": out, "seconds": np.array(seconds), "rules": rules, "n": n_pairs}
+    return {"counts": dict(out), "seconds": seconds, "rules": dict(rules), "n": n_pairs,
+            "names": named[:5]}  # fmt: skip
 
 
 def rerank_section(split: Split, args: argparse.Namespace) -> list[str]:
@@ -135,20 +138,49 @@ LLM rescoring of {args.top_m} candidates per user: {np.median(lat):.2f} s median
 
 
 def explain_section(args: argparse.Namespace) -> list[str]:
-    x = explanations(args.model_dir, args.explain_pairs)
-    xs, passed = x["seconds"], x["counts"]["llm"]
-    rules = ", ".join(f"{k} {v}" for k, v in x["rules"].most_common())
+    runs = {}
+    for spec in args.explain_models:
+        folder, noun = spec.split(":")
+        runs[folder] = explanations(
+            get_settings().home / "models" / folder, args.explain_pairs, noun
+        )
+    if args.json:
+        args.json.write_text(json.dumps(runs))
+    before = json.loads(args.before.read_text()) if args.before else {}
+    rows = []
+    for folder, x in runs.items():
+        for label, r in (("before", before.get(folder)), ("after", x)):
+            if r is None:
+                continue
+            ok = r["counts"].get("llm", 0)
+            rules = ", ".join(f"{k} {v}" for k, v in Counter(r["rules"]).most_common()) or "none"
+            xs = np.array(r["seconds"])
+            rows.append(
+                f"| {folder} | {label} | **{ok} of {r['n']}** ({ok / r['n']:.0%}) | {rules} | "
+                f"{np.median(xs):.2f} s | {np.percentile(xs, 95):.2f} s |"
+            )
+    names = [n for x in runs.values() for n in x["names"]]
+    models = " ".join(args.explain_models)
     body = f"""Command: `.venv/bin/python benchmarks/bench_llm.py --part explain \
---explain-pairs {args.explain_pairs}` ({platform.machine()}, 2 cores, 1 torch thread, \
-SmolLM2-135M-Instruct on the transformers runtime, {time.strftime("%Y-%m-%d")}).
+--explain-pairs {args.explain_pairs} --explain-models {models}` ({platform.machine()}, 2 cores, \
+1 torch thread, SmolLM2-135M-Instruct on the transformers runtime, {time.strftime("%Y-%m-%d")}).
 
-The top item of {x["n"]} random users of the served pipeline (`llmrec train --dataset ml-100k`), \
-explained as the service does (its evidence and checks), without the time budget: \
-**{passed} of {x["n"]}** ({passed / x["n"]:.0%}) LLM texts passed every check; the rest fell back \
-to the template. Rules that rejected (a text can break several): {rules or "none"}. One \
-explanation (generation + checks): {np.median(xs):.2f} s median, {np.percentile(xs, 95):.2f} s p95.
+The top item of {args.explain_pairs} random users (seed 11) of each served pipeline (`llmrec \
+train`), explained as the service does (its evidence and checks), without the time budget; a \
+text that fails a check falls back to the template. "before": the same run on the revision \
+before #21 item 5 (no item description among the facts, no invented-name check); "after": \
+the item's description is a fact (ibm-articles has one per article; MovieLens none), the \
+prompt asks for no names the facts do not hold, and a capitalised word that no fact and no \
+catalogue title holds is rejected (`unsupported-name`).
+
+| pipeline | revision | LLM texts passing every check | rules that rejected (a text can break \
+several) | median | p95 |
+|---|---|---:|---|---:|---:|
+{chr(10).join(rows)}
+
+Names the new check rejected (first five): {"; ".join(names) or "none"}.
 """
-    return ["## Generative LLM explanations on MovieLens-100K (issue #5)", "", body]
+    return ["## Generative LLM explanations (issue #5, #21 item 5)", "", body]
 
 
 def main() -> None:
@@ -158,6 +190,14 @@ def main() -> None:
     p.add_argument("--test-users", type=int, default=300)
     p.add_argument("--top-m", type=int, default=20)
     p.add_argument("--explain-pairs", type=int, default=80)
+    p.add_argument(
+        "--explain-models",
+        nargs="*",
+        default=["ml-100k-ranker:movie", "ibm-articles-ranker:article"],
+    )
+    p.add_argument("--json", type=Path, help="write the explanation counts here")
+    p.add_argument("--before", type=Path, help="counts of a run on the revision before")
+    p.add_argument("--no-write", action="store_true", help="print only")
     p.add_argument(
         "--model-dir",
         type=Path,
@@ -173,7 +213,8 @@ def main() -> None:
         print("\n".join(lines))
     if args.part in ("explain", "all"):
         lines = explain_section(args)
-        write_section(root / "BENCHMARKS.md", EXPLAIN_BEGIN, EXPLAIN_END, lines)
+        if not args.no_write:
+            write_section(root / "BENCHMARKS.md", EXPLAIN_BEGIN, EXPLAIN_END, lines)
         print("\n".join(lines))
 
 

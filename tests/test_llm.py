@@ -435,6 +435,8 @@ def test_a_name_the_item_description_holds_may_be_said() -> None:
     text = "You may like Fargo because you watched The Godfather: a crime tale in Minnesota."
     own = [v for _, v in e.facts()]
     assert checker().problems(text, "u1", e.grounds, own) == []
+    possessive = text.replace("in Minnesota.", "in Minnesota's snow.")
+    assert checker().problems(possessive, "u1", e.grounds, own) == []
     bare = [v for _, v in Evidence("2", "Fargo", ("Crime",), because_title="The Godfather").facts()]
     assert {p.rule for p in checker().problems(text, "u1", e.grounds, bare)} == {"unsupported-name"}
 

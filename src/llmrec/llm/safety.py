@@ -102,7 +102,7 @@ def _unsupported_name(text: str, own_low: str, title_words: set[str]) -> str | N
     known = set(_WORD.findall(own_low))
     for sentence in _SENTENCE.split(text):
         for word in _WORD.findall(sentence)[1:]:
-            low = word.lower()
+            low = re.sub(r"['’]s?$", "", word.lower())  # "Park's" is Park
             if word[0].isupper() and low not in known and low not in title_words:
                 return word
     return None
