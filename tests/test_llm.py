@@ -26,7 +26,8 @@ from llmrec.service.keys import create_key
 from llmrec.service.store import Store
 from llmrec.testing import FAST_RANKER, RecommenderContract, block_dataset
 
-TITLES = ["Star Wars (1977)", "Alien (1979)", "Godfather, The (1972)", "Fargo (1996)"]
+TITLES = ["Star Wars (1977)", "Alien (1979)", "Godfather, The (1972)", "Fargo (1996)",
+          "Schindler's List (1993)"]  # fmt: skip
 PROFILES = {"u1": {"occupation": "student", "zip_code": "55105"},
             "u2": {"occupation": "lawyer", "zip_code": "94043"}}  # fmt: skip
 EVIDENCE = Evidence(
@@ -437,6 +438,11 @@ def test_a_name_the_item_description_holds_may_be_said() -> None:
     assert checker().problems(text, "u1", e.grounds, own) == []
     possessive = text.replace("in Minnesota.", "in Minnesota's snow.")
     assert checker().problems(possessive, "u1", e.grounds, own) == []
+    # a name of a catalogue title, possessive or not on either side, is no invention
+    other = text.replace("a crime tale in Minnesota", "as grim as Schindler's story")
+    assert checker().problems(other, "u1", e.grounds, own) == []
+    other = text.replace("a crime tale in Minnesota", "as grim as Schindler")
+    assert checker().problems(other, "u1", e.grounds, own) == []
     bare = [v for _, v in Evidence("2", "Fargo", ("Crime",), because_title="The Godfather").facts()]
     assert {p.rule for p in checker().problems(text, "u1", e.grounds, bare)} == {"unsupported-name"}
 

@@ -93,16 +93,22 @@ def _has_phrase(text: str, phrase: str) -> bool:
 
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_POSSESSIVE = re.compile(r"['’]s?$")
+
+
+def _bare(word: str) -> str:
+    """A word without its possessive: "Park's" and "Schindler's" are Park and Schindler."""
+    return _POSSESSIVE.sub("", word)
 
 
 def _unsupported_name(text: str, own_low: str, title_words: set[str]) -> str | None:
     """The first capitalised word that does not open a sentence and that neither a field of
     the prompt nor a catalogue title holds: a name the model invented ("set in Paris",
     "directed by Kubrick")."""
-    known = set(_WORD.findall(own_low))
+    known = {_bare(w) for w in _WORD.findall(own_low)}
     for sentence in _SENTENCE.split(text):
         for word in _WORD.findall(sentence)[1:]:
-            low = re.sub(r"['’]s?$", "", word.lower())  # "Park's" is Park
+            low = _bare(word.lower())
             if word[0].isupper() and low not in known and low not in title_words:
                 return word
     return None
@@ -145,7 +151,7 @@ class OutputChecker:
         for title in titles:
             forms = title_forms(title)
             self._forms |= forms
-            self._title_words.update(_WORD.findall(title.lower()))
+            self._title_words.update(_bare(w) for w in _WORD.findall(title.lower()))
             year = _YEAR.search(title)
             if year:
                 self._by_year.setdefault(year.group(1), set()).update(forms)
