@@ -63,6 +63,7 @@ bench-service: data
 # the ranker tuned, then the LLM on 200 validation + 300 test users (~45 min on 2 cores)
 bench-llm: data
 	test -f $(LLMREC_HOME)/models/ml-100k-ranker/log.parquet || $(BIN)/llmrec train --dataset ml-100k
+	test -f $(LLMREC_HOME)/models/ibm-articles-ranker/log.parquet || $(BIN)/llmrec train --dataset ibm-articles
 	$(BIN)/python benchmarks/bench_llm.py --valid-users 200 --test-users 300 --explain-pairs 80
 
 bench-llm-runtimes: $(STAMP)

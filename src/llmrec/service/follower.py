@@ -3,20 +3,18 @@ each applying what the others write before it answers.
 
 Every read first compares the store's marks (newest event, item count and newest change,
 deleted users: one query) with what this process last saw; only when another process wrote
-does it read the new rows: events after the newest applied one (read back ``LOOKBACK``
-sequence numbers, because PostgreSQL may commit number n+1 before n; events already applied,
-here or by a previous read, are skipped by their number), changed items, and deletions (the
-store keeps only digests of deleted ids, so the live users are hashed to find them). So a
-user's event posted to one process shapes that user's next list from any other, and a user
-deleted through one is gone from all. Admin changes (reload, rollback, A/B) and rate limits
-stay per process: send admin calls to every replica.
+does it read the new rows: events after the newest applied one (on PostgreSQL it reads back
+``LOOKBACK`` sequence numbers, because PostgreSQL may commit number n+1 before n; SQLite
+commits in order; an event already applied is skipped by its number), changed items, and
+deletions (the store keeps only digests of deleted ids, so the live users are hashed to find
+them). So a user's event posted to one process shapes that user's next list from any other,
+and a user deleted through one is gone from all. Admin changes (reload, rollback, A/B) and
+rate limits stay per process: send admin calls to every replica.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-
-import pandas as pd
 
 from llmrec.data import columns as C
 from llmrec.service.tables import user_digest
@@ -42,6 +40,8 @@ class Follower:
         self.marks = store.marks()
         self.items = {r[C.ITEM_ID]: _item_key(r) for r in store.items_table().to_dict("records")}
         self.deleted = set(store.deleted_users().digests)  # applied at load
+        # SQLite commits one writer at a time, in sequence order: nothing to read back
+        self.lookback = 0 if store.dialect == "sqlite" else LOOKBACK
 
     def poll(self) -> bool:
         """Apply other processes' writes; True when there were any."""
@@ -87,7 +87,11 @@ class Follower:
         self.deleted = digests
 
     def _events(self, live: LiveModel) -> None:
-        rows = self.service.store.events_since(max(0, live.max_seq - LOOKBACK))
-        rows = rows[~rows["seq"].isin(live.applied)]
-        known = rows[C.ITEM_ID].isin(pd.Index(live.model.items_.ids))  # a variant's catalogue
-        live.add_events(rows[known])
+        rows = self.service.store.events_since(max(0, live.max_seq - self.lookback))
+        # per row, not ``isin``: a few new rows against a big set of applied numbers and ids
+        items = live.model.items_
+        keep = [
+            int(q) not in live.applied and str(i) in items  # a variant's own catalogue
+            for q, i in zip(rows["seq"], rows[C.ITEM_ID], strict=True)
+        ]
+        live.add_events(rows[keep])
