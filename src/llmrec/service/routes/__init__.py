@@ -6,7 +6,6 @@ from __future__ import annotations
 from llmrec.service.routes import (
     activity,
     admin,
-    asking,
     events,
     items,
     pages,
@@ -15,7 +14,6 @@ from llmrec.service.routes import (
 )
 
 ROUTERS = (
-    asking.router,
     pages.router,
     recommendations.router,
     users.router,

@@ -17,16 +17,10 @@ from llmrec.service.activity import (
 from llmrec.service.deps import READ, MetricsDep, ServiceDep
 from llmrec.service.schemas import ERRORS
 
-router = APIRouter()
+router = APIRouter(responses=ERRORS, tags=["service"])
 
 
-@router.get(
-    "/v1/activity",
-    response_model=ActivityOut,
-    responses=ERRORS,
-    dependencies=[READ],
-    tags=["service"],
-)
+@router.get("/v1/activity", response_model=ActivityOut, dependencies=[READ])
 async def activity(
     service: ServiceDep, metrics: MetricsDep, days: Annotated[int, Query(ge=1, le=366)] = 30
 ) -> dict[str, Any]:
