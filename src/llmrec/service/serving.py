@@ -68,6 +68,9 @@ class Service:
         # told each batch's size (lists scored in one pass); read at call time, so the app
         # can set it after the first model loads
         self.on_batch: Callable[[int], None] = lambda n: None
+        # what the store holds before the model loads: a write that lands while it loads is
+        # applied by the first poll (again, if the load saw it too: each write is idempotent)
+        self.follower = Follower(self) if shared_store else None
         self.live = self._load(self.model_dir)
         self.split: Split | None = None
         self.write_lock = threading.Lock()  # store commit + live apply, atomic w.r.t. reload
@@ -75,7 +78,6 @@ class Service:
         self._keys: dict[str, tuple[Key | None, float]] = {}
         self._buckets: dict[int, tuple[float, float]] = {}
         self._bucket_lock = threading.Lock()
-        self.follower = Follower(self) if shared_store else None
 
     # --- versions ------------------------------------------------------------------------
     def _load(self, folder: Path) -> LiveModel:
