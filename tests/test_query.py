@@ -169,6 +169,11 @@ def test_typos_read_as_the_catalogues_words(
     assert (c.genres, c.not_genres, c.attributes) == (genres, not_genres, attributes)
 
 
+def test_a_typo_joined_by_or_widens_like_a_genre_does() -> None:
+    c = read("a comedy or a thriler")
+    assert c.genres == ("Comedy", "Thriller") and c.any_genre
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -68,7 +68,7 @@ class GenreReader:
         if not q.intent or c.genres or not self.genres:
             return q
         genre, lead = self.best(q.text)  # the whole request: the words left lack context
-        if lead < self.margin or genre not in self.genres or genre in c.not_genres:
+        if lead < self.margin or genre in c.not_genres:  # a catalogue genre by construction
             return q
         out = replace(q, constraints=replace(c, genres=(genre,)))
         return out if allowed_count(out) > 0 else q

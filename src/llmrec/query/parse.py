@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -167,8 +167,7 @@ class Vocabulary:
         # typos of genres and of values of two words or more; never a word the titles use
         self.fuzzy_genres = FuzzyTable(self.genres)
         self.fuzzy_attributes = FuzzyTable(k for k in self.attributes if len(k) >= 2)
-        titles = items[C.TITLE] if C.TITLE in items else pd.Series(dtype=str)
-        self.title_words = frozenset(w for t in titles.astype(str) for w in tokens(t))
+        self.title_words = frozenset(w for key in self.titles for w in key)  # read above
         years = pd.to_numeric(items.get(C.YEAR, pd.Series(dtype=float)), errors="coerce")
         years = years.dropna()
         # "the 20s": the century most of the catalogue is from
@@ -185,7 +184,13 @@ def parse(text: str, vocab: Vocabulary) -> ParsedQuery:
     c = _years(words, used, vocab, c)
     c = _genres(words, used, vocab, c)
     c = _attributes(words, used, vocab, c)
-    c = _typos(words, used, vocab, c)
+    # typos: what the exact passes left, read again a few edits from the vocabulary
+    c = _genres(
+        words, used, vocab, c, _near(words, used, vocab, vocab.fuzzy_genres, vocab.genres, _stems)
+    )
+    c = _attributes(
+        words, used, vocab, c, _near(words, used, vocab, vocab.fuzzy_attributes, vocab.attributes)
+    )
     # a cue or negator left without its object says nothing on its own
     intent = [w for w, u in zip(words, used, strict=True) if not u and w not in FILLER]
     intent = [w for w in intent if w not in NEGATORS and w not in ("similar", "such", "as")]
@@ -321,12 +326,24 @@ def _narrow(lo: int | None, hi: int | None, a: int | None, b: int | None) -> tup
     return lo, hi
 
 
-def _genres(words: list[str], used: list[bool], vocab: Vocabulary, c: Constraints) -> Constraints:
+# where a span starting at word i names a table's value: (the span's end, the value) or None
+Finder = Callable[[int], "tuple[int, object] | None"]
+
+
+def _genres(
+    words: list[str],
+    used: list[bool],
+    vocab: Vocabulary,
+    c: Constraints,
+    find: Finder | None = None,
+) -> Constraints:
+    """Genres wanted and (after a negator) excluded; ``find``: exact spans by default."""
+    find = find or (lambda i: _longest(words, used, i, vocab.genres, 3, key=_stems))
     want, avoid = list(c.genres), list(c.not_genres)
-    joined_by_or = False
+    joined_by_or = c.any_genre
     i = 0
     while i < len(words):
-        hit = None if used[i] else _longest(words, used, i, vocab.genres, 3, key=_stems)
+        hit = None if used[i] else find(i)
         if hit is None:
             i += 1
             continue
@@ -350,14 +367,19 @@ def _stems(words: Iterable[str]) -> tuple[str, ...]:
 
 
 def _attributes(
-    words: list[str], used: list[bool], vocab: Vocabulary, c: Constraints
+    words: list[str],
+    used: list[bool],
+    vocab: Vocabulary,
+    c: Constraints,
+    find: Finder | None = None,
 ) -> Constraints:
     """Values of the catalogue's other text columns: two words or more anywhere, one word
-    only after "by" (an author)."""
+    only after "by" (an author); ``find``: exact spans by default."""
+    find = find or (lambda i: _longest(words, used, i, vocab.attributes, 6))
     found = list(c.attributes)
     i = 0
     while i < len(words):
-        hit = None if used[i] else _longest(words, used, i, vocab.attributes, 6)
+        hit = None if used[i] else find(i)
         if hit is None or (hit[0] - i < 2 and (i == 0 or words[i - 1] != "by")):
             i += 1
             continue
@@ -368,49 +390,29 @@ def _attributes(
     return replace(c, attributes=tuple(dict.fromkeys(found)))
 
 
-def _typos(words: list[str], used: list[bool], vocab: Vocabulary, c: Constraints) -> Constraints:
-    """What the exact passes left: spans of up to three words a few edits from a genre (or
-    from an attribute value, two words or more), read as it (``query.fuzzy``)."""
-    want, avoid, found = list(c.genres), list(c.not_genres), list(c.attributes)
+def _near(
+    words: list[str],
+    used: list[bool],
+    vocab: Vocabulary,
+    fuzzy: FuzzyTable,
+    table: dict,
+    key: Callable[[Sequence[str]], tuple[str, ...]] = tuple,
+) -> Finder:
+    """A ``Finder`` for typos (``query.fuzzy``): the longest span of up to three unread words,
+    none of them filler and one at least not a word of the titles, a few edits from a key."""
 
-    def candidate(span: list[str]) -> bool:  # no filler, and a word the titles never use
-        if any(w in FILLER or w in NEGATORS for w in span):
-            return False
-        return any(w not in vocab.title_words for w in span)
-
-    i = 0
-    while i < len(words):
-        hit: tuple[int, str, object] | None = None
+    def find(i: int) -> tuple[int, object] | None:
         for n in (3, 2, 1):
             span = words[i : i + n]
-            if len(span) < n or any(used[i : i + n]) or not candidate(span):
+            if len(span) < n or any(used[i : i + n]):
                 continue
-            key = vocab.fuzzy_genres.find(_stems(span))
-            if key is not None:
-                hit = (n, "genre", vocab.genres[key])
-                break
-            key = vocab.fuzzy_attributes.find(span) if n >= 2 else None
-            if key is not None:
-                hit = (n, "attribute", vocab.attributes[key])
-                break
-        if hit is None:
-            i += 1
-            continue
-        n, kind, value = hit
-        neg = _negated(words, used, i) if kind == "genre" else None
-        if neg is not None:
-            avoid.append(str(value))
-        elif kind == "genre":
-            want.append(str(value))
-        else:
-            found.append(value)  # type: ignore[arg-type]
-        _mark(used, i if neg is None else neg, i + n)
-        i += n
-    avoid = list(dict.fromkeys(avoid))
-    want = [g for g in dict.fromkeys(want) if g not in avoid]
-    return replace(
-        c,
-        genres=tuple(want),
-        not_genres=tuple(avoid),
-        attributes=tuple(dict.fromkeys(found)),  # type: ignore[arg-type]
-    )
+            if any(w in FILLER or w in NEGATORS for w in span):
+                continue
+            if all(w in vocab.title_words for w in span):  # it means what it says
+                continue
+            found = fuzzy.find(key(span))
+            if found is not None:
+                return i + n, table[found]
+        return None
+
+    return find

@@ -111,6 +111,11 @@ class QueryIndex:
             for col in {col for col, _ in self.vocab.attributes.values()}
         }
 
+    @property
+    def genres(self) -> list[str]:
+        """The catalogue's genres, sorted."""
+        return sorted(self._genres)
+
     def parse(self, text: str) -> ParsedQuery:
         q = parse(text, self.vocab)
         if self.reader is not None:  # the optional LLM reader of the words left (checked)

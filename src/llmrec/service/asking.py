@@ -74,8 +74,7 @@ class Asking:
                 self._qindex = index_for(m, self._item_rows(), self._pop)
                 llm = self.explanations.explainer.llm if self.ask_llm else None
                 if llm is not None:
-                    genres = sorted(self._qindex._genres)
-                    self._qindex.reader = GenreReader(llm, genres, self.item_noun)
+                    self._qindex.reader = GenreReader(llm, self._qindex.genres, self.item_noun)
             index = self._qindex
             index.popularity = self._pop  # recent popularity, as cold-start lists use
             blocked = m.items_.index(sorted(self._blocked(user_id)))
