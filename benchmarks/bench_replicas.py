@@ -64,6 +64,7 @@ def main() -> None:
     for n, u in enumerate(users):
         for name, service in (("plain", alone), ("follow", b)):
             t0 = time.perf_counter()
+            service.follow()  # what every request with a key does first (a no-op alone)
             service.live_for(u).recommend(u, 10)
             times[name].append(time.perf_counter() - t0)
         for name, writer, reader in (("own", alone, alone), ("catch_up", a, b)):
@@ -71,6 +72,7 @@ def main() -> None:
                      C.VALUE: None, C.TIMESTAMP: 2_000_000_000 + n}  # fmt: skip
             writer.events.submit([event])
             t0 = time.perf_counter()
+            reader.follow()
             reader.live_for(u).recommend(u, 10)
             times[name].append(time.perf_counter() - t0)
     ms = {k: np.array(v) * 1000 for k, v in times.items()}

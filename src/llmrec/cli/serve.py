@@ -77,7 +77,7 @@ def serve_command(
         bool,
         typer.Option(
             help="other `llmrec serve` processes use the same --db (replicas behind one "
-            "address): apply their events, items and deletions before every read"
+            "address): apply their events, items and deletions before every request"
         ),
     ] = SERVE.shared_store,
     ask_llm: Annotated[

@@ -54,6 +54,8 @@ def role(needed: str) -> Callable[..., Awaitable[Key]]:
         wait = service.allow(key)
         if wait is not None:
             raise ApiError(429, "rate_limited", f"over {key.rate_limit:g} requests/s; retry")
+        if service.follower is not None:  # replicas: others' writes first (a store query)
+            await run_in_threadpool(service.follow)
         return key
 
     return check

@@ -1,20 +1,25 @@
 """Replicas: several ``llmrec serve`` processes on one events store (``--shared-store``),
 each applying what the others write before it answers.
 
-Every read first compares the store's marks (newest event, item count and newest change,
-deleted users: one query) with what this process last saw; only when another process wrote
-does it read the new rows: events after the newest applied one (on PostgreSQL it reads back
-``LOOKBACK`` sequence numbers, because PostgreSQL may commit number n+1 before n; SQLite
-commits in order; an event already applied is skipped by its number), changed items, and
-deletions (the store keeps only digests of deleted ids, so the live users are hashed to find
-them). So a user's event posted to one process shapes that user's next list from any other,
-and a user deleted through one is gone from all. Admin changes (reload, rollback, A/B) and
-rate limits stay per process: send admin calls to every replica.
+Every request with a key first compares the store's marks (newest event, item count and
+newest change, deleted users: one query) with what this process last saw; only when another
+process wrote does it read the new rows: events after the newest applied one (on PostgreSQL
+it reads back ``LOOKBACK`` sequence numbers, because PostgreSQL may commit number n+1 before
+n; SQLite commits in order; an event already applied is skipped by its number), changed items
+(an item this process applied itself is not applied again), and deletions (the store keeps
+only digests of deleted ids, so the live users are hashed to find them). So a user's event
+posted to one process shapes that user's next list from any other, and a user deleted
+through one is gone from all. Admin changes (reload, rollback, A/B) and rate limits stay per
+process: send admin calls to every replica.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
 
 from llmrec.data import columns as C
 from llmrec.service.tables import user_digest
@@ -27,7 +32,19 @@ LOOKBACK = 1000
 
 
 def _item_key(row: dict[str, Any]) -> str:
-    return repr(sorted((k, repr(v)) for k, v in row.items()))
+    """An item's content, the same whether the row stood alone (``item_frame``) or in the
+    whole items table (where other items' attribute columns are empty for it)."""
+    return repr(sorted((k, repr(_plain(v))) for k, v in row.items() if not _missing(v)))
+
+
+def _missing(v: object) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+
+
+def _plain(v: Any) -> Any:
+    """1995, 1995.0 and numpy's 1995 alike (a table column with gaps is float)."""
+    v = v.item() if isinstance(v, np.generic) else v
+    return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
 class Follower:
@@ -61,6 +78,7 @@ class Follower:
         return True
 
     def saw_item(self, row: dict[str, Any]) -> None:
+        """This process applied the item itself (its own PUT, or a poll): not again."""
         self.items[row[C.ITEM_ID]] = _item_key(row)
 
     def saw_deletion(self, user_id: str) -> None:
@@ -71,10 +89,8 @@ class Follower:
         table = self.service.store.items_table()
         rows = table.to_dict("records")
         changed = [n for n, r in enumerate(rows) if self.items.get(r[C.ITEM_ID]) != _item_key(r)]
-        if changed:
+        if changed:  # put_item tells saw_item
             self.service.put_item(table.iloc[changed].reset_index(drop=True))
-            for n in changed:
-                self.saw_item(rows[n])
 
     def _deletions(self) -> None:
         """Users another process deleted since the last look (only those: a user deleted

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from llmrec import versions
 from llmrec.config import SERVE
 from llmrec.errors import ConfigError
@@ -60,7 +62,7 @@ class Service:
         **live_options: Any,
     ) -> None:
         """``shared_store``: other processes serve from the same store; apply what they
-        write before every read (``service.follower``)."""
+        write before every request (``service.follower``)."""
         self.store = store
         self.reports = Reports(reports_dir)
         self.model_dir = Path(model_dir)  # a folder of versions, or a plain model folder
@@ -86,16 +88,13 @@ class Service:
         return live
 
     def follow(self) -> None:
-        """Catch up with other processes' writes to a shared store (no-op otherwise)."""
+        """Catch up with other processes' writes to a shared store (no-op otherwise): every
+        request with a key does, before its route runs (``deps.role``)."""
         if self.follower is not None:
             self.follower.poll()
 
-    def live_for(self, user_id: str, follow: bool = True) -> LiveModel:
-        """The version that answers this user (the same one every time while a split runs),
-        caught up with a shared store (``follow=False``: the caller just did, off the event
-        loop)."""
-        if follow:
-            self.follow()
+    def live_for(self, user_id: str) -> LiveModel:
+        """The version that answers this user (the same one every time while a split runs)."""
         split = self.split
         return split.live if split is not None and split.takes(user_id) else self.live
 
@@ -158,9 +157,12 @@ class Service:
         if old is not None:
             old.live.close()
 
-    def put_item(self, item: Any) -> None:
+    def put_item(self, item: pd.DataFrame) -> None:
         for live in self.lives():
             live.put_item(item)
+        if self.follower is not None:  # applied here: a poll need not apply it again
+            for row in item.to_dict("records"):
+                self.follower.saw_item(row)
 
     def delete_user(self, user_id: str) -> int:
         with self.write_lock:

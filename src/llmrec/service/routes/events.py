@@ -32,7 +32,6 @@ def post_events(
 
     now = int(time.time())
     rows = []
-    service.follow()  # items another replica added are known before the check
     names = service.live.model.event_rules_.names
     for n, e in enumerate(batch):
         if e.event not in names:

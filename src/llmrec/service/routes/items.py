@@ -29,7 +29,6 @@ router = APIRouter(responses=ERRORS, tags=["items"])
     "/v1/items", response_model=ItemsOut, response_model_exclude_none=True, dependencies=[READ]
 )
 def find_items(service: ServiceDep, query: Search = "", limit: Limit = 20) -> dict[str, Any]:
-    service.follow()
     return {"items": service.live.find_items(query, limit)}
 
 
@@ -58,7 +57,6 @@ def put_item(service: ServiceDep, item_id: PathID, item: ItemIn) -> dict[str, An
 def similar(
     service: ServiceDep, item_id: PathID, k: Annotated[int, Query(ge=1, le=100)] = 10
 ) -> dict[str, Any]:
-    service.follow()
     live = service.live
     try:
         items = live.similar(item_id, k)

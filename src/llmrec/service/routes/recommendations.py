@@ -66,9 +66,7 @@ async def recommendations(
         ),
     ] = None,
 ) -> dict[str, Any]:
-    if service.follower is not None:  # a store query: not on the event loop
-        await run_in_threadpool(service.follow)
-    live = service.live_for(user_id, follow=False)  # the same version while a split runs
+    live = service.live_for(user_id)  # the same version every time while a split runs
     context = {C.DEVICE: device, C.LOCATION: location, C.SCENARIO: scenario}
     if timestamp is not None:
         context[C.TIMESTAMP] = str(timestamp)
@@ -142,9 +140,7 @@ def explanation(
 async def ask(service: ServiceDep, metrics: MetricsDep, body: AskIn) -> dict[str, Any]:
     """A request in words blended with the user's history, or a follow-up to a
     conversation (``conversation_id`` of a previous answer)."""
-    if service.follower is not None:  # a store query: not on the event loop
-        await run_in_threadpool(service.follow)
-    store, live = service.store, service.live_for(body.user_id, follow=False)
+    store, live = service.store, service.live_for(body.user_id)
     state = None
     if body.conversation_id is not None:
         state = await run_in_threadpool(

@@ -15,7 +15,6 @@ router = APIRouter(responses=ERRORS, tags=["users"])
 
 @router.get("/v1/users", response_model=UsersOut, dependencies=[READ])
 def find_users(service: ServiceDep, query: Search = "", limit: Limit = 20) -> dict[str, Any]:
-    service.follow()
     return {"users": service.live.find_users(query, limit)}
 
 
