@@ -44,6 +44,20 @@ def served_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return train_model_dir(block_dataset(), home / "models" / "blocks-ranker")
 
 
+@pytest.fixture(scope="session")
+def shop_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small ranker on the shop fixture (custom events, context, repeats, numeric-looking
+    ids), saved as ``llmrec train`` saves it (read only: requests in words, replicas)."""
+    from llmrec.testing import FAST_RANKER
+    from llmrec.testing.fixtures import shop_dataset
+    from llmrec.testing.server import train_model_dir
+
+    home = tmp_path_factory.mktemp("shop-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LLMREC_HOME", str(home))
+        return train_model_dir(shop_dataset(), home / "models" / "shop-ranker", FAST_RANKER)
+
+
 @pytest.fixture(autouse=True)
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)

@@ -24,7 +24,6 @@ from llmrec.query.answer import answer, index_for
 from llmrec.query.helper import GenreReader
 from llmrec.query.parse import MAX_QUERY_CHARS, Vocabulary, parse
 from llmrec.query.score import BlendWeights, QueryIndex, blend, log_rank, percentile
-from llmrec.testing import FAST_RANKER
 from llmrec.testing.fixtures import shop_dataset
 
 ITEMS = pd.DataFrame(
@@ -280,16 +279,6 @@ def test_every_returned_item_satisfies_the_request(ml100k: Dataset) -> None:
 
 
 # --- end to end on a shop's own data --------------------------------------------------------
-@pytest.fixture(scope="module")
-def shop_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from llmrec.testing.server import train_model_dir
-
-    home = tmp_path_factory.mktemp("query-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LLMREC_HOME", str(home))
-        return train_model_dir(shop_dataset(), home / "models" / "shop-ranker", FAST_RANKER)
-
-
 def test_python_api_on_a_saved_and_reloaded_model(shop_folder: Path) -> None:
     ds = shop_dataset()
     model = Recommender.load(shop_folder)

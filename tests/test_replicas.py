@@ -15,19 +15,9 @@ from fastapi.testclient import TestClient
 from llmrec.service.app import Service, create_app
 from llmrec.service.keys import create_key
 from llmrec.service.store import Store
-from llmrec.testing import FAST_RANKER
-from llmrec.testing.fixtures import shop_dataset
-from llmrec.testing.server import serve, train_model_dir
+from llmrec.testing.server import serve
 
 CONTEXT = {"device": "mobile", "location": "DE", "scenario": "search"}
-
-
-@pytest.fixture(scope="module")
-def shop_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("replicas-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LLMREC_HOME", str(home))
-        return train_model_dir(shop_dataset(), home / "models" / "shop", FAST_RANKER)
 
 
 def ok(r: httpx.Response) -> dict:
