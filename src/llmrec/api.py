@@ -75,11 +75,15 @@ def save_dataset(ds: Dataset, root: Path | str | None = None) -> Path:
     return folder / ds.name
 
 
-def make_split(ds: Dataset, protocol: str = "loo", seed: int = 0) -> Split:
-    """``loo`` (default), ``repeats``, ``cold-items`` or ``cold-users`` (docs/evaluation.md)."""
+def make_split(
+    ds: Dataset, protocol: str = "loo", seed: int = 0, tune_users: int | None = None
+) -> Split:
+    """``loo`` (default), ``repeats``, ``cold-items`` or ``cold-users`` (docs/evaluation.md).
+    Tuning looks at a seeded sample of ``tune_users`` validation users when there are more
+    (default: ``LLMREC_TUNE_USERS``, 10,000; 0 = all)."""
     from llmrec.eval.protocols import make_split as split
 
-    return split(ds, protocol, seed=seed)
+    return split(ds, protocol, seed=seed, tune_users=tune_users)
 
 
 def training_data(ds: Dataset) -> TrainData:

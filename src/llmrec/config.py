@@ -24,6 +24,13 @@ class Settings(BaseSettings):
         "it are refused before fitting, and left out of the default pipeline",
     )
 
+    tune_users: int = Field(
+        default=10_000,
+        ge=0,
+        description="validation users hyper-parameters are chosen on: above it a seeded "
+        "sample of this many (0: all of them)",
+    )
+
     @property
     def models_dir(self) -> Path:
         """Where ``llmrec train`` writes model folders and commands look for the newest."""

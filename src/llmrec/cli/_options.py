@@ -88,6 +88,15 @@ LlmOption = Annotated[
         "(templates), transformers or llama-cpp (must be installed)"
     ),
 ]
+TuneUsersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--tune-users",
+        min=0,
+        help="choose hyper-parameters on a seeded sample of this many validation users "
+        "(0: all; default: $LLMREC_TUNE_USERS, 10000)",
+    ),
+]
 NounOption = Annotated[
     str, typer.Option(help="what the items are, in prompts (movie, book, product...)")
 ]

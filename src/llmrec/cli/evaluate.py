@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from llmrec.cli._options import parse_params
+from llmrec.cli._options import TuneUsersOption, parse_params
 from llmrec.config import get_settings
 from llmrec.data import dataset as store
 from llmrec.errors import ConfigError
@@ -49,6 +49,7 @@ def eval_command(
     ] = None,
     tune: Annotated[bool, typer.Option(help="search hyper-parameters on validation")] = True,
     seed: Annotated[int | None, typer.Option(help="seed (default: $LLMREC_SEED)")] = None,
+    tune_users: TuneUsersOption = None,
     seeds: Annotated[
         str | None,
         typer.Option(
@@ -118,7 +119,13 @@ def eval_command(
         transient=True,
     ) as progress:
         for seed in seed_list:
-            split = make_split(ds, protocol, seed=seed)
+            split = make_split(ds, protocol, seed=seed, tune_users=tune_users)
+            if split.valid_users_all is not None:
+                err.print(
+                    f"tuning on {len(split.valid.user_idx):,} of {split.valid_users_all:,} "
+                    f"validation users (seeded sample, --tune-users); the test stage is whole",
+                    highlight=False,
+                )
             runs = by_seed.setdefault(seed, [])
             for n in names:
                 cls = get_model_class(n)

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from llmrec import versions
-from llmrec.cli._options import parse_params
+from llmrec.cli._options import TuneUsersOption, parse_params
 from llmrec.config import get_settings
 from llmrec.data import dataset as store
 from llmrec.data.splits import full_train, holdout
@@ -61,6 +61,7 @@ def train_command(
         bool, typer.Option("--tune/--no-tune", help="search hyper-parameters on validation")
     ] = True,
     seed: Annotated[int | None, typer.Option(help="seed (default: $LLMREC_SEED)")] = None,
+    tune_users: TuneUsersOption = None,
     db: Annotated[
         str | None,
         typer.Option(
@@ -91,7 +92,14 @@ def train_command(
     with err.status(f"{name}: preparing {dataset}") as status:
         t0 = time.perf_counter()
         data = full_train(ds)
-        split = holdout(data)
+        n_tune = s.tune_users if tune_users is None else tune_users
+        split = holdout(data, tune_users=n_tune, seed=seed)
+        if split.valid_users_all is not None:
+            err.print(
+                f"{name}: tuning on {len(split.valid.user_idx):,} of "
+                f"{split.valid_users_all:,} validation users (seeded sample, --tune-users)",
+                highlight=False,
+            )
         stages["prepare data"] = time.perf_counter() - t0
         probe = cls(**params)
         probe.check_fits(data.n_users, data.n_items)  # refuse before any fitting
@@ -125,6 +133,7 @@ def train_command(
             "n_users": data.n_users,
             "n_items": data.n_items,
             "n_events": len(data.log),
+            "tune_users": len(split.valid.user_idx),  # validation users tuning looked at
             "paths": result.model.size_note(data.n_items),
             "store_seq": store_seq,  # the service replays stored events after this one
             "created": int(time.time()),

@@ -63,6 +63,22 @@ class Split:
     # ``repeats`` protocol) per test user whether the target is a repeat
     repeats: dict[str, int] | None = None
     test_is_repeat: np.ndarray | None = None
+    # how many users the validation stage had before ``tuning_sample`` (None: not sampled)
+    valid_users_all: int | None = None
+
+    def tuning_sample(self, n_users: int, seed: int) -> Split:
+        """The same split with a seeded sample of ``n_users`` validation users (0: all).
+
+        Tuning scores every validation user over the catalogue once per grid point (and
+        per checked epoch), so its cost grows with users x items; the choice it makes needs
+        far fewer users than a big log has (``make bench-tune-users``). Training data, the
+        test stage and what models observe are untouched: only whose validation item the
+        choices (and the ranker's labels) come from."""
+        n = len(self.valid.user_idx)
+        if n_users <= 0 or n <= n_users:
+            return self
+        rows = np.sort(np.random.default_rng(seed).choice(n, n_users, replace=False))
+        return replace(self, valid=self.valid.subset(rows), valid_users_all=n)
 
 
 def indexed_log(ds: Dataset, users: IdMap, items: IdMap) -> pd.DataFrame:
@@ -123,10 +139,13 @@ def full_train(ds: Dataset) -> TrainData:
     return build_train(ds, indexed_log(ds, users, items), users, items)
 
 
-def holdout(data: TrainData, min_interactions: int = 3) -> Split:
+def holdout(
+    data: TrainData, min_interactions: int = 3, tune_users: int = 0, seed: int = 0
+) -> Split:
     """Tuning without a test: each user's latest event (users with ``min_interactions``+)
     is the validation item, the rest is training; ``test`` repeats validation and
-    ``test_history`` is all of ``data``, which the tuned model observes when deployed."""
+    ``test_history`` is all of ``data``, which the tuned model observes when deployed.
+    ``tune_users`` > 0 tunes on a seeded sample of that many of them (``tuning_sample``)."""
     u = data.log["user_idx"].to_numpy()
     last = last_per_user(u)
     counts = np.bincount(u, minlength=data.n_users)
@@ -137,4 +156,4 @@ def holdout(data: TrainData, min_interactions: int = 3) -> Split:
     users = u[label]
     items = data.log["item_idx"].to_numpy()[label]
     stage = Stage(users, items[:, None], inner.matrix[users].astype(bool).tocsr())
-    return Split("holdout", inner, inner, stage, stage, data)
+    return Split("holdout", inner, inner, stage, stage, data).tuning_sample(tune_users, seed)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from llmrec.config import get_settings
 from llmrec.data import columns as C
 from llmrec.data.dataset import Dataset
 from llmrec.data.ids import IdMap
@@ -215,13 +216,18 @@ def cold_users(ds: Dataset, seed: int = 0, fraction: float = 0.1, keep: int = 5)
     )
 
 
-def make_split(ds: Dataset, protocol: str, seed: int = 0) -> Split:
+def make_split(ds: Dataset, protocol: str, seed: int = 0, tune_users: int | None = None) -> Split:
+    """The protocol's split; above ``tune_users`` validation users (default: the setting
+    ``LLMREC_TUNE_USERS``; 0 = all) hyper-parameters are chosen on a seeded sample of them."""
     if protocol == "loo":
-        return loo(ds)
-    if protocol == "repeats":
-        return repeats(ds)
-    if protocol == "cold-items":
-        return cold_items(ds, seed=seed)
-    if protocol == "cold-users":
-        return cold_users(ds, seed=seed)
-    raise DataError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+        split = loo(ds)
+    elif protocol == "repeats":
+        split = repeats(ds)
+    elif protocol == "cold-items":
+        split = cold_items(ds, seed=seed)
+    elif protocol == "cold-users":
+        split = cold_users(ds, seed=seed)
+    else:
+        raise DataError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+    n = get_settings().tune_users if tune_users is None else tune_users
+    return split.tuning_sample(n, seed)

@@ -41,6 +41,7 @@ class EvalRun:
     repeats: dict[str, int] | None = None  # the protocol's repeat counts (``Split.repeats``)
     groups: dict[str, GroupGap] = field(default_factory=dict)  # ndcg@10 by user group
     rerank: str | None = None  # the post-ranking stage the test lists went through
+    tune_users: int = 0  # validation users tuning looked at (a sample above --tune-users)
     # --tradeoffs: per reranker, the test metrics at each strength of rerank.STRENGTHS
     tradeoffs: dict[str, list[dict[str, float]]] = field(default_factory=dict)
 
@@ -58,6 +59,7 @@ class EvalRun:
             "eval_seconds": self.eval_seconds,
             "n_users": self.n_users,
             "n_items": self.n_items,
+            "tune_users": self.tune_users,
             "trials": [{"params": t.params, "valid_ndcg@10": t.score} for t in self.trials],
             "repeats": self.repeats,
             "rerank": self.rerank,
@@ -134,6 +136,7 @@ def run(
         eval_seconds=eval_seconds,
         n_users=len(split.test.user_idx),
         n_items=split.train.n_items,
+        tune_users=len(split.valid.user_idx),
         user_ids=user_ids,
         ranks=result.ranks,
         per_user=result.per_user,

@@ -82,7 +82,8 @@ class Ranker(Recommender):
     def _fit(self, train: TrainData) -> None:
         """Without a split: each user's latest event (users with 3+) is the ranker's label."""
 
-        self._fit_split(holdout(train), search=True)
+        split = holdout(train, tune_users=get_settings().tune_users, seed=self.config.seed)
+        self._fit_split(split, search=True)
         self.observe(train)
 
     @classmethod
