@@ -447,6 +447,18 @@ def test_a_name_the_item_description_holds_may_be_said() -> None:
     assert {p.rule for p in checker().problems(text, "u1", e.grounds, bare)} == {"unsupported-name"}
 
 
+def test_the_item_noun_is_no_invented_name() -> None:
+    """The word "Movies" echoes the prompt's own noun: the text passes; an invented name fails."""
+    said = ": Movies of this kind suit you."
+    ok = Explainer(ScriptedLM(said), checker(), noun="movie").explain("u1", EVIDENCE)
+    assert ok.source == "llm" and "Movies" in ok.text, ok.problems
+    bad = Explainer(ScriptedLM(": Netflix loves it."), checker(), noun="movie")
+    out = bad.explain("u1", EVIDENCE)
+    assert out.source == "template" and any("Netflix" in p for p in out.problems)
+    books = Explainer(ScriptedLM(said), checker(), noun="book").explain("u1", EVIDENCE)
+    assert books.source == "template"  # "Movies" is no word of a bookshop's prompt
+
+
 def test_the_live_model_reads_descriptions_into_the_evidence(tmp_path: Path) -> None:
     from llmrec.service.live import LiveModel
     from llmrec.service.store import Store

@@ -169,7 +169,8 @@ class Explainer:
             log.warning("LLM generation failed, template used: %s", type(err).__name__)
             return Explanation(fallback, "template", (f"error: {err}",))
         text = _tidy(text, start)
-        own = [e.profile, *(v for _, v in e.facts())]
+        # the prompt's own noun is no invented name ("Movies like these...")
+        own = [e.profile, self.noun, f"{self.noun}s", *(v for _, v in e.facts())]
         problems: list[Rejection] = self.checker.problems(text, user_id, e.grounds, own)
         if text and text[-1] not in ".!?":
             problems.append(Rejection("unfinished", text[-40:]))
