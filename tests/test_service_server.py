@@ -75,6 +75,27 @@ def test_an_older_schema_is_upgraded_in_place(db: str, monkeypatch: pytest.Monke
     new.close()
 
 
+def test_the_serving_state_counts_every_change_under_concurrent_admins(db: str) -> None:
+    """What replicas serve: each change gets its own rev, also when eight processes' admin
+    calls race (one atomic UPDATE each), and the marks show the newest."""
+    store = Store(db)
+    assert store.serving_state() == (0, None) and store.marks()[4] == 0
+    revs: dict[int, int] = {}  # rev -> which change got it
+
+    def change(n: int) -> None:
+        revs[Store(db).set_serving_state({"version": f"v{n}", "split": None})] = n
+
+    threads = [threading.Thread(target=change, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(revs) == list(range(1, 9)) and sorted(revs.values()) == list(range(8))
+    rev, state = store.serving_state()
+    assert rev == 8 == store.marks()[4] and state is not None
+    assert state["version"] == f"v{revs[8]}"  # the last change is what is served
+
+
 def test_store_behaves_the_same_on_both_backends(db: str) -> None:
     store = Store(db)
     assert Store(db).migrate() == len(MIGRATIONS)  # re-opening re-applies nothing

@@ -290,6 +290,59 @@ def test_an_ab_split_is_stable_per_user_and_logs_both_variants(
     assert b_user not in set(store.impressions_since(0)[C.USER_ID])
 
 
+def _replica(home: Path, db: Path) -> tuple[Service, TestClient, dict[str, str]]:
+    store = Store(f"sqlite:///{db}")
+    service = Service(store, home, refresh_every=0.0, llm="off", shared_store=True)
+    client = TestClient(create_app(service), raise_server_exceptions=False)
+    return service, client, {"Authorization": f"Bearer {create_key(store, 'admin')}"}
+
+
+def _caught_up(service: Service, client: TestClient, h: dict[str, str]) -> dict[str, Any]:
+    """A request makes the replica look at the store; then its background load is awaited
+    (joined, not timed)."""
+    listed = client.get("/v1/admin/versions", headers=h).json()
+    assert service.follower is not None
+    service.follower.wait(timeout=120)
+    return client.get("/v1/admin/versions", headers=h).json() if listed else listed
+
+
+def test_admin_changes_reach_every_replica(home_of_two: Path, tmp_path: Path) -> None:
+    """Rollback, A/B and reload told to one process of a shared store: the others serve the
+    same (the same arm for each user), and a replica started later starts there too."""
+    home, db = _copy(home_of_two, tmp_path), tmp_path / "events.db"
+    a, client_a, ha = _replica(home, db)
+    b, client_b, hb = _replica(home, db)
+    user = str(a.live.model.users_.ids[3])
+    assert client_a.post("/v1/admin/rollback", headers=ha).json() == {
+        "model_version": "shop-model/v1"
+    }
+    assert _caught_up(b, client_b, hb)["served"] == "shop-model/v1"
+    assert _list(client_b, hb, user)["items"] == _list(client_a, ha, user)["items"]
+    r = client_a.put("/v1/admin/ab", json={"version": "v2", "share": 0.5}, headers=ha)
+    assert r.status_code == 200
+    split = {"model_version": "shop-model/v2", "share": 0.5}
+    assert _caught_up(b, client_b, hb)["split"] == split
+    users = [str(u) for u in a.live.model.users_.ids[:30]]
+    arms_a = [_list(client_a, ha, u)["model_version"] for u in users]
+    assert [_list(client_b, hb, u)["model_version"] for u in users] == arms_a
+    assert len(set(arms_a)) == 2
+    c, client_c, hc = _replica(home, db)  # started after the changes: starts where they are
+    assert client_c.get("/v1/admin/versions", headers=hc).json()["split"] == split
+    assert c.live.folder.name == "v1"
+    assert client_b.delete("/v1/admin/ab", headers=hb).status_code == 204  # back through B
+    assert _caught_up(a, client_a, ha)["split"] is None
+    assert _caught_up(c, client_c, hc)["split"] is None
+    loads: list[str] = []
+    real_reload = c.reload
+    c.reload = lambda *args, **kw: loads.append("x") or real_reload(*args, **kw)  # type: ignore[method-assign]
+    assert client_a.post("/v1/admin/reload", json={"version": "v2"}, headers=ha).status_code == 200
+    for service, client, h in ((b, client_b, hb), (c, client_c, hc)):
+        assert _caught_up(service, client, h)["served"] == "shop-model/v2"
+    assert loads == ["x"]  # one load per change, not one per request
+    assert _list(client_c, hc, user)["items"] == _list(client_a, ha, user)["items"]
+    assert a.follower is not None and a.follower.state_rev == c.follower.state_rev  # type: ignore[union-attr]
+
+
 def test_ab_refuses_a_version_of_another_dataset(home_of_two: Path, tmp_path: Path) -> None:
     home = _copy(home_of_two, tmp_path)
     info = home / "versions" / "v2" / "training.json"

@@ -9,19 +9,24 @@ n; SQLite commits in order; an event already applied is skipped by its number), 
 (an item this process applied itself is not applied again), and deletions (the store keeps
 only digests of deleted ids, so the live users are hashed to find them). So a user's event
 posted to one process shapes that user's next list from any other, and a user deleted
-through one is gone from all. Admin changes (reload, rollback, A/B) and rate limits stay per
-process: send admin calls to every replica.
+through one is gone from all. Admin changes (reload, rollback, A/B) go through the store
+too: the process that made one stores what it now serves (``Store.set_serving_state``) and
+the others load the same in the background, answering from what they served until the new
+version is loaded, as the process itself does on reload. Rate limits stay per process.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from llmrec.data import columns as C
+from llmrec.errors import LlmrecError
 from llmrec.service.tables import user_digest
 
 if TYPE_CHECKING:
@@ -29,6 +34,7 @@ if TYPE_CHECKING:
     from llmrec.service.serving import Service
 
 LOOKBACK = 1000
+log = logging.getLogger(__name__)
 
 
 def _item_key(row: dict[str, Any]) -> str:
@@ -59,6 +65,11 @@ class Follower:
         self.deleted = set(store.deleted_users().digests)  # applied at load
         # SQLite commits one writer at a time, in sequence order: nothing to read back
         self.lookback = 0 if store.dialect == "sqlite" else LOOKBACK
+        self.state_rev = 0  # the serving state applied (``Service`` adopts it at start)
+        self._state_lock = threading.Lock()
+        self._pending = False  # a newer serving state may be in the store
+        self._applying: threading.Thread | None = None  # None once it has nothing left
+        self._last: threading.Thread | None = None  # for ``wait``
 
     def poll(self) -> bool:
         """Apply other processes' writes; True when there were any."""
@@ -75,7 +86,47 @@ class Follower:
             for live in self.service.lives():
                 self._events(live)
             self.marks = marks
+        if marks[4] != self.state_rev:
+            self._follow_serving()
         return True
+
+    def published(self, rev: int) -> None:
+        """This process stored serving state ``rev`` itself: nothing to apply."""
+        self.state_rev = rev
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the serving state seen so far is applied (tests; a clean shutdown)."""
+        thread = self._last
+        if thread is not None:
+            thread.join(timeout)
+
+    def _follow_serving(self) -> None:
+        """Another process changed what is served: load the same in the background (one
+        thread at a time; a change seen while it runs is applied after, never skipped)."""
+        with self._state_lock:
+            self._pending = True
+            if self._applying is None:
+                self._applying = threading.Thread(
+                    target=self._apply_loop, name="llmrec-follow-serving", daemon=True
+                )
+                self._last = self._applying
+                self._applying.start()
+
+    def _apply_loop(self) -> None:
+        while True:
+            with self._state_lock:
+                if not self._pending:
+                    self._applying = None
+                    return
+                self._pending = False
+            rev, state = self.service.store.serving_state()
+            if state is None or rev == self.state_rev:
+                continue
+            try:
+                self.service.adopt(state)
+            except LlmrecError as e:  # e.g. a version this replica cannot load: keep serving
+                log.warning("could not serve what another replica set (rev %d): %s", rev, e)
+            self.state_rev = rev
 
     def saw_item(self, row: dict[str, Any]) -> None:
         """This process applied the item itself (its own PUT, or a poll): not again."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,9 @@ class Service:
         self.live = self._load(self.model_dir)
         self.split: Split | None = None
         self.write_lock = threading.Lock()  # store commit + live apply, atomic w.r.t. reload
+        self.reload_id = ""  # changes with every reload: replicas reload when it does
+        if self.follower is not None:
+            self._adopt_at_start()
         self.events = GroupCommit(lambda batches: commit_events(self, batches))
         self._keys: dict[str, tuple[Key | None, float]] = {}
         self._buckets: dict[int, tuple[float, float]] = {}
@@ -109,7 +113,9 @@ class Service:
             return {self.live.version: 1.0}
         return {self.live.version: 1.0 - split.share, split.live.version: split.share}
 
-    def reload(self, model_dir: Path | None = None, version: str | None = None) -> str:
+    def reload(
+        self, model_dir: Path | None = None, version: str | None = None, publish: bool = True
+    ) -> str:
         """Serve ``version`` of ``model_dir`` (defaults: the served folder, its current
         version) and make it the folder's current one. The new model loads beside the old,
         which keeps answering reads; writes wait for the load (seconds), so the new model
@@ -121,7 +127,53 @@ class Service:
                 versions.set_current(home, version)
             old, self.live, self.model_dir = self.live, fresh, home
             old.close()
+        if publish:
+            self.reload_id = uuid.uuid4().hex
+            self._publish()
         return fresh.version
+
+    # --- what replicas on a shared store serve (``follower``) -----------------------------
+    def serving(self) -> dict[str, Any]:
+        """What this process serves, as the replicas of a shared store compare it."""
+        split = self.split
+        return {
+            "model_dir": str(self.model_dir.resolve()),
+            "version": self.live.folder.name if versions.is_home(self.model_dir) else None,
+            "reload_id": self.reload_id,
+            "split": None
+            if split is None
+            else {"version": split.live.folder.name, "share": split.share},
+        }
+
+    def _publish(self) -> None:
+        if self.follower is not None:
+            self.follower.published(self.store.set_serving_state(self.serving()))
+
+    def adopt(self, state: dict[str, Any]) -> None:
+        """Serve what another replica set (``serving()`` of it), without publishing back."""
+        if state["reload_id"] != self.reload_id:
+            self.reload(Path(state["model_dir"]), state["version"], publish=False)
+            self.reload_id = state["reload_id"]
+        split, mine = state["split"], self.split
+        if split is None and mine is not None:
+            self.stop_split(publish=False)
+        elif split is not None and (
+            mine is None
+            or (mine.live.folder.name, mine.share) != (split["version"], split["share"])
+        ):
+            self.start_split(split["version"], split["share"], publish=False)
+
+    def _adopt_at_start(self) -> None:
+        """A replica that starts after admin changes serves what the others do, when it
+        was started on the same model folder (else its own ``--model``, until the next
+        change)."""
+        assert self.follower is not None
+        rev, state = self.store.serving_state()
+        if state is not None and Path(state["model_dir"]) == self.model_dir.resolve():
+            if state["version"] in (None, self.live.folder.name):
+                self.reload_id = state["reload_id"]  # loaded already: no second load
+            self.adopt(state)
+        self.follower.published(rev)
 
     def rollback(self) -> str:
         """Serve the version before the one served now (and make it current)."""
@@ -135,7 +187,7 @@ class Service:
             raise versions.UnknownVersionError(f"no version before {served.name} in {home.name}")
         return self.reload(version=before)
 
-    def start_split(self, version: str, share: float) -> Split:
+    def start_split(self, version: str, share: float, publish: bool = True) -> Split:
         """Send ``share`` of users to ``version`` of the served folder (replaces any split)."""
         folder = versions.resolve(self.model_dir, version)
         fresh = self._load(folder)
@@ -149,13 +201,17 @@ class Service:
             old, self.split = self.split, Split(fresh, share)
         if old is not None:
             old.live.close()
+        if publish:
+            self._publish()
         return self.split
 
-    def stop_split(self) -> None:
+    def stop_split(self, publish: bool = True) -> None:
         with self.write_lock:
             old, self.split = self.split, None
         if old is not None:
             old.live.close()
+        if publish:
+            self._publish()
 
     def put_item(self, item: pd.DataFrame) -> None:
         for live in self.lives():

@@ -34,6 +34,7 @@ from llmrec.service.tables import (
     impressions,
     items,
     schema_version,
+    serving,
     user_digest,
 )
 
@@ -177,18 +178,45 @@ class Store:
         cols = ["seq", *EVENT_COLUMNS]
         return pd.DataFrame([dict(r) for r in rows], columns=cols)
 
-    def marks(self) -> tuple[int, int, int, int]:
-        """(newest event seq, items, newest item change, deleted users) in one query: what
-        a process following this store compares to see whether another one wrote."""
+    def marks(self) -> tuple[int, int, int, int, int]:
+        """(newest event seq, items, newest item change, deleted users, serving changes) in
+        one query: what a process following this store compares to see whether another one
+        wrote."""
         q = sa.select(
             sa.select(sa.func.coalesce(sa.func.max(events.c.seq), 0)).scalar_subquery(),
             sa.select(sa.func.count()).select_from(items).scalar_subquery(),
             sa.select(sa.func.coalesce(sa.func.max(items.c.updated_at), 0)).scalar_subquery(),
             sa.select(sa.func.count()).select_from(deleted_users).scalar_subquery(),
+            sa.select(sa.func.coalesce(sa.func.max(serving.c.rev), 0)).scalar_subquery(),
         )
         with self.engine.connect() as conn:
             row = conn.execute(q).one()
-        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+        return int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4])
+
+    def serving_state(self) -> tuple[int, dict[str, Any] | None]:
+        """(rev, state) of what the replicas serve; (0, None) before any admin change."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(serving.c.rev, serving.c.state)).first()
+        return (0, None) if row is None else (int(row[0]), json.loads(row[1]))
+
+    def set_serving_state(self, state: dict[str, Any]) -> int:
+        """Store what every replica should serve; returns its new rev. The increment is one
+        UPDATE (atomic under concurrent admins: the last one wins everywhere)."""
+        doc, now = json.dumps(state, sort_keys=True), int(time.time())
+        for _ in range(2):  # the first change inserts the row; a racing insert retries
+            try:
+                with self.engine.begin() as conn:
+                    bump = serving.update().where(serving.c.id == 1)
+                    done = conn.execute(
+                        bump.values(rev=serving.c.rev + 1, state=doc, updated_at=now)
+                    )
+                    if done.rowcount == 0:
+                        conn.execute(serving.insert().values(id=1, rev=1, state=doc,
+                                                             updated_at=now))  # fmt: skip
+                    return int(conn.execute(sa.select(serving.c.rev)).scalar_one())
+            except sa.exc.IntegrityError:
+                continue
+        raise LlmrecError("could not store the serving state")
 
     def last_seq(self) -> int:
         with self.engine.connect() as conn:

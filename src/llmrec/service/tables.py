@@ -88,6 +88,16 @@ conversations = sa.Table(  # requests in words: the state between follow-ups
     sa.Column("state", sa.Text, nullable=False),  # JSON: constraints, intent, list shown
     sa.Column("updated_at", sa.BigInteger, nullable=False),
 )
+# What every replica on this store serves (``--shared-store``): one row (id 1), rewritten by
+# each admin change (reload, rollback, A/B), its ``rev`` counting the changes
+serving = sa.Table(
+    "serving",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("rev", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),  # JSON: model_dir, version, split
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
 schema_version = sa.Table(
     "schema_version",
     metadata,
@@ -127,7 +137,11 @@ def _v5(conn: Connection) -> None:
     IMPRESSIONS_BY_TIME.create(conn, checkfirst=True)
 
 
+def _v6(conn: Connection) -> None:
+    serving.create(conn, checkfirst=True)
+
+
 # (version, step): append new steps, never edit an applied one.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
-    (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5)
+    (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6)
 ]  # fmt: skip
