@@ -105,3 +105,30 @@ def test_two_servers_on_one_store(shop_folder: Path, tmp_path: Path) -> None:
         assert top not in [i["item_id"] for i in again["items"]]
         assert httpx.delete(f"{one.url}/v1/users/7.0", headers=h).status_code == 200
         assert httpx.get(f"{two.url}/v1/users/7.0", headers=h).status_code == 404
+
+
+def test_workers_behind_one_address(shop_folder: Path, tmp_path: Path) -> None:
+    """`llmrec serve --workers 2`: two processes accept on one port; an event or a deletion
+    sent on one connection holds on every later one, whichever worker takes it."""
+    import psutil
+
+    home, db = tmp_path / "home", f"sqlite:///{tmp_path / 'events.db'}"
+    h = {"Authorization": f"Bearer {create_key(Store(db), 'write')}"}
+    with serve(shop_folder, db, home, ["--workers", "2", "--refresh-every", "0"]) as server:
+        workers = [
+            p
+            for p in psutil.Process(server.process.pid).children(recursive=True)
+            if "spawn_main" in " ".join(p.cmdline())
+        ]
+        assert len(workers) == 2
+        url = f"{server.url}/v1/recommendations?user_id=1e3&k=5"  # a fresh connection each
+        top = ok(httpx.get(url.replace("1e3", "NaN"), headers=h))["items"][0]["item_id"]
+        event = {"user_id": "NaN", "item_id": top, "event": "dislike", "context": CONTEXT}
+        ok(httpx.post(f"{server.url}/v1/events", json=event, headers=h))
+        for _ in range(8):
+            listed = ok(httpx.get(url.replace("1e3", "NaN"), headers=h))["items"]
+            assert top not in [i["item_id"] for i in listed]
+        assert httpx.delete(f"{server.url}/v1/users/7.0", headers=h).status_code == 200
+        for _ in range(8):
+            assert httpx.get(f"{server.url}/v1/users/7.0", headers=h).status_code == 404
+    assert "Traceback" not in server.log.read_text()

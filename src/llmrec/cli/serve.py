@@ -13,6 +13,7 @@ from rich.table import Table
 
 from llmrec.cli._options import DbOption, LlmChoice, LlmOption, NounOption, model_folder, open_store
 from llmrec.config import SERVE
+from llmrec.errors import ConfigError
 from llmrec.service.keys import DEFAULT_RATE, ROLES, create_key
 
 out = Console(width=None if Console().is_terminal else 130)
@@ -92,6 +93,14 @@ def serve_command(
         float,
         typer.Option(min=0.01, help="seconds a client may take to send a request's headers"),
     ] = SERVE.header_timeout,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="server processes behind the address (each holds the model; they follow "
+            "one store as --shared-store replicas do)",
+        ),
+    ] = 1,
 ) -> None:
     """Serve recommendations over HTTP (OpenAPI at /docs); events take effect at once."""
     import os
@@ -104,16 +113,19 @@ def serve_command(
 
     from llmrec.rerank import RerankSpec
     from llmrec.service.app import Service, create_app
+    from llmrec.service.store import default_url
 
     spec = RerankSpec.parse(rerank) if rerank else None
     folder = model_folder(model)
+    if workers > 1 and demo:
+        raise ConfigError("--demo runs one process: leave out --workers")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     with err.status(f"loading {folder}"):
         service = Service(
             open_store(db),
             folder,
             reports_dir=reports,
-            shared_store=shared_store,
+            shared_store=shared_store or workers > 1,
             cache_size=cache_size,
             max_batch=max_batch,
             refresh_every=refresh_every,
@@ -127,6 +139,36 @@ def serve_command(
         )
     if spec is not None and spec.strength > 0:
         service.live.check_rerank(spec)  # fail at start, not on the first request
+    if workers > 1:  # loaded once here to fail early; each worker loads its own copy
+        from llmrec.service.workers import ENV, worker_options
+
+        st = service.live.stats()
+        service.live.close()
+        del service
+        gc.collect()
+        os.environ[ENV] = worker_options(
+            folder, db or default_url(), max_in_flight, body_timeout, header_timeout, rerank,
+            reports_dir=reports, cache_size=cache_size, max_batch=max_batch,
+            refresh_every=refresh_every, llm=llm.value, explain_budget=explain_budget,
+            item_noun=item_noun, explore=explore, explore_pool=explore_pool, ask_llm=ask_llm,
+        )  # fmt: skip
+        err.print(
+            f"serving {st['model_version']} ({st['users']:,} users, {st['items']:,} items) "
+            f"from {workers} processes at http://{host}:{port}",
+            highlight=False,
+        )
+        uvicorn.run(
+            "llmrec.service.workers:app_from_env",
+            factory=True,
+            workers=workers,
+            http="llmrec.service.workers:HeaderTimeout",
+            host=host,
+            port=port,
+            access_log=False,
+            log_level="warning",
+            timeout_keep_alive=30,
+        )
+        return
     # the loaded model is long-lived: keep the collector from re-scanning it (p99 pauses)
     gc.collect()
     gc.freeze()
