@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data quickstart demo docs test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-batching bench-group-commit bench-train-scale bench-tune-cost bench-import bench-ml1m bench-query bench-ask-llm bench-replicas bench-quickstart probe-new-item screenshots clean
+.PHONY: install data quickstart demo docs test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-batching bench-group-commit bench-train-scale bench-tune-cost bench-tune-users bench-llm-lora bench-workers bench-import bench-ml1m bench-query bench-ask-llm bench-replicas bench-quickstart probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -141,6 +141,19 @@ bench-tune-cost: data
 # the default pipeline with and without an lm retriever, same tuned retrievers (~25 min)
 bench-lm-ranker: data
 	LLMREC_THREADS=2 $(BIN)/python benchmarks/bench_lm.py --ranker --seeds 0
+
+# hyper-parameters chosen on samples of validation users vs all: ml-1m and book-crossing (~40 min)
+bench-tune-users: data
+	LLMREC_THREADS=2 $(BIN)/python benchmarks/bench_tune_users.py
+
+# llm-rerank with the shipped vs the LoRA-fine-tuned verbalizer: ml-100k, ibm-articles (~70 min)
+bench-llm-lora: data
+	$(BIN)/python benchmarks/bench_llm_lora.py
+
+# uncached lists from llmrec serve --workers 1 vs 2 (needs the trained ml-100k default model)
+bench-workers: data
+	test -d $(LLMREC_HOME)/models/ml-100k-ranker || $(BIN)/llmrec train --dataset ml-100k
+	$(BIN)/python benchmarks/bench_workers.py
 
 # ALS and BPR with fold-in off and on, ml-100k and ibm-articles, 3 seeds (~10 min)
 bench-fold-in: data

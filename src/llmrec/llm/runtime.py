@@ -179,16 +179,17 @@ def _import_transformers() -> tuple[Any, Any]:  # (torch, transformers) modules
 
 
 class TransformersLM(LanguageModel):
-    def __init__(self, folder: Path, config: LLMConfig) -> None:
+    def __init__(self, folder: Path, config: LLMConfig, model: Any = None) -> None:
+        """The model in ``folder``, or ``model`` (its fine-tuned copy: ``llm.lora``)."""
         super().__init__()
         torch, transformers = _import_transformers()
         self._torch = torch
         torch.set_num_threads(config.threads)
         self.config = config
         self.tok = transformers.AutoTokenizer.from_pretrained(folder)
-        self.model = transformers.AutoModelForCausalLM.from_pretrained(
-            folder, dtype=torch.float32
-        ).eval()
+        if model is None:
+            model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        self.model = model.eval()
         self._end = self.tok.convert_tokens_to_ids(END)
 
     def _ids(self, text: str) -> list[int]:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -23,9 +24,11 @@ from rich.progress import Progress
 from llmrec.data import columns as C
 from llmrec.data.matrix import TrainData
 from llmrec.data.splits import Split
+from llmrec.errors import ConfigError
 from llmrec.eval.tuning import OnTrial, Trial, TuneResult, tune, valid_score_of
+from llmrec.llm.lora import LoraSettings, adapted_lm, fine_tune, verbalizer_examples
 from llmrec.llm.prompts import rerank_prompt
-from llmrec.llm.runtime import LanguageModel, LLMConfig, load_llm
+from llmrec.llm.runtime import MODEL_NAME, LanguageModel, LLMConfig, load_llm
 from llmrec.llm.safety import natural_title
 from llmrec.models import get_model_class
 from llmrec.models.base import Recommender, RecommenderConfig, own_params
@@ -33,6 +36,7 @@ from llmrec.text.templates import TextConfig, user_texts
 
 NEUTRAL = "A new user with no history."
 TOP = 1e7  # the reranked M stay above every other item
+LORA_FILE = "lora.safetensors"  # the fine-tuned adapter, beside arrays.npz
 
 
 class LLMRerankConfig(RecommenderConfig):
@@ -46,6 +50,16 @@ class LLMRerankConfig(RecommenderConfig):
     tune_users: int = Field(
         0, ge=0, description="validation users scored to choose the weight (0: all)"
     )
+    lora: Literal["off", "on", "auto"] = Field(
+        "off",
+        description="fine-tune the LLM on the training events as a verbalizer (LoRA): on, "
+        "off, or auto = whichever validation prefers (tuning resolves it to on or off)",
+    )
+    lora_examples: int = Field(256, ge=1, description="users the fine-tune learns from")
+    lora_epochs: int = Field(1, ge=1)
+    lora_rank: int = Field(8, ge=1, le=64)
+    lora_alpha: float = Field(16.0, gt=0)
+    lora_lr: float = Field(3e-4, gt=0, description="the fine-tune's learning rate")
 
 
 class LLMRerank(Recommender):
@@ -61,11 +75,37 @@ class LLMRerank(Recommender):
         return cls(**{"seed": self.config.seed, **self.config.base_params})
 
     def _llm(self) -> LanguageModel:
-        return load_llm(LLMConfig(runtime=self.config.runtime))  # type: ignore[arg-type]
+        config = LLMConfig(runtime=self.config.runtime)  # type: ignore[arg-type]
+        lora = getattr(self, "lora_", None)
+        if lora:
+            c = self.config
+            return adapted_lm(lora, c.lora_rank, c.lora_alpha, config)
+        return load_llm(config)
 
     def _fit(self, train: TrainData) -> None:
         self.base_ = self._base().fit(train)
         self._texts(train)
+        self.lora_ = self._fine_tune(train) if self.config.lora != "off" else {}
+
+    def _fine_tune(self, train: TrainData) -> dict[str, np.ndarray]:
+        """The LoRA adapter learnt from ``train`` (users' latest event from their profile
+        before it); the neutral-prompt scores of the base model no longer apply."""
+        c = self.config
+        if c.runtime != "transformers":
+            raise ConfigError("llm-rerank: lora needs runtime=transformers")
+        t0 = time.perf_counter()
+        examples = verbalizer_examples(
+            train, self.titles_, c.noun, c.history_items, c.lora_examples, c.seed
+        )
+        settings = LoraSettings(
+            rank=c.lora_rank, alpha=c.lora_alpha, examples=c.lora_examples,
+            epochs=c.lora_epochs, learning_rate=c.lora_lr, seed=c.seed,
+        )  # fmt: skip
+        result = fine_tune(examples, settings, threads=LLMConfig().threads)
+        self.lora_loss_ = result["loss"]
+        self.lora_seconds_ = time.perf_counter() - t0
+        self.neutral_ = {}
+        return result["weights"]
 
     def _observe(self, data: TrainData) -> None:
         self.base_.observe(data)
@@ -94,11 +134,37 @@ class LLMRerank(Recommender):
     def _state(self) -> dict[str, np.ndarray]:
         return {
             **{f"base.{k}": v for k, v in self.base_._state().items()},
+            **{f"lora.{k}": v for k, v in (getattr(self, "lora_", None) or {}).items()},
             "titles": self.titles_.astype(str),
         }
 
+    def _write_files(self, folder: Path, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The adapter as safetensors of its own, its metadata naming the base model and
+        how it was trained (the rest goes to arrays.npz)."""
+        lora = {k[5:]: v for k, v in state.items() if k.startswith("lora.")}
+        if lora:
+            from safetensors.numpy import save_file
+
+            c = self.config
+            meta = {
+                "base_model": MODEL_NAME, "rank": str(c.lora_rank), "alpha": str(c.lora_alpha),
+                "examples": str(c.lora_examples), "epochs": str(c.lora_epochs),
+                "learning_rate": str(c.lora_lr), "history_items": str(c.history_items),
+                "loss": ",".join(f"{x:.4f}" for x in getattr(self, "lora_loss_", [])),
+            }  # fmt: skip
+            save_file(lora, str(folder / LORA_FILE), metadata=meta)
+        return {k: v for k, v in state.items() if not k.startswith("lora.")}
+
+    def _read_files(self, folder: Path) -> dict[str, np.ndarray]:
+        if not (folder / LORA_FILE).is_file():
+            return {}
+        from safetensors.numpy import load_file
+
+        return {f"lora.{k}": v for k, v in load_file(str(folder / LORA_FILE)).items()}
+
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         self.base_ = self._adopt(self._base(), state, "base.")
+        self.lora_ = {k[5:]: v for k, v in state.items() if k.startswith("lora.")}
         self.titles_ = state["titles"].astype(object)
         self.neutral_ = {}
         self.profiles_ = [NEUTRAL] * len(self.users_)  # until the next observe
@@ -169,21 +235,33 @@ class LLMRerank(Recommender):
         )
         base = bt.model.score(users).astype(np.float64)
         top = model.top_candidates(users, base)
-        llm = model.llm_scores(users, top, progress=True)
+        # the LLM as it ships and/or fine-tuned on the training part (never on validation)
+        llm: dict[str, np.ndarray] = {}
+        model.lora_ = {}
+        if config.lora != "on":
+            llm["off"] = model.llm_scores(users, top, progress=True)
+        if config.lora != "off":
+            model.lora_ = model._fine_tune(split.valid_train)
+            llm["on"] = model.llm_scores(users, top, progress=True)
         weights = cls.search_space["weight"] if search else [config.weight]
         trials: list[Trial] = list(bt.trials)
         best: Trial | None = None
-        for w in weights:
-            score = valid_score_of(blend(base, top, llm, w), valid)
-            params = model.config.model_copy(update={"weight": w}).model_dump()
-            trial = Trial(params, score, time.perf_counter() - t0)
-            trials.append(trial)
-            if on_trial:
-                on_trial(trial)
-            if best is None or score > best.score:
-                best = trial
+        for lora, scores in llm.items():  # "off" first: a tie keeps the cheaper model
+            for w in weights:
+                score = valid_score_of(blend(base, top, scores, w), valid)
+                update = {"weight": w, "lora": lora}
+                params = model.config.model_copy(update=update).model_dump()
+                trial = Trial(params, score, time.perf_counter() - t0)
+                trials.append(trial)
+                if on_trial:
+                    on_trial(trial)
+                if best is None or score > best.score:
+                    best = trial
         assert best is not None
-        model.config = model.config.model_copy(update={"weight": best.params["weight"]})
+        chosen = {k: best.params[k] for k in ("weight", "lora")}
+        model.config = model.config.model_copy(update=chosen)
+        if chosen["lora"] == "off":
+            model.lora_, model.neutral_ = {}, {}
         return TuneResult(model, best.params, best.score, bt.fit_seconds, trials)
 
 
