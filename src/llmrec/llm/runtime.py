@@ -15,6 +15,7 @@ Threads default to 1 (``LLMREC_THREADS``): on two busy cores, 2 threads were 5-1
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import logging
 import os
 import shutil
@@ -190,6 +191,10 @@ class TransformersLM(LanguageModel):
         if model is None:
             model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
         self.model = model.eval()
+        # transformers 5 names the forward's KV cache `cache` (`past_key_values` is deprecated
+        # and goes in 5.40); 4.x knows only `past_key_values`
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self._end = self.tok.convert_tokens_to_ids(END)
 
     def _ids(self, text: str) -> list[int]:
@@ -206,7 +211,7 @@ class TransformersLM(LanguageModel):
             # the prompt once; every candidate then reads its cache (one batched pass)
             out = self.model(torch.tensor([prefix]), use_cache=True)
             first = out.logits[0, -1].log_softmax(-1)
-            cache = out.past_key_values
+            cache = getattr(out, "cache", None) or out.past_key_values
             cache.batch_repeat_interleave(n)
             ids = torch.zeros((n, width), dtype=torch.long)
             mask = torch.zeros((n, p + width), dtype=torch.long)
@@ -216,7 +221,7 @@ class TransformersLM(LanguageModel):
                 mask[r, p : p + len(c)] = 1
             pos = torch.arange(p, p + width).expand(n, width)
             logp = self.model(
-                ids, attention_mask=mask, position_ids=pos, past_key_values=cache
+                ids, attention_mask=mask, position_ids=pos, **{self._cache_arg: cache}
             ).logits.log_softmax(-1)
         out_scores = np.empty(n)
         for r, c in enumerate(conts):
