@@ -97,6 +97,26 @@ def test_ease_over_the_memory_budget_is_refused_before_fitting(monkeypatch) -> N
     assert EASE().fit(train).weights_.shape == (20, 20)
 
 
+def test_ease_larger_than_the_free_memory_is_refused_under_the_budget(monkeypatch) -> None:
+    """The budget (16 GiB) allows 20 items, but the machine says it has 5 KB free: a fit
+    that would fault halfway is refused first, naming what is free."""
+    import llmrec.models.ease as ease_module
+
+    train = loo(block_dataset(n_users=30, n_items=20)).train
+    monkeypatch.setattr(ease_module, "available_memory", lambda: 5_000)
+    with pytest.raises(ConfigError, match=r"ease: 20 items need .* GiB free now; use itemknn"):
+        EASE().fit(train)
+    monkeypatch.setattr(ease_module, "available_memory", lambda: None)  # not Linux: budget only
+    assert EASE().fit(train).weights_.shape == (20, 20)
+
+
+def test_available_memory_reads_the_kernel() -> None:
+    from llmrec.config import available_memory
+
+    free = available_memory()
+    assert free is None or 0 < free < 2**50
+
+
 def test_the_pipeline_leaves_out_what_does_not_fit(monkeypatch) -> None:
     split = loo(block_dataset(n_users=40, n_items=20))
     monkeypatch.setenv("LLMREC_MEMORY_GB", TINY_BUDGET)

@@ -81,6 +81,21 @@ class ServeSettings(BaseModel):
 SERVE = ServeSettings()
 
 
+def available_memory() -> int | None:
+    """Bytes the kernel says a new allocation can take now (Linux ``MemAvailable``), or
+    None where it does not say. A budget larger than the machine is no promise: a fit that
+    touches more pages than there are is killed (or faults) halfway, so checks take the lower
+    of the two."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def hub_offline() -> None:
     """Weights come from installed packages only: never let transformers reach for a hub."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
