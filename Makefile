@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data quickstart demo docs test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-batching bench-group-commit bench-train-scale bench-tune-cost bench-tune-users bench-llm-lora bench-workers bench-import bench-ml1m bench-query bench-ask-llm bench-replicas bench-quickstart probe-new-item screenshots clean
+.PHONY: install data quickstart demo docs test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-batching bench-group-commit bench-train-scale bench-tune-cost bench-tune-users bench-llm-lora bench-llm-lora-explain bench-workers bench-import bench-ml1m bench-query bench-ask-llm bench-replicas bench-quickstart probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -149,6 +149,12 @@ bench-tune-users: data
 # llm-rerank with the shipped vs the LoRA-fine-tuned verbalizer: ml-100k, ibm-articles (~70 min)
 bench-llm-lora: data
 	$(BIN)/python benchmarks/bench_llm_lora.py
+
+# explanations by the shipped vs the LoRA-fine-tuned LLM (needs the trained ml-100k and ibm-articles models)
+bench-llm-lora-explain: data
+	test -d $(LLMREC_HOME)/models/ml-100k-ranker || $(BIN)/llmrec train --dataset ml-100k
+	test -d $(LLMREC_HOME)/models/ibm-articles-ranker || $(BIN)/llmrec train --dataset ibm-articles
+	$(BIN)/python benchmarks/bench_llm_lora_explain.py
 
 # uncached lists from llmrec serve --workers 1 vs 2 (needs the trained ml-100k default model)
 bench-workers: data

@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.stats import wilcoxon
@@ -78,9 +79,12 @@ def rerank(split: Split, args: argparse.Namespace) -> dict:
     }
 
 
-def explanations(model_dir: Path, n_pairs: int, noun: str) -> dict:
+def explanations(
+    model_dir: Path, n_pairs: int, noun: str, llm: Any = None, per_user: bool = False
+) -> dict:
     """The top item of ``n_pairs`` random users of a served pipeline, explained as the
-    service does (its evidence, its checks), with no time budget."""
+    service does (its evidence, its checks), with no time budget; by ``llm`` instead of the
+    bundled model when given; ``per_user`` adds each text's source in user order."""
     from llmrec.service.live import LiveModel
     from llmrec.service.store import Store
 
@@ -88,9 +92,11 @@ def explanations(model_dir: Path, n_pairs: int, noun: str) -> dict:
         live = LiveModel(
             model_dir, Store(f"sqlite:///{tmp}/events.db"), llm="transformers", item_noun=noun
         )
+        if llm is not None:
+            live.explanations.explainer.llm = llm
         rng = np.random.default_rng(11)
         users = rng.choice(live.model.users_.ids, n_pairs, replace=False)
-        out, seconds, rules, named = Counter(), [], Counter(), []
+        out, seconds, rules, named, sources = Counter(), [], Counter(), [], []
         for u in users:
             item = live.recommend(str(u), 1)[0].item_id
             e = live._evidence(str(u), item)
@@ -98,11 +104,13 @@ def explanations(model_dir: Path, n_pairs: int, noun: str) -> dict:
             x = live.explanations.explainer.explain(str(u), e)
             seconds.append(time.perf_counter() - t)
             out[x.source] += 1
+            sources.append(x.source)
             rules.update(p.split(":")[0] for p in x.problems)
             named += [p for p in x.problems if p.startswith("unsupported-name")]
         live.close()
-    return {"counts": dict(out), "seconds": seconds, "rules": dict(rules), "n": n_pairs,
-            "names": named[:5]}  # fmt: skip
+    res = {"counts": dict(out), "seconds": seconds, "rules": dict(rules), "n": n_pairs,
+           "names": named[:5]}  # fmt: skip
+    return {**res, "sources": sources} if per_user else res
 
 
 def rerank_section(split: Split, args: argparse.Namespace) -> list[str]:
