@@ -40,7 +40,8 @@ from llmrec.eval.runner import run  # noqa: E402
 BEGIN, END = "<!-- bench_tune_users:begin -->", "<!-- bench_tune_users:end -->"
 OUT = ROOT / "reports" / "bench-tune-users.json"
 NOT_RUN = {  # why a requested model has no rows for a dataset
-    "ease": "refused: its items x items matrix is over the memory budget at this catalogue",
+    "ease": "its dense items x items fit needs {ease_gib:.1f} GiB here, more than this "
+    "machine holds beside the data",
     "als": "its tuning time is its fits, which a sample of users does not shrink (ml-1m)",
 }
 
@@ -141,8 +142,9 @@ def report(results: list[dict[str, Any]], command: str, models: list[str]) -> li
                     f"{same}/{len(part)} | {tune_s:.0f} | {full['tune_s'] / tune_s:.1f}× | "
                     f"{p:.2g} |"
                 )
-        missing = [f"{m} ({NOT_RUN.get(m, 'not measured')})" for m in models
-                   if (name, m) not in by]  # fmt: skip
+        ease_gib = 12 * head["items"] ** 2 / 2**30  # models.ease.fit_bytes
+        missing = [f"{m} ({NOT_RUN.get(m, 'not measured').format(ease_gib=ease_gib)})"
+                   for m in models if (name, m) not in by]  # fmt: skip
         if missing:
             lines += ["", f"Not run on {name}: {'; '.join(missing)}."]
         lines.append("")
