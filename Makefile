@@ -142,7 +142,7 @@ bench-tune-cost: data
 bench-lm-ranker: data
 	LLMREC_THREADS=2 $(BIN)/python benchmarks/bench_lm.py --ranker --seeds 0
 
-# hyper-parameters chosen on samples of validation users vs all: ml-1m and book-crossing (~40 min)
+# hyper-parameters chosen on samples of validation users vs all: ml-1m (~20 min), book-crossing (hours)
 bench-tune-users: data
 	LLMREC_THREADS=2 $(BIN)/python benchmarks/bench_tune_users.py
 

@@ -79,12 +79,10 @@ def rerank(split: Split, args: argparse.Namespace) -> dict:
     }
 
 
-def explanations(
-    model_dir: Path, n_pairs: int, noun: str, llm: Any = None, per_user: bool = False
-) -> dict:
+def explanations(model_dir: Path, n_pairs: int, noun: str, llm: Any = None) -> dict:
     """The top item of ``n_pairs`` random users of a served pipeline, explained as the
     service does (its evidence, its checks), with no time budget; by ``llm`` instead of the
-    bundled model when given; ``per_user`` adds each text's source in user order."""
+    bundled model when given; ``sources``: each text's source, in user order."""
     from llmrec.service.live import LiveModel
     from llmrec.service.store import Store
 
@@ -108,9 +106,8 @@ def explanations(
             rules.update(p.split(":")[0] for p in x.problems)
             named += [p for p in x.problems if p.startswith("unsupported-name")]
         live.close()
-    res = {"counts": dict(out), "seconds": seconds, "rules": dict(rules), "n": n_pairs,
-           "names": named[:5]}  # fmt: skip
-    return {**res, "sources": sources} if per_user else res
+    return {"counts": dict(out), "seconds": seconds, "rules": dict(rules), "n": n_pairs,
+            "names": named[:5], "sources": sources}  # fmt: skip
 
 
 def rerank_section(split: Split, args: argparse.Namespace) -> list[str]:

@@ -16,7 +16,6 @@ import argparse
 import json
 import platform
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -32,34 +31,31 @@ from bench_llm import explanations  # noqa: E402
 from llmrec.config import get_settings  # noqa: E402
 from llmrec.data import dataset as store  # noqa: E402
 from llmrec.eval.protocols import make_split  # noqa: E402
-from llmrec.llm.lora import LoraSettings, adapted_lm, fine_tune, verbalizer_examples  # noqa: E402
-from llmrec.llm.runtime import LLMConfig  # noqa: E402
-from llmrec.llm.safety import natural_title  # noqa: E402
+from llmrec.llm.lora import adapted_lm  # noqa: E402
+from llmrec.ranking.llm_rerank import LLMRerank  # noqa: E402
 
 BEGIN, END = "<!-- bench_llm_lora_explain:begin -->", "<!-- bench_llm_lora_explain:end -->"
 OUT = ROOT / "reports" / "bench-llm-lora-explain.json"
 
 
 def adapter(dataset: str, noun: str, examples: int) -> tuple[Any, dict[str, Any]]:
-    """The fine-tuned LLM for ``dataset`` (trained on its ``loo`` training part)."""
+    """The fine-tuned LLM for ``dataset``, trained by ``llm-rerank lora=on`` itself on the
+    dataset's ``loo`` training part (its base model is irrelevant here: popularity)."""
     s = get_settings()
     train = make_split(store.load(s.datasets_dir, dataset), "loo", seed=0).train
-    titles = train.item_table["title"].astype(str).to_numpy()
-    titles = np.array([natural_title(t) for t in titles], dtype=object)
-    settings = LoraSettings(examples=examples)
-    t0 = time.perf_counter()
-    pairs = verbalizer_examples(train, titles, noun, 10, examples, settings.seed)
-    result = fine_tune(pairs, settings, threads=LLMConfig().threads)
-    info = {"fine_tune_s": time.perf_counter() - t0, "loss": result["loss"]}
-    return adapted_lm(result["weights"], settings.rank, settings.alpha), info
+    config = {"base": "pop", "lora": "on", "noun": noun, "lora_examples": examples, "seed": 0}
+    model = LLMRerank(**config).fit(train)
+    c = model.config
+    info = {"fine_tune_s": model.lora_seconds_, "loss": model.lora_loss_}
+    return adapted_lm(model.lora_, c.lora_rank, c.lora_alpha), info
 
 
 def measure(spec: str, args: argparse.Namespace) -> dict[str, Any]:
     folder, noun, dataset = spec.split(":")
     model_dir = get_settings().models_dir / folder
-    shipped = explanations(model_dir, args.pairs, noun, per_user=True)
+    shipped = explanations(model_dir, args.pairs, noun)
     lm, info = adapter(dataset, noun, args.examples)
-    tuned = explanations(model_dir, args.pairs, noun, llm=lm, per_user=True)
+    tuned = explanations(model_dir, args.pairs, noun, llm=lm)
     print(f"{folder}: shipped {shipped['counts']}, fine-tuned {tuned['counts']}", flush=True)
     return {"folder": folder, "shipped": shipped, "fine_tuned": tuned, **info}
 

@@ -211,7 +211,7 @@ class TransformersLM(LanguageModel):
             # the prompt once; every candidate then reads its cache (one batched pass)
             out = self.model(torch.tensor([prefix]), use_cache=True)
             first = out.logits[0, -1].log_softmax(-1)
-            cache = getattr(out, "cache", None) or out.past_key_values
+            cache = getattr(out, self._cache_arg)  # the output names it as the forward does
             cache.batch_repeat_interleave(n)
             ids = torch.zeros((n, width), dtype=torch.long)
             mask = torch.zeros((n, p + width), dtype=torch.long)
