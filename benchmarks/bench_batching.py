@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -37,9 +36,6 @@ from _sections import write_section  # noqa: E402
 from llmrec import versions  # noqa: E402
 from llmrec.config import get_settings  # noqa: E402
 from llmrec.progress import steps  # noqa: E402
-
-if TYPE_CHECKING:
-    from llmrec.service.live import LiveModel
 
 BEGIN, END = "<!-- bench_batching:begin -->", "<!-- bench_batching:end -->"
 SIZES = (1, 4, 16, 64)
@@ -84,10 +80,8 @@ def measure(dataset: str, n_users: int, repeats: int) -> dict[str, object]:
                             raise bad[0]
                     ms[b].append((time.perf_counter() - t0) * 1000 / len(asks))
                     advance(1)
-    apply = _apply_events(live, users, repeats)
     live.close()
     return {
-        "apply": apply,
         "dataset": dataset,
         "users": len(everyone),
         "items": int(log["item_id"].nunique()),
@@ -95,33 +89,6 @@ def measure(dataset: str, n_users: int, repeats: int) -> dict[str, object]:
         "sampled": len(asks),
         "ms": ms,
     }
-
-
-def _apply_events(live: LiveModel, users: np.ndarray, repeats: int) -> dict[str, list[float]]:
-    """ms to apply one new event of a user, three ways in turn: that user's state alone
-    (their next read, ``observe_users``), a refresh re-reading that user (the training data
-    spliced), and a refresh building the training data whole (before either)."""
-    from llmrec.data import columns as C
-
-    ms: dict[str, list[float]] = {"own": [], "spliced": [], "full": []}
-    live.refresh_every = 3600.0
-    items = live.model.items_.ids
-    for n in range(max(3 * repeats, 30)):
-        user, way = str(users[n % len(users)]), ("own", "spliced", "full")[n % 3]
-        event = {C.USER_ID: user, C.ITEM_ID: str(items[n % len(items)]),
-                 C.TIMESTAMP: 2_000_000_000, C.EVENT: "view", C.VALUE: None}  # fmt: skip
-        live.add_events([event])
-        if way == "full":
-            live._data = None
-        t0 = time.perf_counter()
-        if way == "own":
-            with live._lock:
-                live._current(user)
-        else:
-            live.refresh()
-        ms[way].append((time.perf_counter() - t0) * 1000)
-        live.refresh()
-    return ms
 
 
 def main() -> None:
@@ -149,7 +116,7 @@ def main() -> None:
     if sys.argv[1:]:
         command = "python benchmarks/bench_batching.py " + " ".join(sys.argv[1:])
     lines = [
-        "## Request batching and incremental state (issue #23)",
+        "## Request batching (issue #23)",
         "",
         f"`{command}`: the default pipeline of `llmrec train` per dataset, loaded as the service "
         f"loads it (no cache, no LLM), {platform.machine()}, OMP_WAIT_POLICY="
@@ -175,19 +142,9 @@ def main() -> None:
         "",
         "![batching](benchmarks/batching.png)",
         "",
-        "Applying one new event of a user (same runs; three ways in turn, medians, min–max): "
-        "the user's state alone before their next list (`observe_users`, what the service "
-        "does), a refresh that re-reads that user and splices them into the training data, "
-        "and a refresh that builds the training data whole (before both); the last two then "
-        "make the model observe the whole log.",
-        "",
-        "| dataset | events in the log | user alone ms | refresh, spliced ms | refresh, whole ms |",
-        "|---|---:|---:|---:|---:|",
+        'What a refresh after new events costs: `make bench-refresh` (section "Refresh cost '
+        'against the size of the log").',
     ]
-    for r in results:
-        a = r["apply"]
-        cells = [f"{np.median(a[w]):.1f} ({min(a[w]):.1f}–{max(a[w]):.1f})" for w in a]
-        lines.append(f"| {r['dataset']} | {r['events']:,} | " + " | ".join(cells) + " |")
     write_section(ROOT / "BENCHMARKS.md", BEGIN, END, lines)
     for line in lines:
         print(line)

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from llmrec.data import columns as C
@@ -121,7 +120,7 @@ def test_a_users_own_event_is_applied_alone_before_their_next_list(
     monkeypatch.setenv("LLMREC_HOME", str(tmp_path / "home"))
     folder = train_model_dir(shop_dataset(), tmp_path / "shop-ranker")
     live = LiveModel(folder, Store(f"sqlite:///{tmp_path / 'e.db'}"), llm="off", refresh_every=3600)
-    data_before = live._data
+    item_side = live.model.events_.item_key  # type: ignore[attr-defined]
     first = [r.item_id for r in live.recommend("042", 10)]
     t = 1_900_000_000
     live.add_events(
@@ -129,7 +128,8 @@ def test_a_users_own_event_is_applied_alone_before_their_next_list(
     )
     after = [r.item_id for r in live.recommend("042", 10)]
     assert first[0] not in after  # seen now: the user's own event counts at once
-    assert live._data is data_before and live._dirty  # no refresh ran: the user alone
+    assert live._dirty and live.model.events_.item_key is item_side  # type: ignore[attr-defined]
+    assert not len(live.model.events_.new_key)  # type: ignore[attr-defined]  # the user alone
     sasrec = live.model.retrievers_["sasrec"]  # type: ignore[attr-defined]
     u = live._user_pos["042"]
     assert sasrec.seq_items_[sasrec.seq_indptr_[u + 1] - 1] - 1 == live.model.items_.position(
@@ -140,10 +140,11 @@ def test_a_users_own_event_is_applied_alone_before_their_next_list(
     assert not {r.source for r in newcomer} & set(COLD_SOURCES)  # warm: the pipeline
     live.refresh()  # the periodic refresh then builds the same state from the whole log
     full = TrainData.build(
-        pd.concat([live._base, live._live], ignore_index=True),
+        live._log.frame(),
         IdMap(np.asarray(live._user_ids)),
         live.model.items_,
         rules=live.model.event_rules_,
     )
-    assert live._data is not None and (live._data.matrix != full.matrix).nnz == 0
+    assert (live.model.history_ != full.matrix).nnz == 0
+    assert len(live.model.events_.new_key) == 2  # type: ignore[attr-defined]  # item side too
     assert first[0] not in [r.item_id for r in live.recommend("042", 10)]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,41 +125,6 @@ class TrainData:
             self.rules,
         )
 
-    def with_users(self, part: TrainData, rows: np.ndarray) -> TrainData:
-        """This data with users ``rows`` re-read from ``part``: ``part`` is built over the
-        same items and at least these users (users after ours are new ones), from those
-        users' whole logs. Equal to building from the combined log, at the cost of a few
-        users' events plus linear copies, not a sort of the whole log (the service applies
-        new events this way)."""
-        if part.n_items != self.n_items or part.n_users < self.n_users:
-            raise ValueError("with_users(): part needs our items and at least our users")
-        n = part.n_users
-        replaced = np.zeros(n, dtype=bool)
-        replaced[np.asarray(rows, dtype=np.int64)] = True
-        if not replaced[part.log["user_idx"].to_numpy()].all():
-            raise ValueError("with_users(): part has events of users not in rows")
-        user = self.log["user_idx"].to_numpy()
-        kept = self.log[~replaced[user]]
-        log = pd.concat([kept, part.log], ignore_index=True)
-        # each user's events come whole from one side, already in (timestamp, item) order
-        log = log.iloc[np.argsort(log["user_idx"].to_numpy(), kind="stable")]
-        strength = None
-        if self.strength is not None or part.strength is not None:
-            strength = splice_rows(self.weights, part.weights, replaced)
-        return TrainData(
-            part.users,
-            self.items,
-            splice_rows(self.matrix, part.matrix, replaced),
-            splice_rows(self.recency, part.recency, replaced),
-            log.reset_index(drop=True),
-            self.item_table,
-            self.user_table,
-            self.kg,
-            self.item_entity,
-            strength,
-            self.rules,
-        )
-
 
 def _rank_from_end(groups: np.ndarray) -> np.ndarray:
     """1 for the last entry of each run of equal values, 2 for the one before... (a
@@ -200,13 +168,40 @@ def splice_segments(
     return np.r_[0, np.cumsum(counts)].astype(np.int64), merged
 
 
+_splices = threading.local()
+
+
+@contextmanager
+def shared_splices() -> Iterator[None]:
+    """Inside the block, ``splice_rows`` of the same matrices and rows is done once: nested
+    models holding one history matrix (a ranker and its retrievers) splice it once and go
+    on sharing it, instead of each copying the whole matrix."""
+    outer = getattr(_splices, "memo", None) is None
+    if outer:
+        _splices.memo = {}
+    try:
+        yield
+    finally:
+        if outer:
+            _splices.memo = None
+
+
 def splice_rows(old: sp.csr_matrix, new: sp.csr_matrix, replaced: np.ndarray) -> sp.csr_matrix:
     """Rows where ``replaced`` from ``new`` (which may have more rows: new users), the others
     from ``old``; column order within rows kept."""
+    memo = getattr(_splices, "memo", None)
+    key = (id(old), id(new), np.flatnonzero(replaced).tobytes(), len(replaced))
+    if memo is not None and key in memo:
+        was_old, was_new, out = memo[key]
+        if was_old is old and was_new is new:  # ids alone could be reused
+            return out
     indptr, (indices, data) = splice_segments(
         old.indptr, [old.indices, old.data], replaced, new.indptr, [new.indices, new.data]
     )
-    return sp.csr_matrix((data, indices, indptr), shape=(len(replaced), new.shape[1]))
+    out = sp.csr_matrix((data, indices, indptr), shape=(len(replaced), new.shape[1]))
+    if memo is not None:
+        memo[key] = (old, new, out)
+    return out
 
 
 def aligned_table(table: pd.DataFrame | None, key: str, ids: IdMap) -> pd.DataFrame | None:
@@ -231,3 +226,18 @@ def genre_vectors(item_table: pd.DataFrame | None) -> np.ndarray | None:
     for i, g in enumerate(lists):
         out[i, [col[str(x)] for x in g]] = 1.0
     return out
+
+
+def widen(m: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
+    """``m`` with zero rows/columns appended up to ``shape``."""
+    m = m.tocsr()
+    n_rows = shape[0]
+    indptr = np.r_[m.indptr, np.full(n_rows - m.shape[0], m.indptr[-1])]
+    return sp.csr_matrix((m.data, m.indices, indptr), shape=shape)
+
+
+def pad_rows(a: np.ndarray, n: int) -> np.ndarray:
+    """``a`` with zero rows appended up to ``n`` rows."""
+    if len(a) >= n:
+        return a
+    return np.concatenate([a, np.zeros((n - len(a), *a.shape[1:]), a.dtype)])

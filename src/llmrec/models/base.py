@@ -19,7 +19,7 @@ from llmrec.atomic import replace_folder
 from llmrec.data import columns as C
 from llmrec.data.events import EventRules
 from llmrec.data.ids import IdMap
-from llmrec.data.matrix import TrainData, splice_rows
+from llmrec.data.matrix import TrainData, shared_splices, splice_rows, widen
 from llmrec.errors import ConfigError, LlmrecError
 from llmrec.models.topk import top_k
 from llmrec.versions import resolve
@@ -180,13 +180,25 @@ class Recommender(ABC):
             raise LlmrecError("observe_users(): new users must come after the known ones")
         replaced = np.zeros(part.n_users, dtype=bool)
         replaced[np.asarray(rows, dtype=np.int64)] = True
-        self.users_ = part.users
-        self.history_ = splice_rows(self.history_, part.matrix, replaced)
-        self.recency_ = splice_rows(self.recency_, part.recency, replaced)
-        self.strength_ = splice_rows(self.strength_, part.weights, replaced)
-        if part.n_users > n_old:
-            self._add_users(n_old)
-        self._observe_users(part, replaced)
+        with shared_splices():  # parts of a composite model share one spliced history
+            self.users_ = part.users
+            self.history_ = splice_rows(self.history_, part.matrix, replaced)
+            self.recency_ = splice_rows(self.recency_, part.recency, replaced)
+            self.strength_ = splice_rows(self.strength_, part.weights, replaced)
+            if part.n_users > n_old:
+                self._add_users(n_old)
+            self._observe_users(part, replaced)
+        return self
+
+    def observe_item_events(self, events: pd.DataFrame) -> Self:
+        """Item-level state (per-item counts, times, context shares) takes ``events``, new
+        ones (user_idx, item_idx, timestamp, event, value, context columns), without a pass
+        over the log; with ``observe_users`` for the users who made them, the model then
+        scores as after ``observe`` of the whole log (the service's refresh). Models whose
+        item-level state is fixed at fit, or read from the history when scoring, have none
+        to update."""
+        self._check_fitted()
+        self._observe_item_events(events)
         return self
 
     def add_items(self, items: pd.DataFrame) -> Self:
@@ -396,6 +408,11 @@ class Recommender(ABC):
         ``observe_users``); a model overriding ``_observe`` overrides this too to take part."""
         return None
 
+    def _observe_item_events(self, events: pd.DataFrame) -> None:
+        """Hook: item-level state derived from the event log takes new ``events`` (see
+        ``observe_item_events``)."""
+        return None
+
     def _add_users(self, n_old: int) -> None:
         """Hook: give users ``n_old..`` (appended by ``observe``) per-user state; their
         history is already set. History-based models have none to add."""
@@ -468,21 +485,6 @@ def savable(name: str, a: np.ndarray) -> np.ndarray:
 def own_params(params: dict[str, Any]) -> dict[str, Any]:
     """A part's parameters without the seed, which its composite model passes down."""
     return {k: v for k, v in params.items() if k != "seed"}
-
-
-def widen(m: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
-    """``m`` with zero rows/columns appended up to ``shape``."""
-    m = m.tocsr()
-    n_rows = shape[0]
-    indptr = np.r_[m.indptr, np.full(n_rows - m.shape[0], m.indptr[-1])]
-    return sp.csr_matrix((m.data, m.indices, indptr), shape=shape)
-
-
-def pad_rows(a: np.ndarray, n: int) -> np.ndarray:
-    """``a`` with zero rows appended up to ``n`` rows."""
-    if len(a) >= n:
-        return a
-    return np.concatenate([a, np.zeros((n - len(a), *a.shape[1:]), a.dtype)])
 
 
 def pydantic_message(e: ValidationError) -> str:

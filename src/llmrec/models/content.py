@@ -10,9 +10,9 @@ from pydantic import Field
 
 from llmrec.config import get_settings
 from llmrec.data import columns as C
-from llmrec.data.matrix import TrainData, splice_rows
+from llmrec.data.matrix import TrainData, pad_rows, splice_rows, widen
 from llmrec.encoders import TextEncoder, VectorCache, encode, get_encoder
-from llmrec.models.base import Recommender, RecommenderConfig, pad_rows, widen
+from llmrec.models.base import Recommender, RecommenderConfig
 from llmrec.text import TextConfig, item_texts, user_texts
 
 

@@ -7,8 +7,8 @@ import pandas as pd
 import scipy.sparse as sp
 from pydantic import Field
 
-from llmrec.data.matrix import TrainData
-from llmrec.models.base import HistoryConfig, Recommender, widen
+from llmrec.data.matrix import TrainData, widen
+from llmrec.models.base import HistoryConfig, Recommender
 from llmrec.progress import steps
 
 _BLOCK = 2048  # columns of the similarity computed at once

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from llmrec.data.matrix import TrainData
+from llmrec.data.matrix import TrainData, pad_rows
 from llmrec.encoders import encode, prepare
 from llmrec.encoders.finetune import (
     ContrastiveTrainer,
@@ -28,7 +28,7 @@ from llmrec.encoders.finetune import (
     training_positions,
 )
 from llmrec.errors import LlmrecError
-from llmrec.models.base import RecommenderConfig, pad_rows
+from llmrec.models.base import RecommenderConfig
 from llmrec.models.content import _cache, _TextModel, embed_profiles, items_frame
 from llmrec.text import item_texts
 

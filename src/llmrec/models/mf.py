@@ -19,8 +19,8 @@ from pydantic import Field
 from threadpoolctl import threadpool_limits
 
 from llmrec.config import get_settings
-from llmrec.data.matrix import TrainData
-from llmrec.models.base import Recommender, RecommenderConfig, Weighting, pad_rows
+from llmrec.data.matrix import TrainData, pad_rows
+from llmrec.models.base import Recommender, RecommenderConfig, Weighting
 
 if TYPE_CHECKING:
     from typing import Self

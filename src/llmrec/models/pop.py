@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from llmrec.data.matrix import TrainData
-from llmrec.models.base import Recommender, pad_rows
+from llmrec.data.matrix import TrainData, pad_rows
+from llmrec.models.base import Recommender
 
 
 class Pop(Recommender):

@@ -7,8 +7,8 @@ import pandas as pd
 import scipy.sparse as sp
 from pydantic import Field
 
-from llmrec.data.matrix import TrainData, splice_rows
-from llmrec.models.base import Recommender, RecommenderConfig, pad_rows
+from llmrec.data.matrix import TrainData, pad_rows, splice_rows
+from llmrec.models.base import Recommender, RecommenderConfig
 
 
 class RepeatConfig(RecommenderConfig):

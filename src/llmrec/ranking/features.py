@@ -24,13 +24,14 @@ import pandas as pd
 import scipy.sparse as sp
 
 from llmrec.data import columns as C
-from llmrec.data.matrix import TrainData, splice_segments
+from llmrec.data.matrix import TrainData, pad_rows, splice_segments, widen
 from llmrec.errors import LlmrecError
-from llmrec.models.base import pad_rows, widen
 
 GROUPS = ("retrievers", "kg", "context")
 DAY = 86_400
 RECENT = 5  # history items that make "recent"
+MERGE_MIN = 1024  # events added since the build kept apart up to this many...
+MERGE_SHARE = 16  # ...or a 16th of the others (merging costs them all)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,9 @@ class EventIndex:
     context: dict[str, np.ndarray]  # column -> value per event (user order)
     item_context: dict[str, tuple[pd.Index, sp.csr_matrix]]  # column -> (values, item counts)
     now: int
+    # events added since the build (``with_item_events``), as sorted item keys: looked up
+    # beside ``item_key`` and merged into it once they are many
+    new_key: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @classmethod
     def build(cls, data: TrainData) -> EventIndex:
@@ -145,14 +149,56 @@ class EventIndex:
         context = dict(zip(self.context, values, strict=True))
         return dataclasses.replace(self, user_indptr=indptr, items=items, ts=ts, context=context)
 
+    def with_item_events(
+        self, items: np.ndarray, ts: np.ndarray, context: dict[str, np.ndarray]
+    ) -> EventIndex:
+        """The per-item part (counts, times, context shares) with new events added: their
+        cost plus, once per many events, a linear merge. ``context`` holds the values of
+        our context columns (None: unset); the per-user part is ``with_users``'s."""
+        items, ts = np.asarray(items, np.int64), np.asarray(ts, np.int64)
+        if not len(items):
+            return self
+        new_key = np.sort(np.r_[self.new_key, _key(items, ts)], kind="stable")
+        item_context = {}
+        for col, (index, counts) in self.item_context.items():
+            vals = pd.Series(context.get(col, [None] * len(items)), dtype=object)
+            vals = vals.where(vals.notna(), "").astype(str).to_numpy()
+            index = index.append(pd.Index(np.unique(vals)).difference(index))
+            j = index.get_indexer(vals)
+            shape = (counts.shape[0], len(index))
+            added = sp.csr_matrix((np.ones(len(items), np.float32), (items, j)), shape=shape)
+            counts = sp.csr_matrix((counts.data, counts.indices, counts.indptr), shape=shape)
+            item_context[col] = (index, (counts + added).tocsr())
+        out = dataclasses.replace(
+            self, new_key=new_key, item_context=item_context, now=max(self.now, int(ts.max()))
+        )
+        return (
+            out._merged()
+            if len(new_key) > max(MERGE_MIN, len(self.item_key) // MERGE_SHARE)
+            else out
+        )
+
+    def _merged(self) -> EventIndex:
+        """``new_key`` folded into the per-item arrays."""
+        key = np.sort(np.r_[self.item_key, self.new_key], kind="stable")  # two sorted runs
+        items = key >> 35
+        return dataclasses.replace(
+            self,
+            item_key=key,
+            item_ts=(key - (items << 35)) - (1 << 34),
+            item_indptr=_indptr(items, len(self.item_indptr) - 1),
+            new_key=self.new_key[:0],
+        )
+
     def with_items(self, n_items: int) -> EventIndex:
         """The same events over a catalogue grown to ``n_items`` (new items have none)."""
         extra = n_items - (len(self.item_indptr) - 1)
         if extra <= 0:
             return self
+        merged = self._merged() if len(self.new_key) else self
         return dataclasses.replace(
-            self,
-            item_indptr=np.r_[self.item_indptr, np.full(extra, self.item_indptr[-1])],
+            merged,
+            item_indptr=np.r_[merged.item_indptr, np.full(extra, merged.item_indptr[-1])],
             item_context={
                 col: (index, sp.vstack([counts, sp.csr_matrix((extra, len(index)))]).tocsr())
                 for col, (index, counts) in self.item_context.items()
@@ -169,15 +215,25 @@ class EventIndex:
 
     def item_events_between(self, items: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """Events of each item with lo <= timestamp < hi (arrays of the same shape)."""
-        return np.searchsorted(self.item_key, _key(items, hi)) - np.searchsorted(
-            self.item_key, _key(items, lo)
-        )
+        hi_key, lo_key = _key(items, hi), _key(items, lo)
+        n = np.searchsorted(self.item_key, hi_key) - np.searchsorted(self.item_key, lo_key)
+        if len(self.new_key):
+            n += np.searchsorted(self.new_key, hi_key) - np.searchsorted(self.new_key, lo_key)
+        return n
 
     def last_seen_before(self, items: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Timestamp of each item's latest event before ``t`` (NaN when none)."""
-        pos = np.searchsorted(self.item_key, _key(items, t)) - 1
+        key = _key(items, t)
+        pos = np.searchsorted(self.item_key, key) - 1
         ok = pos >= self.item_indptr[items]
-        return np.where(ok, self.item_ts[np.maximum(pos, 0)], np.nan)
+        seen = np.where(ok, self.item_ts[np.maximum(pos, 0)], np.nan)
+        if len(self.new_key):
+            pos = np.searchsorted(self.new_key, key) - 1
+            k = self.new_key[np.maximum(pos, 0)]
+            ok = (pos >= 0) & ((k >> 35) == np.asarray(items, np.int64))
+            later = np.where(ok, (k - ((k >> 35) << 35)) - (1 << 34), np.nan)
+            seen = np.fmax(seen, later)
+        return seen
 
 
 def _key(items: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -84,6 +84,10 @@ class Hybrid(Recommender):
         self.cf_.observe_users(part, rows)
         self.content_.observe_users(part, rows)
 
+    def _observe_item_events(self, events: pd.DataFrame) -> None:
+        self.cf_.observe_item_events(events)
+        self.content_.observe_item_events(events)
+
     def _add_items(self, items: pd.DataFrame, index: np.ndarray, n_items: int) -> None:
         self.cf_.add_items(items)
         self.content_.add_items(items)

@@ -362,6 +362,16 @@ class Ranker(Recommender):
             model.observe_users(part, rows)
         self.events_ = self.events_.with_users(part, replaced)
 
+    def _observe_item_events(self, events: pd.DataFrame) -> None:
+        for model in self.retrievers_.values():
+            model.observe_item_events(events)
+        ctx = {
+            c: events[c].to_numpy(dtype=object) for c in self.events_.item_context if c in events
+        }
+        self.events_ = self.events_.with_item_events(
+            events["item_idx"].to_numpy(), events[C.TIMESTAMP].to_numpy(np.int64), ctx
+        )
+
     def _add_items(self, items: pd.DataFrame, index: np.ndarray, n_items: int) -> None:
         """Every retriever takes the items (text-aware ones embed them); the item side
         grows with what the table says (release year, text vector) and no events yet."""

@@ -13,6 +13,7 @@ import pandas as pd
 from llmrec.data import columns as C
 from llmrec.models.base import Recommender
 from llmrec.service.errors import UnknownUserError
+from llmrec.service.eventlog import EventLog
 
 
 class BrowseQueries:
@@ -27,16 +28,12 @@ class BrowseQueries:
     _facts: dict[str, dict[str, Any]]
     _common_genres: list[str] | None  # reset when the catalogue changes
     _pop_ctx: dict[str, Any]
-    _base: pd.DataFrame
-    _live: pd.DataFrame
+    _log: EventLog
     model: Recommender
     version: str
     item_noun: str
 
     def _current(self, user_id: str | None = None) -> None:
-        raise NotImplementedError
-
-    def _join_arrived(self) -> None:
         raise NotImplementedError
 
     def _title_of(self, item_id: str) -> str:
@@ -48,7 +45,6 @@ class BrowseQueries:
         with self._lock:
             self._current()
             q = query.strip().lower()
-            # users who arrived since the last refresh have no count yet: listed after it
             counts = zip(self._user_ids, self._user_events.tolist(), strict=False)
             hits = [(u, n) for u, n in counts if n > 0 and q in u.lower()]
             hits.sort(key=lambda h: (h[0].lower() != q, not h[0].lower().startswith(q),
@@ -66,16 +62,13 @@ class BrowseQueries:
             profile = self._profiles.get(user_id)
             if n == 0 and not dislikes and profile is None:
                 raise UnknownUserError(user_id)
-            rows = []
-            for part in (self._base, self._live):
-                mine = part[part["user_idx"].to_numpy() == pos] if pos is not None else part[:0]
-                rows += [
-                    (int(t), i, e, None if pd.isna(v) else float(v))
-                    for i, t, e, v in zip(
-                        mine[C.ITEM_ID], mine[C.TIMESTAMP], mine[C.EVENT], mine[C.VALUE],
-                        strict=True,
-                    )
-                ]  # fmt: skip
+            mine = self._log.users(np.array([] if pos is None else [pos], dtype=np.int64))
+            rows = [
+                (int(t), i, e, None if pd.isna(v) else float(v))
+                for i, t, e, v in zip(
+                    mine[C.ITEM_ID], mine[C.TIMESTAMP], mine[C.EVENT], mine[C.VALUE], strict=True
+                )
+            ]
             rows += [(t, i, "dislike", None) for i, t in dislikes]
             rows.sort(key=lambda r: -r[0])  # stable: the log's order within a second
             history = [
@@ -120,13 +113,12 @@ class BrowseQueries:
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            self._join_arrived()
             return {
                 "model_version": self.version,
                 "users": len(self._user_ids),
                 "items": len(self.model.items_),
-                "events": len(self._base) + len(self._live),
-                "live_events": len(self._live),
+                "events": len(self._log),
+                "live_events": self._log.live,
             }
 
     def _examples(self) -> dict[str, Any]:
@@ -150,5 +142,4 @@ class BrowseQueries:
         kept apart and not in it): user id, timestamp, event — for the Dashboard's counts."""
         cols = [C.USER_ID, C.TIMESTAMP, C.EVENT]
         with self._lock:
-            self._join_arrived()
-            return pd.concat([self._base[cols], self._live[cols]], ignore_index=True)
+            return self._log.frame()[cols].reset_index(drop=True)

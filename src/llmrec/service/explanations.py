@@ -22,6 +22,7 @@ from llmrec.llm.explain import LIKED, Evidence, Explainer, Explanation, Kind, te
 from llmrec.llm.runtime import LanguageModel, LazyLM, LLMConfig, LLMUnavailable, check_available
 from llmrec.llm.safety import natural_title
 from llmrec.models.base import Recommender
+from llmrec.service.eventlog import EventLog
 from llmrec.text.templates import user_text
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,7 @@ class EvidenceFor:
     _facts: dict[str, dict[str, Any]]
     _profiles: dict[str, dict[str, Any]]
     _user_pos: dict[str, int]
-    _base: pd.DataFrame
-    _live: pd.DataFrame
+    _log: EventLog
 
     def _vectors(self) -> np.ndarray | None:
         raise NotImplementedError
@@ -160,11 +160,10 @@ class EvidenceFor:
         """The user's latest rating of the item (None if unrated) and whether they liked it
         (a like event or a rating at or above ``LIKED``)."""
         rating, liked = None, False
-        for part in (self._base, self._live):
-            mine = part[part["user_idx"].to_numpy() == u]  # ints first: cheaper than ids
-            mine = mine[mine[C.ITEM_ID] == item_id]
-            for e, v in zip(mine[C.EVENT], mine[C.VALUE], strict=True):
-                if pd.notna(v) and e == "rate":
-                    rating = float(v)
-                liked = liked or e == "like"
+        mine = self._log.users(np.array([u], dtype=np.int64))
+        mine = mine[mine[C.ITEM_ID] == item_id]
+        for e, v in zip(mine[C.EVENT], mine[C.VALUE], strict=True):
+            if pd.notna(v) and e == "rate":
+                rating = float(v)
+            liked = liked or e == "like"
         return rating, liked or (rating is not None and rating >= LIKED)

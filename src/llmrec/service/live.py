@@ -2,11 +2,14 @@
 
 The model folder (``llmrec train``) holds the model and the events it was trained on
 (``log.parquet``). Events stored after training (sequence number above ``store_seq`` in
-``training.json``) are replayed at start and appended as they arrive; the model then
-``observe``s the whole log, new users included, without refitting. A request for a user with
-unapplied events applies them first, so the very next recommendation reflects them; other
-users' events (which move item-level statistics only) are applied at most ``refresh_every``
-seconds later.
+``training.json``) are replayed at start and appended as they arrive (``service.eventlog``);
+at start the model ``observe``s the whole log, new users included, without refitting. Then
+new events are applied by what they change: a request for a user with unapplied events
+updates that user's state first (``observe_users``), so the very next recommendation
+reflects them; other users' events move item-level statistics (``observe_item_events``, the
+cold-start popularity) at most ``refresh_every`` seconds later. Both cost the new events and
+the acting users' logs, not the whole log; a deletion, or a model that cannot update users
+alone, makes the next refresh observe the whole log again.
 
 Dislikes never count as positive history: the item and its near-duplicates (text cosine at
 or above ``near_duplicate``) leave that user's lists.
@@ -38,8 +41,9 @@ from llmrec.rerank import Reranker, RerankSpec
 from llmrec.service.asking import Asking
 from llmrec.service.batching import Batcher
 from llmrec.service.browse import BrowseQueries
-from llmrec.service.coldstart import ColdStart
+from llmrec.service.coldstart import ColdStart, RecentPopularity
 from llmrec.service.errors import UnknownItemError, UnknownUserError
+from llmrec.service.eventlog import LOG_COLUMNS, EventLog
 from llmrec.service.explanations import EvidenceFor, Explanations, language_model
 from llmrec.service.folder import ModelFolder, load_folder
 from llmrec.service.listing import Ask, Listing, Recommended
@@ -51,7 +55,6 @@ log = logging.getLogger(__name__)
 
 # stored events remembered as applied, behind the newest (a follower reads back fewer)
 APPLIED_KEPT = 10_000
-LOG_COLUMNS = (C.USER_ID, C.ITEM_ID, C.TIMESTAMP, C.EVENT, C.VALUE, *C.CONTEXT_COLUMNS)
 
 
 class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
@@ -120,11 +123,12 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
         log = log[~deleted.mask(log[C.USER_ID])]
         self._user_ids: list[str] = list(self.model.users_.ids)
         self._user_pos = {u: i for i, u in enumerate(self._user_ids)}
-        self._base = self._indexed(log)
-        self._live = self._base.iloc[:0]
-        self._arrived: list[tuple[Any, ...]] = []  # joined to _live at the next refresh
-        self._touched: set[int] = set()  # users (rows) with events since the last refresh
-        self._data: TrainData | None = None  # what the model last observed
+        self._log = EventLog(self._indexed(log))
+        self._users_map = IdMap(np.asarray(self._user_ids))
+        self._fresh: list[tuple[Any, ...]] = []  # events not yet in item-level state
+        self._whole = True  # the next refresh observes the whole log (see ``refresh``)
+        self._given: set[str] = set()  # context columns with values in the log
+        self._recent = RecentPopularity(len(self.model.items_))
         self._dislikes: dict[str, list[tuple[str, int]]] = {}  # (item, timestamp)
         old = store.events_since(0, event="dislike")  # kept across refits
         old = old[old["seq"] <= self.watermark]
@@ -175,12 +179,11 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
                 if r[C.EVENT] == "dislike":
                     self._dislikes.setdefault(user, []).append((item, int(r[C.TIMESTAMP])))
                     continue
-                self._touched.add(self._user_pos[user])
-                self._arrived.append(
-                    (user, item, int(r[C.TIMESTAMP]), r[C.EVENT], r.get(C.VALUE),
-                     *(r.get(c) for c in C.CONTEXT_COLUMNS),
-                     self._user_pos[user], self.model.items_.position(item))
-                )  # fmt: skip
+                row = (user, item, int(r[C.TIMESTAMP]), r[C.EVENT], r.get(C.VALUE),
+                       *(r.get(c) for c in C.CONTEXT_COLUMNS),
+                       self._user_pos[user], self.model.items_.position(item))  # fmt: skip
+                self._log.append(row)
+                self._fresh.append(row)
             if len(self.applied) > 2 * APPLIED_KEPT:
                 self.applied = {q for q in self.applied if q > self.max_seq - APPLIED_KEPT}
             self._dirty = True
@@ -191,15 +194,15 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
 
     def delete_user(self, user_id: str) -> None:
         with self._lock:
-            self._join_arrived()
-            self._base = self._base[self._base[C.USER_ID] != user_id]
-            self._live = self._live[self._live[C.USER_ID] != user_id]
+            row = self._user_pos.get(user_id)
+            if row is not None:
+                self._log.delete_user(row)
             self._dislikes.pop(user_id, None)
             self._profiles.pop(user_id, None)
             self.checker.forget(user_id)
             self.explanations.forget()  # cached texts may quote the user's history
             self._user_version[user_id] = self._user_version.get(user_id, 0) + 1
-            self._data = None  # rows left the middle of the log: build it whole
+            self._whole = True  # events left the middle of the log
             self._dirty = True
             self.refresh()
 
@@ -211,6 +214,7 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
 
     def _add_items(self, table: pd.DataFrame) -> None:
         self.model.add_items(table)
+        self._recent.grow(len(self.model.items_))
         self._catalogue(table)
         self.checker.add_titles(table[C.TITLE].astype(str))
 
@@ -237,71 +241,76 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
             }
 
     def refresh(self) -> None:
-        """Apply every unapplied event: the model observes the whole current log (its
-        training data re-read only for the users with new events, see ``_train_data``)."""
+        """Apply every unapplied event: the users with new events are brought current alone
+        and item-level state takes the new events (``observe_item_events``); the model
+        observes the whole log instead at start, after a deletion, when a context column
+        gets its first values, or when it cannot update users alone."""
         with self._lock:
             if not self._dirty:
                 return
-            self._join_arrived()
-            data = self._data = self._train_data()
-            self._touched.clear()
-            self.model.observe(data)
-            self._popularity(data)
-            self._user_events = np.bincount(data.log["user_idx"], minlength=data.n_users)
-            self._item_events = np.bincount(data.log["item_idx"], minlength=data.n_items)
+            fresh, self._fresh = self._frame(self._fresh), []
+            given = {c for c in C.CONTEXT_COLUMNS if c in fresh and fresh[c].notna().any()}
+            if self._whole or not self.model.can_observe_users() or given - self._given:
+                log = self._log.frame()
+                self.model.observe(TrainData.build(log, self._users(), self.model.items_,
+                                                   rules=self.model.event_rules_))  # fmt: skip
+                self._given = {c for c in C.CONTEXT_COLUMNS if c in log and log[c].notna().any()}
+                self._recent = RecentPopularity(len(self.model.items_), self._given)
+                self._count_recent(log)
+                self._whole = False
+            else:
+                self._observe_pending()
+                self.model.observe_item_events(fresh)
+                self._count_recent(fresh)
+            self._log.compact()
+            self._popularity()
             self._pending.clear()
             self._dirty = False
             self._cache.clear()  # every list was computed on the old state
             self._rerankers.clear()  # popularity moved
             self._last_refresh = time.monotonic()
 
-    def _train_data(self) -> TrainData:
-        """The model's view of base + live events. After the first build, only the users
-        with events since the last refresh (none: only new users without events, e.g. from a
-        dislike) are rebuilt from their whole logs and spliced in: the same data as a full
-        build (a test), without sorting the whole log again."""
-        users = IdMap(np.asarray(self._user_ids))
-        items, rules = self.model.items_, self.model.event_rules_
-        old = self._data
-        if old is None or old.n_items != len(items):
-            log = pd.concat([self._base, self._live], ignore_index=True)
-            return TrainData.build(log, users, items, rules=rules)
-        rows = np.fromiter(self._touched, dtype=np.int64, count=len(self._touched))
-        return old.with_users(self._users_part(users, rows), rows)
+    def _count_recent(self, log: pd.DataFrame) -> None:
+        ctx = {c: log[c].to_numpy(dtype=object) if c in log else np.full(len(log), None)
+               for c in C.CONTEXT_COLUMNS}  # fmt: skip
+        self._recent.add(log[C.TIMESTAMP].to_numpy(np.int64), log["item_idx"].to_numpy(), ctx)
 
-    def _users_part(self, users: IdMap, rows: np.ndarray) -> TrainData:
-        """The whole logs of users ``rows`` (base, then live events: a full build's order)."""
-        wanted = np.zeros(len(users), dtype=bool)
-        wanted[rows] = True
-        parts = [p[wanted[p["user_idx"].to_numpy()]] for p in (self._base, self._live)]
-        log = pd.concat(parts, ignore_index=True)
-        return TrainData.build(log, users, self.model.items_, rules=self.model.event_rules_)
+    def _users(self) -> IdMap:
+        """The live users as an ``IdMap`` (rebuilt only when users arrived)."""
+        if len(self._users_map) != len(self._user_ids):
+            self._users_map = IdMap(np.asarray(self._user_ids))
+        return self._users_map
+
+    @property
+    def _user_events(self) -> np.ndarray:
+        return _padded(self._log.user_counts, len(self._user_ids))
+
+    @property
+    def _item_events(self) -> np.ndarray:
+        return _padded(self._log.item_counts, len(self.model.items_))
 
     def _observe_pending(self) -> None:
         """The users with unapplied events brought current alone (``observe_users``: their
-        events, not the log); item-level state waits for the next refresh, which re-reads
-        them. A refresh instead when the model cannot update users alone."""
-        m, data = self.model, self._data
-        if data is None or data.n_items != len(m.items_) or not m.can_observe_users():
+        whole logs, not the log); item-level state waits for the next refresh. A refresh
+        instead when the model cannot update users alone or must observe the whole log."""
+        m = self.model
+        if self._whole or not m.can_observe_users():
             self.refresh()
             return
-        self._join_arrived()
-        users = IdMap(np.asarray(self._user_ids))
+        if not self._pending:
+            return
+        users = self._users()
         rows = np.array(sorted(self._user_pos[u] for u in self._pending), dtype=np.int64)
-        part = self._users_part(users, rows)
+        part = TrainData.build(self._log.users(rows), users, m.items_, rules=m.event_rules_)
         m.observe_users(part, rows)
-        counts = np.zeros(len(users), dtype=np.int64)
-        counts[: len(self._user_events)] = self._user_events
-        counts[rows] = np.bincount(part.log["user_idx"], minlength=len(users))[rows]
-        self._user_events = counts
         self._pending.clear()
 
-    def _join_arrived(self) -> None:
-        if self._arrived:
-            new = pd.DataFrame(self._arrived, columns=[*LOG_COLUMNS, "user_idx", "item_idx"])
-            new[C.VALUE] = pd.to_numeric(new[C.VALUE], errors="coerce")
-            self._live = pd.concat([self._live, new], ignore_index=True)
-            self._arrived = []
+    @staticmethod
+    def _frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+        new = pd.DataFrame(rows, columns=[*LOG_COLUMNS, "user_idx", "item_idx"])
+        new[C.VALUE] = pd.to_numeric(new[C.VALUE], errors="coerce")
+        new[C.TIMESTAMP] = new[C.TIMESTAMP].astype(np.int64)
+        return new
 
     def _indexed(self, log: pd.DataFrame) -> pd.DataFrame:
         out = log.reset_index(drop=True).copy()
@@ -448,3 +457,8 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
             near = (vecs[idx] @ vecs.T >= self.near_duplicate).any(axis=0)
             out |= set(m.items_.ids[near].tolist())
         return out
+
+
+def _padded(counts: np.ndarray, n: int) -> np.ndarray:
+    """``counts`` cut or padded with zeros to ``n``."""
+    return counts[:n] if len(counts) >= n else np.r_[counts, np.zeros(n - len(counts), np.int64)]
