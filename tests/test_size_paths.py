@@ -22,10 +22,10 @@ from llmrec.data import dataset as store
 from llmrec.errors import ConfigError
 from llmrec.eval import evaluate as ev
 from llmrec.eval.protocols import loo
-from llmrec.models import EASE, ItemKNN, Recommender, SASRec
+from llmrec.models import EASE, ItemKNN, Recommender, SASRec, memory
 from llmrec.models import base as model_base
 from llmrec.models.knn import cosine_neighbours
-from llmrec.models.sasrec import loss_path, sampled_softmax
+from llmrec.models.sasrec import full_softmax_bytes, loss_path, sampled_softmax
 from llmrec.ranking import ranker as ranker_module
 from llmrec.ranking.ranker import Ranker
 from llmrec.testing import FAST_RANKER, block_dataset
@@ -100,14 +100,31 @@ def test_ease_over_the_memory_budget_is_refused_before_fitting(monkeypatch) -> N
 def test_ease_larger_than_the_free_memory_is_refused_under_the_budget(monkeypatch) -> None:
     """The budget (16 GiB) allows 20 items, but the machine says it has 5 KB free: a fit
     that would fault halfway is refused first, naming what is free."""
-    import llmrec.models.ease as ease_module
-
     train = loo(block_dataset(n_users=30, n_items=20)).train
-    monkeypatch.setattr(ease_module, "available_memory", lambda: 5_000)
+    monkeypatch.setattr(memory, "available_memory", lambda: 5_000)
     with pytest.raises(ConfigError, match=r"ease: 20 items need .* GiB free now; use itemknn"):
         EASE().fit(train)
-    monkeypatch.setattr(ease_module, "available_memory", lambda: None)  # not Linux: budget only
+    monkeypatch.setattr(memory, "available_memory", lambda: None)  # not Linux: budget only
     assert EASE().fit(train).weights_.shape == (20, 20)
+
+
+def test_sasrec_full_softmax_is_checked_against_memory(monkeypatch) -> None:
+    """``loss=full`` that would not fit is refused before training, naming the flag that
+    helps; ``auto`` takes the sampled softmax instead and says why."""
+    train = loo(block_dataset(n_users=30, n_items=20)).train
+    need = full_softmax_bytes(SASRec(**SMALL).config, 20)
+    assert need == 3 * 4 * 64 * 12 * 20
+    monkeypatch.setattr(memory, "available_memory", lambda: need)  # under need x headroom
+    with pytest.raises(ConfigError, match=r"sasrec: 20 items need .*free now; use loss=sampled"):
+        SASRec(**SMALL, loss="full").fit(train)
+    auto = SASRec(**SMALL, negatives=8)
+    assert "the full one needs" in auto.size_note(20) and "free now" in auto.size_note(20)
+    assert auto.fit(train).loss_ == "sampled"
+    monkeypatch.setattr(memory, "available_memory", lambda: 2 * need)
+    assert loss_path(auto.config, 20) == "full"
+    monkeypatch.setenv("LLMREC_MEMORY_GB", TINY_BUDGET)
+    with pytest.raises(ConfigError, match=r"sasrec: .*LLMREC_MEMORY_GB.*loss=sampled"):
+        SASRec(**SMALL, loss="full").fit(train)
 
 
 def test_available_memory_reads_the_kernel() -> None:
@@ -123,7 +140,8 @@ def test_the_pipeline_leaves_out_what_does_not_fit(monkeypatch) -> None:
     m = Ranker(**FAST_RANKER).fit(split.train)
     assert "ease" not in m.retrievers_ and {"sasrec", "content", "pop"} <= set(m.retrievers_)
     note = m.size_note(20) or ""
-    assert "ease: left out: ease: 20 items need" in note and "sasrec: full softmax" in note
+    assert "ease: left out: ease: 20 items need" in note
+    assert "sasrec: sampled softmax" in note and "the full one needs" in note  # auto fell back
     assert m.score(np.arange(5)).shape == (5, 20)
     with pytest.raises(ConfigError, match="LLMREC_MEMORY_GB"):
         Ranker(retrievers={"ease": {}}).fit(split.train)

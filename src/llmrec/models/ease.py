@@ -7,10 +7,9 @@ import pandas as pd
 from pydantic import Field
 from scipy import linalg
 
-from llmrec.config import available_memory, get_settings
 from llmrec.data.matrix import TrainData
-from llmrec.errors import ConfigError
 from llmrec.models.base import HistoryConfig, Recommender
+from llmrec.models.memory import check_memory
 
 
 class EASEConfig(HistoryConfig):
@@ -28,22 +27,12 @@ class EASE(Recommender):
     config: EASEConfig
 
     def check_fits(self, n_users: int, n_items: int) -> None:
-        need, budget = fit_bytes(n_items), get_settings().memory_gb * 2**30
-        if need > budget:
-            raise ConfigError(
-                f"ease: {n_items:,} items need {need / 2**30:.3g} GiB for the dense item x item "
-                f"matrix, over the memory budget of {budget / 2**30:.3g} GiB (LLMREC_MEMORY_GB); "
-                "use itemknn for this catalogue, or raise the budget if the machine has it"
-            )
-        free = available_memory()
-        if free is not None and need * HEADROOM > free:
-            # a 37,588-item fit under a 16 GiB budget on a 23 GiB machine that already held
-            # the data faulted inside BLAS halfway (bench_tune_users, book-crossing)
-            raise ConfigError(
-                f"ease: {n_items:,} items need {need / 2**30:.3g} GiB for the dense item x item "
-                f"matrix, and this machine has {free / 2**30:.3g} GiB free now; use itemknn "
-                "for this catalogue, or free memory"
-            )
+        # a 37,588-item fit under a 16 GiB budget on a 23 GiB machine that already held the
+        # data faulted inside BLAS halfway (bench_tune_users, book-crossing): free memory too
+        check_memory(
+            "ease", f"{n_items:,} items", fit_bytes(n_items), "the dense item x item matrix",
+            "use itemknn for this catalogue",
+        )  # fmt: skip
 
     def _fit(self, train: TrainData) -> None:
         x = train.weights if self.config.weighting == "events" else train.matrix
@@ -69,9 +58,6 @@ class EASE(Recommender):
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         self.weights_ = np.ascontiguousarray(state["weights"])
-
-
-HEADROOM = 1.15  # the sparse Gram matrix and BLAS's buffers beside the dense ones
 
 
 def fit_bytes(n_items: int) -> int:

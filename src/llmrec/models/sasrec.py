@@ -24,6 +24,7 @@ from llmrec.data.matrix import TrainData, splice_segments
 from llmrec.errors import ConfigError
 from llmrec.models.base import Recommender, RecommenderConfig
 from llmrec.models.content import embed_catalogue, embed_items
+from llmrec.models.memory import check_memory, memory_problem
 from llmrec.progress import steps
 
 if TYPE_CHECKING:
@@ -240,14 +241,26 @@ class SASRec(Recommender):
         negatives = torch.from_numpy(np.minimum(drawn, n_items))
         return sampled_softmax(self.net_, h, target, negatives, log_q)
 
+    def check_fits(self, n_users: int, n_items: int) -> None:
+        c = self.config
+        if c.loss == "full":  # auto falls back to the sampled softmax instead
+            check_memory(
+                "sasrec", f"{n_items:,} items", full_softmax_bytes(c, n_items),
+                "the full softmax (batch x positions x items)",
+                "use loss=sampled (or auto) for this catalogue",
+            )  # fmt: skip
+
     def size_note(self, n_items: int) -> str:
         c = self.config
         if loss_path(c, n_items) == "full":
             return f"full softmax over {n_items:,} items"
         what = f"sampled softmax ({c.negatives} {c.sampling} negatives, log-Q corrected)"
-        if c.loss == "auto":
+        if c.loss != "auto":
+            return what
+        if n_items > c.full_softmax_items:
             return f"{what}: {n_items:,} items > full_softmax_items {c.full_softmax_items:,}"
-        return what
+        need = full_softmax_bytes(c, n_items)
+        return f"{what}: the full one needs {need / 2**30:.3g} GiB, {memory_problem(need)}"
 
     def _batches(self, users: np.ndarray, rng: np.random.Generator) -> Iterator[np.ndarray]:
         """One epoch of left-padded windows, batched by length (little padding), batches in
@@ -341,10 +354,19 @@ class SASRec(Recommender):
 def loss_path(c: SASRecConfig, n_items: int) -> Literal["full", "sampled"]:
     """Which softmax trains a catalogue of ``n_items``: the full one costs positions x items
     logits per batch (64 x 200 x 100k floats = 5 GB before gradients), the sampled one
-    positions x negatives."""
+    positions x negatives; ``auto`` also takes the sampled one when the full one would not
+    fit in memory (``models.memory``)."""
     if c.loss != "auto":
         return c.loss
-    return "full" if n_items <= c.full_softmax_items else "sampled"
+    if n_items > c.full_softmax_items:
+        return "sampled"
+    return "full" if memory_problem(full_softmax_bytes(c, n_items)) is None else "sampled"
+
+
+def full_softmax_bytes(c: SASRecConfig, n_items: int) -> int:
+    """Peak of a full-softmax batch: the logits, their log-softmax and its gradient, a float32
+    per position and item (padding positions are dropped: an upper bound)."""
+    return 3 * 4 * c.batch_size * c.max_len * n_items
 
 
 def sampled_softmax(
