@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data quickstart demo docs test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-batching bench-refresh bench-group-commit bench-train-scale bench-tune-cost bench-tune-users bench-llm-lora bench-llm-lora-explain bench-workers bench-import bench-ml1m bench-query bench-ask-llm bench-replicas bench-quickstart probe-new-item screenshots clean
+.PHONY: install data quickstart demo docs test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-batching bench-refresh bench-catalogue bench-group-commit bench-train-scale bench-tune-cost bench-tune-users bench-llm-lora bench-llm-lora-explain bench-workers bench-import bench-ml1m bench-query bench-ask-llm bench-replicas bench-quickstart probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -126,6 +126,10 @@ bench-sasrec-loss: data
 bench-batching: data
 	$(BIN)/llmrec data fetch ibm-articles
 	$(BIN)/python benchmarks/bench_batching.py
+
+# ~10 min to train once (synthetic 100k items, retriever parameters fixed), ~8 min of load
+bench-catalogue: data
+	$(BIN)/python benchmarks/bench_catalogue.py
 
 # ~5 min: two datasets x 1, 3, 10 copies of the log, this tree and the revision before
 bench-refresh: data

@@ -29,7 +29,7 @@ from llmrec.encoders.finetune import (
 )
 from llmrec.errors import LlmrecError
 from llmrec.models.base import RecommenderConfig
-from llmrec.models.content import _cache, _TextModel, embed_profiles, items_frame
+from llmrec.models.content import _cache, _TextModel, embed_profiles, item_products, items_frame
 from llmrec.text import item_texts
 
 ENCODER_DIR = "encoder"  # the fine-tuned encoder's folder inside the model folder
@@ -121,7 +121,7 @@ class LM(_TextModel):
         self.log_pop_ = pad_rows(self.log_pop_, n_items)  # a new item: no users yet
 
     def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
-        cos = self.user_vectors_[user_idx] @ self.item_vectors_[item_idx].T
+        cos = item_products(self.user_vectors_[user_idx], self.item_vectors_, item_idx)
         if not self.config.pop_prior:
             return cos
         return cos + self.config.pop_prior * self.log_pop_[item_idx]

@@ -142,12 +142,64 @@ def _count(counts: np.ndarray, ctx: dict[str, np.ndarray], ev: _Events, sign: fl
         m += sign * flat.reshape(m.shape)
 
 
+NEAR = 10  # an item without events borrows the popularity of this many nearest items...
+NEAR_POOL = 2_000  # ...by text, among this many most popular items with events
+NEAR_BLOCK = 1_024  # items per matrix product: memory block x pool, never items x items
+
+
+class TextNeighbours:
+    """Per item without events, its ``NEAR`` nearest items by text among the ``NEAR_POOL``
+    most popular ones with events, with the cosines as weights. Computed once per item, when
+    it is first without events (at start, or added live), in blocks: a catalogue of 100,000
+    items, half of them without events, asked for items x items floats (40 GB) before."""
+
+    def __init__(self) -> None:
+        self.near = np.zeros((0, NEAR), np.int64)
+        self.weight = np.zeros((0, NEAR))
+        self.done = np.zeros(0, bool)
+
+    def forget(self, items: np.ndarray) -> None:
+        """Items whose text changed: computed again when next needed."""
+        items = items[(items >= 0) & (items < len(self.done))]
+        self.done[items] = False
+
+    def of(
+        self, fresh: np.ndarray, vecs: np.ndarray, counts: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(neighbours, weights) of the ``fresh`` items (-1 and 0 pad when fewer exist);
+        ``counts``: all-time events per item."""
+        n = len(counts)
+        if len(self.done) < n:
+            extra = n - len(self.done)
+            self.near = np.vstack([self.near, np.full((extra, NEAR), -1, np.int64)])
+            self.weight = np.vstack([self.weight, np.zeros((extra, NEAR))])
+            self.done = np.r_[self.done, np.zeros(extra, bool)]
+        todo = fresh[~self.done[fresh]]
+        if len(todo):
+            has = np.flatnonzero(counts > 0)
+            pool = has[np.argsort(-counts[has], kind="stable")[:NEAR_POOL]]
+            k = min(NEAR, len(pool))
+            for lo in range(0, len(todo), NEAR_BLOCK):
+                rows = todo[lo : lo + NEAR_BLOCK]
+                sims = vecs[rows] @ vecs[pool].T
+                part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+                top = np.take_along_axis(sims, part, axis=1)
+                order = np.argsort(-top, axis=1, kind="stable")
+                self.near[rows] = -1
+                self.weight[rows] = 0.0
+                self.near[rows, :k] = pool[np.take_along_axis(part, order, axis=1)]
+                self.weight[rows, :k] = np.maximum(np.take_along_axis(top, order, axis=1), 0)
+            self.done[todo] = True
+        return self.near[fresh], self.weight[fresh]
+
+
 class ColdStart:
     model: Recommender
     _pop: np.ndarray
     _borrowed: np.ndarray
     _pop_ctx: dict[str, tuple[dict[str, int], np.ndarray]]
     _recent: RecentPopularity
+    _near: TextNeighbours
 
     def _vectors(self) -> np.ndarray | None:
         raise NotImplementedError
@@ -155,20 +207,18 @@ class ColdStart:
     def _popularity(self) -> None:
         """Cold-start scores from ``_recent``: events in the last ``RECENT_DAYS`` (all time
         when too few), per context value the smoothed share of each item's events in it; items
-        with no events yet borrow the popularity of their 10 nearest items by text."""
+        with no events yet borrow half the weighted popularity of their nearest items by text
+        (``TextNeighbours``)."""
         self._pop, self._pop_ctx = self._recent.counts()
         n = len(self._pop)
         vecs = self._vectors()
-        fresh = np.flatnonzero(self._recent.all[:n] == 0)
+        counts = self._recent.all[:n]
+        fresh = np.flatnonzero(counts == 0)
         self._borrowed = np.zeros(n)
         if vecs is not None and len(fresh) and len(fresh) < n:
-            sims = vecs[fresh] @ vecs.T
-            sims[:, fresh] = -np.inf
-            near = np.argsort(-sims, axis=1)[:, :10]
-            w = np.maximum(np.take_along_axis(sims, near, axis=1), 0)
-            self._borrowed[fresh] = (
-                0.5 * (w * self._pop[near]).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-12)
-            )
+            near, w = self._near.of(fresh, vecs, counts)
+            pop = np.where(near >= 0, self._pop[np.maximum(near, 0)], 0.0)
+            self._borrowed[fresh] = 0.5 * (w * pop).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-12)
 
     def _cold(
         self, k: int, context: dict[str, str], blocked: set[str]

@@ -41,7 +41,7 @@ from llmrec.rerank import Reranker, RerankSpec
 from llmrec.service.asking import Asking
 from llmrec.service.batching import Batcher
 from llmrec.service.browse import BrowseQueries
-from llmrec.service.coldstart import ColdStart, RecentPopularity
+from llmrec.service.coldstart import ColdStart, RecentPopularity, TextNeighbours
 from llmrec.service.errors import UnknownItemError, UnknownUserError
 from llmrec.service.eventlog import LOG_COLUMNS, EventLog
 from llmrec.service.explanations import EvidenceFor, Explanations, language_model
@@ -128,7 +128,8 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
         self._fresh: list[tuple[Any, ...]] = []  # events not yet in item-level state
         self._whole = True  # the next refresh observes the whole log (see ``refresh``)
         self._given: set[str] = set()  # context columns with values in the log
-        self._recent = RecentPopularity(len(self.model.items_))
+        self._recent = RecentPopularity(len(self.model.items_))  # built at the first refresh
+        self._near = TextNeighbours()
         self._dislikes: dict[str, list[tuple[str, int]]] = {}  # (item, timestamp)
         old = store.events_since(0, event="dislike")  # kept across refits
         old = old[old["seq"] <= self.watermark]
@@ -215,6 +216,7 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
     def _add_items(self, table: pd.DataFrame) -> None:
         self.model.add_items(table)
         self._recent.grow(len(self.model.items_))
+        self._near.forget(self.model.items_.index(table[C.ITEM_ID].astype(str)))  # new text
         self._catalogue(table)
         self.checker.add_titles(table[C.TITLE].astype(str))
 
@@ -256,6 +258,7 @@ class LiveModel(BrowseQueries, ColdStart, EvidenceFor, Asking, Listing):
                                                    rules=self.model.event_rules_))  # fmt: skip
                 self._given = {c for c in C.CONTEXT_COLUMNS if c in log and log[c].notna().any()}
                 self._recent = RecentPopularity(len(self.model.items_), self._given)
+                self._near = TextNeighbours()
                 self._count_recent(log)
                 self._whole = False
             else:
