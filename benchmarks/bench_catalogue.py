@@ -27,12 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _sections import write_section  # noqa: E402
-from bench_service import _open_loop  # noqa: E402
+from bench_service import _open_loop, load_rows, summarise  # noqa: E402
 from llmrec import versions  # noqa: E402
 from llmrec.config import get_settings  # noqa: E402
 from llmrec.testing.server import create_key, serve  # noqa: E402
@@ -76,14 +74,7 @@ def _load(model_dir: Path, rates: list[int], seconds: float, repeats: int, tmp: 
                 for rep in range(repeats)
             ]
             print(model_dir, rate, [round(r["p99"], 1) for r in runs], flush=True)
-            out.append(
-                {
-                    **{k: float(np.median([r[k] for r in runs])) for k in runs[0]},
-                    "p99_min": min(r["p99"] for r in runs),
-                    "p99_max": max(r["p99"] for r in runs),
-                    "errors": sum(r["errors"] for r in runs),
-                }
-            )
+            out.append(summarise(runs))
     return out
 
 
@@ -145,11 +136,7 @@ def report(rows: dict, info: dict, trained_s: float | None, args: argparse.Names
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, rs in rows.items():
-        for r in rs:
-            lines.append(
-                f"| {name} | {r['target']:.0f} | {r['achieved']:.0f} | {r['p50']:.1f} | "
-                f"{r['p99']:.1f} ({r['p99_min']:.1f}–{r['p99_max']:.1f}) | {r['errors']:.0f} |"
-            )
+        lines += load_rows(name, rs)
     write_section(ROOT / "BENCHMARKS.md", BEGIN, END, lines)
 
 

@@ -167,6 +167,25 @@ async def _open_loop(
     }
 
 
+def summarise(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Open-loop runs at one rate: medians, the p99's range, the errors summed."""
+    return {
+        **{k: float(np.median([r[k] for r in runs])) for k in runs[0]},
+        "p99_min": min(r["p99"] for r in runs),
+        "p99_max": max(r["p99"] for r in runs),
+        "errors": sum(r["errors"] for r in runs),
+    }
+
+
+def load_rows(label: str, rows: list[dict[str, float]]) -> list[str]:
+    """Markdown rows (label, offered, achieved, p50, p99 with its range, errors)."""
+    return [
+        f"| {label} | {r['target']:.0f} | {r['achieved']:.0f} | {r['p50']:.1f} | "
+        f"{r['p99']:.1f} ({r['p99_min']:.1f}–{r['p99_max']:.1f}) | {r['errors']:.0f} |"
+        for r in rows
+    ]
+
+
 async def _events(
     url: str, headers: dict[str, str], batch: int, seconds: float, raw: bool
 ) -> float:
@@ -456,14 +475,7 @@ def main() -> None:
                     r = asyncio.run(_open_loop(srv.url, key, users, rate, args.seconds, seed))
                     runs.append(r)
                     print(mode, rep, {k: round(v, 1) for k, v in r.items()}, flush=True)
-                results[mode].append(
-                    {
-                        **{k: float(np.median([r[k] for r in runs])) for k in runs[0]},
-                        "p99_min": min(r["p99"] for r in runs),
-                        "p99_max": max(r["p99"] for r in runs),
-                        "errors": sum(r["errors"] for r in runs),
-                    }
-                )
+                results[mode].append(summarise(runs))
             if mode == "no cache":
                 for batch, raw in EVENT_RUNS:
                     rate = asyncio.run(_events(srv.url, key, batch, args.seconds, raw))
@@ -505,11 +517,7 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for mode, rs in results.items():
-        for r in rs:
-            lines.append(
-                f"| {mode} | {r['target']:.0f} | {r['achieved']:.0f} | {r['p50']:.1f} | "
-                f"{r['p99']:.1f} ({r['p99_min']:.1f}–{r['p99_max']:.1f}) | {r['errors']:.0f} |"
-            )
+        lines += load_rows(mode, rs)
     lines += [
         "",
         "![service latency](benchmarks/service-ml100k.png)",
