@@ -406,10 +406,11 @@ def _mixed(model_dir: Path, users: list[str], tmp: Path, args: argparse.Namespac
         "/v1/events` (a view of a random item, one fsync) and then that user's `GET "
         "/v1/recommendations`, timed together from when it was due. The event makes the user's "
         "list stale, and their next read applies it at once, under the model's lock, then "
-        "scores the list: this tree updates that user's state alone (`observe_users`) and "
-        "refreshes item statistics once a second; revisions before incremental state (up to "
-        "cd55b05) ran a refresh on every such read, rebuilding and observing the whole log. "
-        "With `--before`, a server from that revision took the same load in turn.",
+        "scores the list: this tree updates that user's state alone (`observe_users`) and, once "
+        "a second, applies the other users' new events to item statistics (`make "
+        "bench-refresh`); up to 1519b8e that refresh observed the whole log each second, and "
+        "up to cd55b05 a whole refresh ran on every such read. With `--before`, a server from "
+        "that revision took the same load in turn.",
         "",
         "| server | event + list pairs/s offered | achieved | p50 ms | p99 ms (min–max) | errors |",
         "|---|---:|---:|---:|---:|---:|",
