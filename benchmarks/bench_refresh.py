@@ -140,7 +140,7 @@ def _merges(live: Any) -> dict[str, list[float]]:
     out["ranker's per-item index"] = [ms_since(t0), every]
     rp = live._recent
     t0 = time.perf_counter()
-    rp._sorted, rp._tail = coldstart._Events.merged([rp._sorted, *rp._tail]), []
+    rp.merge()
     every = max(coldstart.TAIL_MIN, len(rp._sorted.ts) // coldstart.TAIL_SHARE)
     out["recent popularity"] = [ms_since(t0), every]
     return out

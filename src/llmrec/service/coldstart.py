@@ -69,7 +69,11 @@ class RecentPopularity:
         self.now, self.cut = now, cut
         self._tail.append(ev)
         if sum(len(t.ts) for t in self._tail) > max(TAIL_MIN, len(self._sorted.ts) // TAIL_SHARE):
-            self._sorted, self._tail = _Events.merged([self._sorted, *self._tail]), []
+            self.merge()
+
+    def merge(self) -> None:
+        """The arrived events folded into the sorted ones (a linear merge)."""
+        self._sorted, self._tail = _Events.merged([self._sorted, *self._tail]), []
 
     def _code(self, col: str, values: np.ndarray) -> np.ndarray:
         """Value codes of one context column (unset: ""), growing the count matrices."""
@@ -150,8 +154,8 @@ NEAR_BLOCK = 1_024  # items per matrix product: memory block x pool, never items
 class TextNeighbours:
     """Per item without events, its ``NEAR`` nearest items by text among the ``NEAR_POOL``
     most popular ones with events, with the cosines as weights. Computed once per item, when
-    it is first without events (at start, or added live), in blocks: a catalogue of 100,000
-    items, half of them without events, asked for items x items floats (40 GB) before."""
+    it is first without events (at start, or added live), in blocks: items x items floats
+    at once (before) got the service killed for memory on bench_catalogue's 100k items."""
 
     def __init__(self) -> None:
         self.near = np.zeros((0, NEAR), np.int64)

@@ -29,10 +29,10 @@ class EventLog:
         self._set_base(base.reset_index(drop=True))
         self._arrived: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
         self.n_arrived = 0
-        self._trained = np.bincount(self._user).astype(np.int64)  # per user: from training
-        # per user and item row: events held (grown as rows appear)
-        self.user_counts = np.bincount(self._user, minlength=0).astype(np.int64)
-        self.item_counts = np.bincount(base["item_idx"].to_numpy(), minlength=0).astype(np.int64)
+        # per user and item row: events held (grown as rows appear); per user: from training
+        self.user_counts = np.bincount(self._user).astype(np.int64)
+        self.item_counts = np.bincount(base["item_idx"].to_numpy()).astype(np.int64)
+        self._trained = self.user_counts.copy()
 
     def _set_base(self, base: pd.DataFrame) -> None:
         user = base["user_idx"].to_numpy(np.int64)
