@@ -93,7 +93,17 @@ def train_command(
         t0 = time.perf_counter()
         data = full_train(ds)
         n_tune = s.tune_users if tune_users is None else tune_users
-        split = holdout(data, tune_users=n_tune, seed=seed)
+        # a model that may recommend what users had validates on their latest event
+        split = holdout(data, tune_users=n_tune, seed=seed, repeats=bool(params.get("repeats")))
+        left_out = (split.repeats or {}).get("users_latest_event_repeat", 0)
+        if left_out:
+            err.print(
+                f"{name}: {left_out:,} users' latest events repeat items they had: validated "
+                "on their latest new item (the events after it are left out of tuning; "
+                "--param repeats=true to recommend repeats)",
+                highlight=False,
+                soft_wrap=True,
+            )
         if split.valid_users_all is not None:
             err.print(
                 f"{name}: tuning on {len(split.valid.user_idx):,} of "
@@ -134,6 +144,7 @@ def train_command(
             "n_items": data.n_items,
             "n_events": len(data.log),
             "tune_users": len(split.valid.user_idx),  # validation users tuning looked at
+            "holdout": split.repeats,  # repeat consumption around the held-out items
             "paths": result.model.size_note(data.n_items),
             "store_seq": store_seq,  # the service replays stored events after this one
             "created": int(time.time()),

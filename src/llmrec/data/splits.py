@@ -1,6 +1,6 @@
 """Splits of an event log into training data and ranking stages: the ``Split`` and ``Stage``
 every protocol returns, the catalogue's order, and the two splits training itself needs
-(``full_train``: all events; ``holdout``: each user's latest event held out to tune on).
+(``full_train``: all events; ``holdout``: each user's latest new item held out to tune on).
 The evaluation protocols (``eval.protocols``) build on these."""
 
 from __future__ import annotations
@@ -140,20 +140,50 @@ def full_train(ds: Dataset) -> TrainData:
 
 
 def holdout(
-    data: TrainData, min_interactions: int = 3, tune_users: int = 0, seed: int = 0
+    data: TrainData,
+    min_interactions: int = 3,
+    tune_users: int = 0,
+    seed: int = 0,
+    repeats: bool = False,
 ) -> Split:
-    """Tuning without a test: each user's latest event (users with ``min_interactions``+)
-    is the validation item, the rest is training; ``test`` repeats validation and
-    ``test_history`` is all of ``data``, which the tuned model observes when deployed.
+    """Tuning without a test: each user's latest *new* item (one the user had not had before;
+    users with ``min_interactions``+ distinct items) is the validation item, the events before
+    it are training; ``test`` repeats validation and ``test_history`` is all of ``data``,
+    which the tuned model observes when deployed. As in ``loo``, a user whose latest events
+    return to items they had is validated on their latest new item and the events after it
+    are left out of tuning (they lie in its future): with history excluded from lists, a
+    repeat target only rewards models for scoring what they may never show (``repeats``
+    counts these users). ``repeats=True``: the latest event, whatever it is, and nothing
+    excluded (a model that recommends what users had: the ``repeats`` protocol).
     ``tune_users`` > 0 tunes on a seeded sample of that many of them (``tuning_sample``)."""
-    u = data.log["user_idx"].to_numpy()
-    last = last_per_user(u)
-    counts = np.bincount(u, minlength=data.n_users)
-    label = last & (counts[u] >= min_interactions)
-    if not label.any():
-        raise DataError(f"no user has {min_interactions} or more interactions to hold out")
-    inner = data.subset(~label)
-    users = u[label]
-    items = data.log["item_idx"].to_numpy()[label]
-    stage = Stage(users, items[:, None], inner.matrix[users].astype(bool).tocsr())
-    return Split("holdout", inner, inner, stage, stage, data).tuning_sample(tune_users, seed)
+    log = data.log
+    u = log["user_idx"].to_numpy()
+    seen = log.duplicated(["user_idx", "item_idx"]).to_numpy()
+    first = np.ones(len(log), bool) if repeats else ~seen
+    rows = np.flatnonzero(first)
+    counts = np.bincount(u[rows], minlength=data.n_users)  # distinct items (events: repeats)
+    last = rows[last_per_user(u[rows])]
+    label_rows = last[counts[u[last]] >= min_interactions]
+    if not len(label_rows):
+        what = "interactions" if repeats else "distinct items"
+        raise DataError(f"no user has {min_interactions} or more {what} to hold out")
+    users = u[label_rows]
+    valid_at = np.full(data.n_users, len(log))
+    valid_at[users] = label_rows
+    pos = np.arange(len(log))
+    inner = data.subset(pos < valid_at[u])
+    items = log["item_idx"].to_numpy()[label_rows]
+    later = np.bincount(u[pos > valid_at[u]], minlength=data.n_users)
+    if repeats:
+        had = np.asarray(inner.matrix[users, items]).ravel() != 0
+        counts_note = {"valid_targets_repeat": int(had.sum())}
+        stage = Stage(users, items[:, None], None)
+    else:
+        counts_note = {
+            "users_latest_event_repeat": int((later > 0).sum()),
+            "events_after_valid_left_out": int(later.sum()),
+        }
+        stage = Stage(users, items[:, None], inner.matrix[users].astype(bool).tocsr())
+    protocol = "repeats" if repeats else "holdout"
+    split = Split(protocol, inner, inner, stage, stage, data, counts_note)
+    return split.tuning_sample(tune_users, seed)
