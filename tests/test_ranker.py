@@ -16,7 +16,7 @@ from llmrec.errors import ConfigError
 from llmrec.eval.protocols import loo
 from llmrec.eval.runner import run
 from llmrec.models import get_model_class
-from llmrec.ranking.candidates import merge, ranks_of
+from llmrec.ranking.candidates import merge, rank_cap_for, ranks_of, smallest
 from llmrec.ranking.features import EventIndex, Request
 from llmrec.ranking.kg import item_entity_matrix, kg_item_similarity
 from llmrec.ranking.ranker import Ranker
@@ -44,6 +44,58 @@ def test_merge_takes_each_retrievers_best_first() -> None:
     excluded[0, 0] = True
     got = merge([a, b], excluded, 5)[0]
     assert 0 not in got and got[-1] == -1  # history never a candidate; padded
+
+
+def _ties(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Scores with many exact ties (as quantised retriever scores have) and -inf/NaN."""
+    s = rng.integers(0, 12, shape).astype(np.float64)
+    s[rng.random(shape) < 0.05] = np.nan
+    s[rng.random(shape) < 0.05] = -np.inf
+    return s
+
+
+def test_smallest_is_a_stable_argsort_head() -> None:
+    rng = np.random.default_rng(0)
+    for shape, n in [((7, 50), 1), ((7, 50), 13), ((3, 40), 40), ((5, 300), 120)]:
+        a = np.nan_to_num(_ties(rng, shape), nan=np.inf)
+        a[0] = 3.0  # a row all tied
+        want = np.argsort(a, axis=1, kind="stable")[:, :n]
+        np.testing.assert_array_equal(smallest(a, n), want)
+
+
+def test_capped_ranks_are_exact_up_to_the_cap() -> None:
+    rng = np.random.default_rng(1)
+    s = _ties(rng, (9, 400))
+    excluded = rng.random(s.shape) < 0.1
+    exact = ranks_of(s, excluded)
+    for cap in (1, 10, 150):
+        capped = ranks_of(s, excluded, cap)
+        np.testing.assert_array_equal(capped, np.where(exact <= cap, exact, cap + 1))
+    np.testing.assert_array_equal(ranks_of(s, excluded, 400), exact)  # cap >= items: exact
+    # merge of capped ranks: the same candidates when the cap holds each retriever's N best
+    # (the order among equal best ranks may change: their fusion tie-break sees capped ranks;
+    # with this seed no tie sits on the cut)
+    a, b = rng.permutation(400)[None, :] + 1, rng.permutation(400)[None, :] + 1
+    none = np.zeros((1, 400), bool)
+    cut = lambda r, c: np.where(r <= c, r, c + 1)  # noqa: E731
+    got = merge([cut(a, 60), cut(b, 60)], none, 30)
+    assert set(got[0]) == set(merge([a, b], none, 30)[0])
+
+
+def test_rank_cap_follows_the_catalogue_and_is_kept(tmp_path) -> None:
+    assert rank_cap_for(20_000) == 0 and rank_cap_for(20_001) == 2_000
+    split = loo(block_dataset())
+    exact = Ranker(**FAST).fit(split.train)
+    assert exact.config.rank_cap == 0  # decided at fitting, saved with the model
+    capped = Ranker(**{**FAST, "rank_cap": 5}).fit(split.train)
+    users = np.arange(split.train.n_users)
+    _, _, _, ranks = capped.candidates(users)
+    assert max(int(r.max()) for r in ranks.values()) == 6  # everything past the 5th: 6
+    capped.save(tmp_path / "m")
+    again = Ranker.load(tmp_path / "m")
+    assert again.config.rank_cap == 5
+    np.testing.assert_allclose(again.score(users), capped.score(users), rtol=1e-6)
+    assert "top 5 of" in again.size_note(split.train.n_items)
 
 
 def test_kg_similarity_links_items_through_shared_entities() -> None:

@@ -167,3 +167,19 @@ def catalogue(
         ok = length >= 2
         out[f"diversity@{k}"] = float((1.0 - pair[ok]).mean()) if ok.any() else 0.0
     return out
+
+
+def candidate_ndcg10(pred: np.ndarray, cand: np.ndarray, label: np.ndarray) -> float:
+    """Mean NDCG@10 over every row (user) of ``cand`` when its candidates are ordered by
+    ``pred`` (given for the valid entries of ``cand``, row-major) and ``label`` marks the
+    held-out items; a user whose item is not among the candidates counts 0. Ties go to the
+    earlier candidate (merge order), as in ``rank``."""
+    rows, cols = np.nonzero(cand >= 0)
+    scores = np.full(cand.shape, -np.inf)
+    scores[rows, cols] = pred
+    t_rows, t_cols = rows[label > 0], cols[label > 0]
+    slot = np.arange(len(t_rows)) - np.searchsorted(t_rows, t_rows)  # k-th target of its row
+    targets = np.full((len(cand), int(slot.max()) + 1 if len(slot) else 1), -1, np.int64)
+    targets[t_rows, slot] = t_cols
+    ranking = rank(scores, targets, cand < 0, 10)
+    return float(accuracy(ranking, 10)["ndcg@10"].mean()) if len(cand) else 0.0

@@ -30,7 +30,7 @@ from llmrec.eval.tuning import OnTrial, Trial, TuneResult, tune
 from llmrec.models import get_model_class
 from llmrec.models.base import Recommender, RecommenderConfig, own_params, score_rows
 from llmrec.progress import steps
-from llmrec.ranking.candidates import merge, quantise, ranks_of
+from llmrec.ranking.candidates import merge, quantise, rank_cap_for, ranks_of
 from llmrec.ranking.features import GROUPS, EventIndex, ItemSide, Request, build_features
 from llmrec.ranking.kg import item_entity_matrix, kg_item_similarity
 from llmrec.ranking.listwise import Listwise, fit_listwise, group_sizes, queries_with_positive
@@ -66,6 +66,13 @@ class RankerConfig(RecommenderConfig):
     rounds: int | None = Field(None, ge=0, description="boosting rounds; None: by CV")
     l2: float | None = Field(None, gt=0, description="listwise model's L2; None: by CV")
     folds: int = Field(5, ge=2, description="cross-validation folds (over users) for rounds")
+    rank_cap: int | None = Field(
+        None,
+        ge=0,
+        description="retriever ranks exact for each retriever's top rank_cap items, the rest "
+        "rank_cap + 1 (0: the whole catalogue); None: 0 up to 20,000 items, else 2,000, "
+        "decided when fitting",
+    )
     repeats: bool = Field(
         False,
         description="candidates include the user's own items, proposed by a 'repeat' "
@@ -134,10 +141,14 @@ class Ranker(Recommender):
         plan(c.retrievers, c.repeats, c.seed, n_users, n_items)  # raises when none fits
 
     def size_note(self, n_items: int) -> str | None:
+        c = self.config
         notes = getattr(self, "size_notes_", None)
         if notes is None:
-            c = self.config
             notes = plan(c.retrievers, c.repeats, c.seed, 0, n_items)[1]
+        cap = rank_cap_for(n_items) if c.rank_cap is None else c.rank_cap
+        if cap and cap < n_items:
+            top = f"exact for each retriever's top {cap:,} of {n_items:,} items"
+            notes = {**notes, "ranks": top}
         return "; ".join(f"{n}: {v}" for n, v in notes.items()) or None
 
     def fit_ranker(self, split: Split, retrievers: dict[str, Recommender]) -> Ranker:
@@ -152,6 +163,8 @@ class Ranker(Recommender):
         self._bind(train)
         # sorted by name: the feature order is fixed
         self.retrievers_ = {n: retrievers[n] for n in sorted(retrievers)}
+        if c.rank_cap is None:  # fixed at fitting: features mean the same when serving
+            self.config = c = c.model_copy(update={"rank_cap": rank_cap_for(train.n_items)})
         self.trials_ = []
         self._fit_side(train)
         self.events_ = EventIndex.build(train)
@@ -199,7 +212,8 @@ class Ranker(Recommender):
         else:
             excluded = self.history_[user_idx].toarray().astype(bool)
         scores = {n: quantise(m.score(user_idx)) for n, m in self.retrievers_.items()}
-        ranks = {n: ranks_of(s, excluded) for n, s in scores.items()}
+        cap = self.config.rank_cap or 0  # None: fitted before the cap existed, exact
+        ranks = {n: ranks_of(s, excluded, cap) for n, s in scores.items()}
         cand = merge(list(ranks.values()), excluded, self.config.n_candidates)
         request = request or Request.latest(self.events_, user_idx)
         groups = tuple(self.config.groups)
@@ -285,7 +299,7 @@ class Ranker(Recommender):
         for l2, models in linear.items():
             for held, m in zip(folds, models, strict=True):
                 oof_lin[l2][held] = m.predict(x[held])
-        lin = {l2: _ndcg10(oof_lin[l2], cand, label) for l2 in l2s}
+        lin = {l2: metrics.candidate_ndcg10(oof_lin[l2], cand, label) for l2 in l2s}
         l2 = max(l2s, key=lambda v: (lin[v], v))
         rounds = [c.rounds] if c.rounds is not None else list(_ROUNDS)
         oof = {r: oof_lin[l2].copy() for r in rounds}
@@ -295,7 +309,7 @@ class Ranker(Recommender):
                 for r in rounds:
                     if booster is not None and r > 0:
                         oof[r][held] += booster.predict(x[held], num_iteration=r)
-        ndcg = {r: _ndcg10(oof[r], cand, label) for r in rounds}
+        ndcg = {r: metrics.candidate_ndcg10(oof[r], cand, label) for r in rounds}
         best = max(rounds, key=lambda r: (ndcg[r], -r))
         return l2, best, ndcg[best]
 
@@ -477,19 +491,3 @@ class Ranker(Recommender):
         self.events_ = EventIndex.build(data)
         if len(self.events_.ts) != len(log):
             raise LlmrecError("ranker: saved event log is inconsistent")
-
-
-def _ndcg10(pred: np.ndarray, cand: np.ndarray, label: np.ndarray) -> float:
-    """Mean NDCG@10 over every row (user) of ``cand`` when its candidates are ordered by
-    ``pred`` (given for the valid entries of ``cand``, row-major) and ``label`` marks the
-    held-out items; a user whose item is not among the candidates counts 0. Ties go to the
-    earlier candidate (merge order), as in ``eval.metrics.rank``."""
-    rows, cols = np.nonzero(cand >= 0)
-    scores = np.full(cand.shape, -np.inf)
-    scores[rows, cols] = pred
-    t_rows, t_cols = rows[label > 0], cols[label > 0]
-    slot = np.arange(len(t_rows)) - np.searchsorted(t_rows, t_rows)  # k-th target of its row
-    targets = np.full((len(cand), int(slot.max()) + 1 if len(slot) else 1), -1, np.int64)
-    targets[t_rows, slot] = t_cols
-    ranking = metrics.rank(scores, targets, cand < 0, 10)
-    return float(metrics.accuracy(ranking, 10)["ndcg@10"].mean()) if len(cand) else 0.0
