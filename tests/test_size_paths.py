@@ -199,7 +199,7 @@ def test_ranker_features_in_blocks_are_the_same(monkeypatch) -> None:
     np.testing.assert_array_equal(blabel, label)
     np.testing.assert_allclose(bx, x, rtol=1e-3, atol=1e-4)
     blocks = Ranker(**FAST_RANKER).fit(split.train)
-    np.testing.assert_allclose(blocks.linear_.weights, whole.linear_.weights, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(blocks.linear_.weights, whole.linear_.weights, rtol=1e-4, atol=1e-9)
 
 
 def test_neighbours_by_blocks_match_the_whole_gram() -> None:

@@ -99,9 +99,9 @@ def test_train_and_eval_say_what_they_tuned_on(home: Path, tmp_path: Path) -> No
     assert "tuning on 10 of" in res.output and "validation users" in res.output
     info = json.loads((versions.resolve(tmp_path / "m") / "training.json").read_text())
     assert info["tune_users"] == 10
-    # people return to books here: tuning holds out their latest new book and says so
-    assert info["holdout"]["users_latest_event_repeat"] > 0
-    assert "validated on their latest new item" in res.output
+    # people return to books here: training says how many held-out events are repeats
+    assert 0 < info["holdout"]["valid_targets_repeat"] < info["holdout"]["valid_users"]
+    assert "validation users' latest events repeat items they had" in res.output
     model = Recommender.load(tmp_path / "m")
     assert len(model.recommend(["NaN", "7.0"], k=5).item_ids[1]) == 5  # numeric-looking ids
     out = tmp_path / "eval.json"

@@ -87,8 +87,7 @@ class Ranker(Recommender):
 
     # --- training ------------------------------------------------------------------------
     def _fit(self, train: TrainData) -> None:
-        """Without a split: each user's latest new item (users with 3+ distinct items; with
-        ``repeats``: the latest event) is the ranker's label."""
+        """Without a split: each user's latest event (users with 3+) is the ranker's label."""
 
         c = self.config
         split = holdout(train, tune_users=get_settings().tune_users, seed=c.seed, repeats=c.repeats)
