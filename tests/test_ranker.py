@@ -21,6 +21,7 @@ from llmrec.ranking.features import EventIndex, Request
 from llmrec.ranking.kg import item_entity_matrix, kg_item_similarity
 from llmrec.ranking.ranker import Ranker
 from llmrec.testing import FAST_RANKER, RecommenderContract, block_dataset
+from llmrec.testing.fixtures import shop_dataset
 
 FAST: dict[str, Any] = {**FAST_RANKER, "rounds": 50}
 
@@ -84,7 +85,7 @@ def test_capped_ranks_are_exact_up_to_the_cap() -> None:
 
 def test_rank_cap_follows_the_catalogue_and_is_kept(tmp_path) -> None:
     assert rank_cap_for(20_000) == 0 and rank_cap_for(20_001) == 2_000
-    split = loo(block_dataset())
+    split = loo(shop_dataset())  # context columns, custom events, repeats, odd ids
     exact = Ranker(**FAST).fit(split.train)
     assert exact.config.rank_cap == 0  # decided at fitting, saved with the model
     capped = Ranker(**{**FAST, "rank_cap": 5}).fit(split.train)

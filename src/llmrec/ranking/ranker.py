@@ -144,7 +144,8 @@ class Ranker(Recommender):
         notes = getattr(self, "size_notes_", None)
         if notes is None:
             notes = plan(c.retrievers, c.repeats, c.seed, 0, n_items)[1]
-        cap = rank_cap_for(n_items) if c.rank_cap is None else c.rank_cap
+        fitted = hasattr(self, "retrievers_")  # fitted with None: before the cap, exact
+        cap = (0 if fitted else rank_cap_for(n_items)) if c.rank_cap is None else c.rank_cap
         if cap and cap < n_items:
             top = f"exact for each retriever's top {cap:,} of {n_items:,} items"
             notes = {**notes, "ranks": top}
