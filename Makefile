@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data quickstart demo docs test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-batching bench-refresh bench-catalogue bench-rank-cap bench-holdout bench-group-commit bench-train-scale bench-tune-cost bench-tune-users bench-llm-lora bench-llm-lora-explain bench-workers bench-import bench-ml1m bench-query bench-ask-llm bench-replicas bench-quickstart probe-new-item screenshots clean
+.PHONY: install data quickstart demo docs test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-train-ray bench-batching bench-refresh bench-catalogue bench-rank-cap bench-holdout bench-group-commit bench-train-scale bench-tune-cost bench-tune-users bench-llm-lora bench-llm-lora-explain bench-workers bench-import bench-ml1m bench-query bench-ask-llm bench-replicas bench-quickstart probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -119,6 +119,10 @@ bench-lm: data
 # SASRec's sampled softmax against the full one: ml-100k 3 seeds, ml-1m 1 seed (~2 h)
 bench-sasrec-loss: data
 	LLMREC_THREADS=2 $(BIN)/python benchmarks/bench_sasrec_loss.py
+
+# SASRec trained here, on Ray Train with 1 and with 2 workers: ml-100k, ibm-articles, 3 seeds
+bench-train-ray: data
+	LLMREC_THREADS=2 $(BIN)/python benchmarks/bench_train_ray.py --datasets ml-100k ibm-articles
 
 # group commit of events against the revision before it, same run (~2 min)
 # cost per uncached list at 1-64 lists per model pass, ml-100k and ibm-articles (~10 min,

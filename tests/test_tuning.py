@@ -34,7 +34,13 @@ def test_smoothed_early_stopping_prefers_a_plateau_to_a_lucky_check(
 
     split = SimpleNamespace(valid_train=None)
     m = Scripted()
-    assert tuning._fit_early_stopped(m, split, 10, 10, smooth=3)[1] == 60 and m.state == 60
+    assert (
+        tuning._fit_early_stopped(m, split, tuning.EarlyStopping(10, 10, 60, 3), {})[1] == 60
+        and m.state == 60
+    )
     scores = iter([0.03, 0.056, 0.050, 0.055, 0.055, 0.054])
     m = Scripted()
-    assert tuning._fit_early_stopped(m, split, 10, 10, smooth=1)[1] == 20 and m.state == 20
+    assert (
+        tuning._fit_early_stopped(m, split, tuning.EarlyStopping(10, 10, 60, 1), {})[1] == 20
+        and m.state == 20
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,8 @@ from llmrec.config import get_settings
 from llmrec.data import dataset as store
 from llmrec.data.splits import full_train, holdout
 from llmrec.eval.tuning import Trial, tune
+from llmrec.jobs.engine import Engine, Run
+from llmrec.jobs.train import data_parallel_parts, require_ray_train, train_on_ray
 from llmrec.models import EXTRA_MODELS, MODELS, PIPELINES, get_model_class
 from llmrec.service.folder import save_for_serving
 
@@ -68,6 +71,31 @@ def train_command(
             "--db", help="events store to add (default: $LLMREC_HOME/llmrec.db when it exists)"
         ),
     ] = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="local: every part in this process; ray: the data-parallel parts (SASRec) "
+            "on Ray Train workers, the rest here"
+        ),
+    ] = Engine.local,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Ray Train workers, one CPU each (--engine ray)")
+    ] = 2,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="an existing Ray cluster (auto, ray://head:10001); default: a local one",
+        ),
+    ] = None,
+    ray_storage: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-storage",
+            help="checkpoints of Ray Train (a folder or URI every node reaches); "
+            "default: a temporary folder here",
+        ),
+    ] = None,
 ) -> None:
     """Tune on each user's latest event, then deploy on all events (nothing is held back).
 
@@ -79,6 +107,18 @@ def train_command(
     cls = get_model_class(name)
     seed = s.seed if seed is None else seed
     params = {"seed": seed, **parse_params(param or [])}
+    run = Run(engine, ray_address, workers)  # checks the options before any work
+    on_ray = data_parallel_parts(name, params) if engine is Engine.ray else []
+    if engine is Engine.ray:
+        if on_ray:
+            require_ray_train()
+            err.print(
+                f"{name}: {', '.join(on_ray)} on Ray Train ({workers} workers), "
+                "the other parts in this process",
+                highlight=False,
+            )
+        else:
+            err.print(f"{name}: no part trains data-parallel; all of it here", highlight=False)
     ds = store.load(s.datasets_dir, dataset)
     store_seq = 0
     if db or s.events_db.is_file():
@@ -131,7 +171,8 @@ def train_command(
                     soft_wrap=True,
                 )
 
-        result = tune(cls, split, params, search=tune_params, on_trial=progress)
+        with train_on_ray(run, ray_storage) if on_ray else nullcontext():
+            result = tune(cls, split, params, search=tune_params, on_trial=progress)
         stages.update(getattr(result.model, "stage_seconds_", {}) or {"fit": result.fit_seconds})
         status.update(f"{name}: observing all {len(data.log):,} events")
         t0 = time.perf_counter()
@@ -148,6 +189,9 @@ def train_command(
             "tune_users": len(split.valid.user_idx),  # validation users tuning looked at
             "holdout": split.repeats,  # repeat consumption around the held-out items
             "paths": result.model.size_note(data.n_items),
+            "engine": {"name": str(engine), "workers": workers, "data_parallel": on_ray}
+            if on_ray
+            else {"name": "local"},
             "store_seq": store_seq,  # the service replays stored events after this one
             "created": int(time.time()),
         }

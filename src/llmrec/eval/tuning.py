@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeGuard
 
@@ -100,47 +102,91 @@ def _scoring_params(model: Recommender) -> dict[str, Any]:
     return {k: getattr(model.config, k) for k in getattr(model, "score_space", {})}
 
 
-def _fit_early_stopped(
-    model: Recommender,
-    split: Split,
-    eval_every: int,
-    patience: int,
-    smooth: int = 1,
-    fixed: dict[str, Any] | None = None,
-) -> tuple[float, int, float]:
-    """Train epoch by epoch; keep the state of the best validation epoch. With ``smooth`` > 1
-    an epoch is judged by the mean of its check and the ``smooth - 1`` before it: where
+@dataclass
+class EarlyStopping:
+    """When to check validation and when to stop: every ``eval_every`` epochs and at the last
+    one; a check improves on the best or counts against ``patience``. With ``smooth`` > 1 an
+    epoch is judged by the mean of its check and the ``smooth - 1`` before it: where
     check-to-check noise is larger than the trend (BPR), the first lucky check no longer
-    wins over a plateau reached later.
+    wins over a plateau reached later. Shared by this process's loop and the data-parallel
+    one (``eval.data_parallel``), so both stop at the same epoch on the same scores."""
+
+    eval_every: int
+    patience: int
+    last_epoch: int
+    smooth: int = 1
+    best: float = -1.0
+    best_epoch: int = 0
+    bad: int = 0
+    recent: list[float] = field(default_factory=list)
+
+    def due(self, epoch: int) -> bool:
+        return epoch % self.eval_every == 0 or epoch == self.last_epoch
+
+    def check(self, epoch: int, score: float, patience: int = 0) -> tuple[bool, bool]:
+        """(improved, stop) after a check scoring ``score``; ``patience``: a model's own,
+        known once it knows its path (data size), used when larger."""
+        self.recent = [*self.recent, score][-self.smooth :]
+        smoothed = sum(self.recent) / len(self.recent)
+        if smoothed > self.best:
+            self.best, self.best_epoch, self.bad = smoothed, epoch, 0
+            return True, False
+        self.bad += 1
+        return False, self.bad >= max(self.patience, patience)
+
+
+def stopping_for(model: Recommender) -> EarlyStopping:
+    cls = type(model)
+    last = model.config.epochs  # type: ignore[attr-defined]
+    return EarlyStopping(cls.eval_every, cls.patience, last, cls.smooth_checks)
+
+
+def _fit_early_stopped(
+    model: Recommender, split: Split, stop: EarlyStopping, fixed: dict[str, Any]
+) -> tuple[float, int, float]:
+    """Train epoch by epoch; keep the state of the best validation epoch.
 
     Returns (best score, best epoch, training seconds up to that epoch, evaluation excluded).
     """
-    best, best_epoch, best_seconds, bad = -1.0, 0, 0.0, 0
+    best_seconds, seconds = 0.0, 0.0
     snapshot: dict | None = None
     scoring: dict[str, Any] = {}
-    last_epoch = model.config.epochs  # type: ignore[attr-defined]
-    seconds, t0 = 0.0, time.perf_counter()
-    recent: list[float] = []
+    t0 = time.perf_counter()
     for epoch in model.fit_epochs(split.valid_train):
         seconds += time.perf_counter() - t0
-        if epoch % eval_every == 0 or epoch == last_epoch:
-            recent = [*recent, best_scoring(model, split, fixed or {})][-smooth:]
-            score = sum(recent) / len(recent)
-            if score > best:
-                best, best_epoch, best_seconds, bad = score, epoch, seconds, 0
+        if stop.due(epoch):
+            score = best_scoring(model, split, fixed)
+            improved, done = stop.check(epoch, score, getattr(model, "patience_", 0))
+            if improved:
+                best_seconds = seconds
                 snapshot = copy.deepcopy(model._state())
                 scoring = _scoring_params(model)
-            else:
-                bad += 1
-                # a model may ask for more patience once it knows its path (data size)
-                if bad >= max(patience, getattr(model, "patience_", 0)):
-                    break
+            if done:
+                break
         t0 = time.perf_counter()
     assert snapshot is not None
     model._load_state(snapshot)
     if scoring:
         model.config = model.config.model_copy(update=scoring)
-    return best, best_epoch, best_seconds
+    return stop.best, stop.best_epoch, best_seconds
+
+
+# Fits an iterative model that can train data-parallel (``Recommender.data_parallel``) in
+# place of ``_fit_early_stopped``, same arguments and result: set by ``data_parallel_fit``.
+FitEarlyStopped = Callable[
+    [Recommender, Split, EarlyStopping, dict[str, Any]], tuple[float, int, float]
+]
+_DATA_PARALLEL: ContextVar[FitEarlyStopped | None] = ContextVar("data_parallel", default=None)
+
+
+@contextmanager
+def data_parallel_fit(fit: FitEarlyStopped) -> Iterator[None]:
+    """Within the block, ``tune`` fits data-parallel models with ``fit`` (Ray Train)."""
+    token = _DATA_PARALLEL.set(fit)
+    try:
+        yield
+    finally:
+        _DATA_PARALLEL.reset(token)
 
 
 def tries_weighting(model_cls: type[Recommender], split: Split, fixed: dict[str, Any]) -> bool:
@@ -179,12 +225,11 @@ def tune(
         params = configs.pop(0)
         model = model_cls(**params)
         if model_cls.iterative:
-            score, epochs, seconds = _fit_early_stopped(
+            fit = (model_cls.data_parallel and _DATA_PARALLEL.get()) or _fit_early_stopped
+            score, epochs, seconds = fit(
                 model,
                 split,
-                model_cls.eval_every,
-                model_cls.patience,
-                model_cls.smooth_checks,
+                stopping_for(model),
                 params if search else {**model.config.model_dump(), **params},
             )
             model.config = model.config.model_copy(update={"epochs": epochs})

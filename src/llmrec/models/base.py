@@ -86,6 +86,8 @@ class Recommender(ABC):
     # Iterative models train epoch by epoch so that tuning can stop early on validation.
     iterative: ClassVar[bool] = False
     eval_every: ClassVar[int] = 10  # epochs between validation checks (iterative models)
+    # iterative models that can train data-parallel (eval.data_parallel sets ``shard``)
+    data_parallel: ClassVar[bool] = False
     patience: ClassVar[int] = 5  # checks without improvement before stopping
     # checks averaged (trailing) before comparing epochs: >1 where single checks are noise
     smooth_checks: ClassVar[int] = 1

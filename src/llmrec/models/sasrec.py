@@ -149,6 +149,8 @@ class SASRec(Recommender):
     iterative = True
     eval_every = 5
     patience = 2  # ml-100k validation peaked by epoch 15 and fell after (lr 2e-3)
+    data_parallel = True  # eval.data_parallel may train it on several workers
+    shard: tuple[int, int] = (0, 1)  # (rank, world) of the worker training it
     config: SASRecConfig
 
     # --- data ------------------------------------------------------------------------------
@@ -199,6 +201,12 @@ class SASRec(Recommender):
         opt = torch.optim.Adam(
             self.net_.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay
         )
+        net = self.net_
+        if self.shard[1] > 1:  # a worker of eval.data_parallel: gradients averaged each step
+            from torch.nn.parallel import DistributedDataParallel
+
+            # the text vectors are a buffer equal on every worker: never re-sent
+            net = DistributedDataParallel(self.net_, broadcast_buffers=False)
         users = np.flatnonzero(np.diff(self.seq_indptr_) >= 2)
         self.loss_ = loss_path(c, train.n_items)
         # sampled: validation rises for longer and noisier (ml-100k: best near epoch 45)
@@ -212,10 +220,11 @@ class SASRec(Recommender):
         log_q = torch.from_numpy(np.log(np.maximum(freq / freq.sum(), 1e-30)).astype(np.float32))
         n_batches = -(-len(users) // c.batch_size)
         for epoch in range(1, c.epochs + 1):
-            self.net_.train()
+            net.train()
             with steps(f"sasrec epoch {epoch}/{c.epochs}", n_batches, 50) as advance:
                 for batch in self._batches(users, rng):
-                    loss = self._loss(torch.from_numpy(batch), rng, cdf, log_q)
+                    rows, weight = self._part(batch)
+                    loss = self._loss(net, torch.from_numpy(rows), rng, cdf, log_q) * weight
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
@@ -224,22 +233,40 @@ class SASRec(Recommender):
             self.item_cache_ = None
             yield epoch
 
+    def _part(self, batch: np.ndarray) -> tuple[np.ndarray, float]:
+        """This worker's rows of a batch, and the weight of their summed loss that makes the
+        workers' averaged gradient the gradient of the whole batch's mean loss (one worker:
+        the batch itself). Every worker draws the same batches (same seed) and steps on each:
+        one left without rows steps on a row weighted 0."""
+        rank, world = self.shard
+        positions = int(((batch[:, :-1] > 0) & (batch[:, 1:] > 0)).sum())
+        if world == 1:
+            return batch, 1.0 / positions
+        rows = np.array_split(batch, world)[rank]
+        return (rows, world / positions) if len(rows) else (batch[:1], 0.0)
+
     def _loss(
-        self, seq: torch.Tensor, rng: np.random.Generator, cdf: np.ndarray, log_q: torch.Tensor
+        self,
+        net: torch.nn.Module,
+        seq: torch.Tensor,
+        rng: np.random.Generator,
+        cdf: np.ndarray,
+        log_q: torch.Tensor,
     ) -> torch.Tensor:
-        """Cross-entropy of every next item of a batch of windows: over the catalogue, or
-        over the batch's sampled negatives drawn from ``cdf`` (Q)."""
+        """Summed cross-entropy of every next item of a batch of windows: over the catalogue,
+        or over the batch's sampled negatives drawn from ``cdf`` (Q). ``net`` is the network
+        or its data-parallel wrapper (the forward pass that synchronises gradients)."""
         torch = _import_torch()
         inputs, targets = seq[:, :-1], seq[:, 1:]
         real = (inputs > 0) & (targets > 0)
-        h, target = self.net_(inputs)[real], targets[real]
+        h, target = net(inputs)[real], targets[real]
         if self.loss_ == "full":
             logits = h @ self.net_.items()[1:].T
-            return torch.nn.functional.cross_entropy(logits, target - 1)
+            return torch.nn.functional.cross_entropy(logits, target - 1, reduction="sum")
         n_items = len(cdf) - 1
         drawn = np.searchsorted(cdf, rng.random(self.config.negatives), side="right")
         negatives = torch.from_numpy(np.minimum(drawn, n_items))
-        return sampled_softmax(self.net_, h, target, negatives, log_q)
+        return sampled_softmax(self.net_, h, target, negatives, log_q, reduction="sum")
 
     def check_fits(self, n_users: int, n_items: int) -> None:
         c = self.config
@@ -375,6 +402,7 @@ def sampled_softmax(
     target: torch.Tensor,
     negatives: torch.Tensor,
     log_q: torch.Tensor,
+    reduction: Literal["mean", "sum"] = "mean",
 ) -> torch.Tensor:
     """Cross-entropy of each position's target against ``negatives`` shared by the batch.
 
@@ -387,4 +415,4 @@ def sampled_softmax(
     neg = h @ net.embed(negatives).T - log_q[negatives]
     neg = neg.masked_fill(negatives[None, :] == target[:, None], float("-inf"))
     logits = torch.cat([pos[:, None], neg], dim=1)
-    return torch.nn.functional.cross_entropy(logits, torch.zeros_like(target))
+    return torch.nn.functional.cross_entropy(logits, torch.zeros_like(target), reduction=reduction)
