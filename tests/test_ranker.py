@@ -16,7 +16,7 @@ from llmrec.errors import ConfigError
 from llmrec.eval.protocols import loo
 from llmrec.eval.runner import run
 from llmrec.models import get_model_class
-from llmrec.ranking.candidates import merge, rank_cap_for, ranks_of, smallest
+from llmrec.ranking.candidates import Ranks, merge, rank_cap_for, ranks_of, smallest
 from llmrec.ranking.features import EventIndex, Request
 from llmrec.ranking.kg import item_entity_matrix, kg_item_similarity
 from llmrec.ranking.ranker import Ranker
@@ -83,6 +83,32 @@ def test_capped_ranks_are_exact_up_to_the_cap() -> None:
     assert set(got[0]) == set(merge([a, b], none, 30)[0])
 
 
+def test_capped_ranks_kept_as_tops_give_the_dense_answers() -> None:
+    """``Ranks`` keeps only each retriever's top ``cap`` when capped: its merge, its ranks at
+    any pairs and every item's best rank and retriever equal those of dense capped ranks,
+    with heavy ties, NaN, -inf and history; also where the union of the tops is smaller
+    than N (the rest by item index) and where a retriever ranks everything excluded."""
+    rng = np.random.default_rng(5)
+    for cap, n in [(1, 5), (10, 30), (150, 390), (40, 100)]:
+        scores = [_ties(rng, (6, 400)) for _ in range(3)]
+        excluded = rng.random((6, 400)) < 0.1
+        excluded[0, :395] = True  # a user who had almost everything
+        dense = [ranks_of(s, excluded, cap) for s in scores]
+        kept = Ranks.of(scores, excluded, cap)
+        assert kept.dense is None and len(kept) == 3
+        np.testing.assert_array_equal(kept.merge(excluded, n), merge(dense, excluded, n))
+        rows, items = rng.integers(0, 6, 500), rng.integers(0, 400, 500)
+        np.testing.assert_array_equal(
+            kept.at(rows, items), np.stack([d[rows, items] for d in dense])
+        )
+        best, source = kept.best()
+        np.testing.assert_array_equal(best, np.stack(dense).min(axis=0))
+        np.testing.assert_array_equal(source, np.stack(dense).argmin(axis=0))
+    exact = Ranks.of(scores, excluded)
+    assert exact.tops is None
+    np.testing.assert_array_equal(exact.merge(excluded, 30), merge(exact.dense, excluded, 30))
+
+
 def test_rank_cap_follows_the_catalogue_and_is_kept(tmp_path) -> None:
     assert rank_cap_for(20_000) == 0 and rank_cap_for(20_001) == 2_000
     split = loo(shop_dataset())  # context columns, custom events, repeats, odd ids
@@ -91,12 +117,36 @@ def test_rank_cap_follows_the_catalogue_and_is_kept(tmp_path) -> None:
     capped = Ranker(**{**FAST, "rank_cap": 5}).fit(split.train)
     users = np.arange(split.train.n_users)
     _, _, _, ranks = capped.candidates(users)
-    assert max(int(r.max()) for r in ranks.values()) == 6  # everything past the 5th: 6
+    assert ranks.cap == 5 and all(t.shape == (len(users), 5) for t in ranks.tops)
+    best, _ = ranks.best()
+    assert int(best.max()) == 6  # everything past each retriever's 5th: 6
     capped.save(tmp_path / "m")
     again = Ranker.load(tmp_path / "m")
     assert again.config.rank_cap == 5
     np.testing.assert_allclose(again.score(users), capped.score(users), rtol=1e-6)
     assert "top 5 of" in again.size_note(split.train.n_items)
+
+
+@pytest.mark.parametrize("params", [{}, {"rank_cap": 5}, {"repeats": True}])
+def test_lists_from_the_candidates_are_the_lists_over_every_item(params: dict) -> None:
+    """The ranker's ``top_k`` lists from its candidates alone (no users x items scores):
+    the items, scores and sources of the base class's ranking of every item, exact and with
+    capped ranks, with repeats among the candidates, with context, seen items kept or
+    dropped, and past the candidates (k > N: every item, as before)."""
+    from llmrec.models.base import Recommender
+
+    split = loo(shop_dataset())  # context columns, custom events, repeats, odd ids
+    m = Ranker(**{**FAST, "n_candidates": 20, **params}).fit(split.train)
+    users = np.arange(split.train.n_users)
+    for k, seen, ctx in [(3, True, None), (3, False, None), (5, True, {"device": "mobile"}),
+                         (30, True, None)]:  # fmt: skip
+        got = m.top_k(users, k, seen, ctx)
+        want = Recommender.top_k(m, users, k, seen, ctx)
+        np.testing.assert_array_equal(got.row, want.row)
+        np.testing.assert_array_equal(got.item_idx, want.item_idx)
+        np.testing.assert_array_equal(got.score, want.score)
+        assert got.sources == want.sources
+    assert len(set(got.sources)) > 1  # the sources say which retriever
 
 
 def test_kg_similarity_links_items_through_shared_entities() -> None:
@@ -149,7 +199,7 @@ def test_context_share_feature_follows_the_request_device() -> None:
     )
     cand = np.array([[0, 1]])
     s = {"pop": np.zeros((1, 2))}
-    r = {"pop": np.ones((1, 2), dtype=np.int64)}
+    r = {"pop": np.ones(2, dtype=np.int64)}  # per (user, candidate) pair
     for device, better in (("tv", 0), ("phone", 1)):
         req = Request(np.array([10]), {"device": np.array([device])})
         x, names = build_features(np.array([0]), cand, s, r, side, ev, req)

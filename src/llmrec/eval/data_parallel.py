@@ -65,6 +65,7 @@ def fit_on_ray(
 
     if not ray.is_initialized():
         raise LlmrecError("training on Ray needs a Ray session: use jobs.train.train_on_ray")
+    model.prepare(split.valid_train)
     lines = Queue()  # worker 0's line per check, shown here while the run goes on
     config = {
         "lines": lines,

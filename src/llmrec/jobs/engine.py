@@ -249,6 +249,8 @@ def ray_session(run: Run) -> Iterator[None]:
 def _llmrec_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k.startswith("LLMREC_")}
     env["LLMREC_THREADS"] = "1"  # one CPU per actor
+    # workers start in another folder: a relative home would be another (cold) cache
+    env["LLMREC_HOME"] = str(get_settings().home.resolve())
     return env
 
 

@@ -8,7 +8,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar, Literal, NamedTuple, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,7 @@ from llmrec.data.events import EventRules
 from llmrec.data.ids import IdMap
 from llmrec.data.matrix import TrainData, shared_splices, splice_rows, widen
 from llmrec.errors import ConfigError, LlmrecError
-from llmrec.models.topk import top_k
+from llmrec.models.topk import Recommendations, TopK, top_k
 from llmrec.versions import resolve
 
 FORMAT_VERSION = 1
@@ -54,23 +54,6 @@ class HistoryConfig(RecommenderConfig):
     weighting: Weighting = Field(
         "binary", description="history as 1 per item, or weighted by its events (data.events)"
     )
-
-
-class Recommendations(NamedTuple):
-    """Per user: item ids and scores, best first (unpacks as docs/design.md's tuple)."""
-
-    item_ids: list[list[str]]
-    scores: list[np.ndarray]
-
-
-class TopK(NamedTuple):
-    """Flat top-k lists: ``row`` indexes the requested users, ``sources`` (when the model
-    has parts) names the part that proposed each item."""
-
-    row: np.ndarray
-    item_idx: np.ndarray
-    score: np.ndarray
-    sources: list[str] | None
 
 
 class Recommender(ABC):
@@ -117,6 +100,12 @@ class Recommender(ABC):
         self.check_fits(train.n_users, train.n_items)
         self._bind(train)
         yield from self._fit_epochs(train)
+
+    def prepare(self, train: TrainData) -> None:
+        """Work every worker of a data-parallel fit needs, done once by the driver before
+        they start: what it computes goes to a disk cache the workers read (e.g. the item
+        text vectors), so N workers do not each compute it."""
+        return None
 
     def check_fits(self, n_users: int, n_items: int) -> None:
         """Raise ``ConfigError`` (naming the limit and how to change it) when fitting this
@@ -292,6 +281,18 @@ class Recommender(ABC):
         user order, best first within a user; NaN scores rank last as -inf."""
         user_idx = self._user_indices(user_idx)
         scores, source, names = self._score_with_sources(user_idx, context)
+        return self._top_of(user_idx, scores, source, names, k, exclude_seen)
+
+    def _top_of(
+        self,
+        user_idx: np.ndarray,
+        scores: np.ndarray,
+        source: np.ndarray | None,
+        names: list[str],
+        k: int,
+        exclude_seen: bool,
+    ) -> TopK:
+        """``top_k`` of scores already computed for every item."""
         rows, cols = top_k(scores, k, self.history_[user_idx] if exclude_seen else None)
         picked = scores[rows, cols].astype(np.result_type(scores.dtype, np.float32))
         picked[np.isnan(picked)] = -np.inf

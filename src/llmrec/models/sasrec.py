@@ -268,6 +268,10 @@ class SASRec(Recommender):
         negatives = torch.from_numpy(np.minimum(drawn, n_items))
         return sampled_softmax(self.net_, h, target, negatives, log_q, reduction="sum")
 
+    def prepare(self, train: TrainData) -> None:
+        if self.config.text_init:  # cached under $LLMREC_HOME: the workers read it
+            embed_catalogue(train, self.config.encoder)
+
     def check_fits(self, n_users: int, n_items: int) -> None:
         c = self.config
         if c.loss == "full":  # auto falls back to the sampled softmax instead
@@ -315,10 +319,13 @@ class SASRec(Recommender):
         seq = torch.from_numpy(self._sequences(user_idx, self.config.max_len))
         with torch.no_grad():
             items = self._item_matrix()
+            whole = len(item_idx) == len(items) and np.array_equal(item_idx, np.arange(len(items)))
+            if not whole:  # the whole catalogue in order (score()): no gathered copy
+                items = items[torch.from_numpy(item_idx)]
             out = np.zeros((len(user_idx), len(item_idx)), dtype=np.float32)
             for lo in range(0, len(user_idx), 256):
                 h = self.net_(seq[lo : lo + 256])[:, -1]
-                out[lo : lo + 256] = (h @ items[torch.from_numpy(item_idx)].T).numpy()
+                out[lo : lo + 256] = (h @ items.T).numpy()
         # a user with no history gets the same (input-free) scores as any other such user
         return out
 

@@ -1,4 +1,5 @@
-"""Exact top-k selection over dense score rows, fast enough for batch jobs over 100k items.
+"""Exact top-k selection over dense score rows, fast enough for batch jobs over 100k items;
+and the types lists come in (``Recommendations``, ``TopK``).
 
 The order is the protocol's: higher score first, ties to the lower column (what a stable
 argsort of ``-scores`` gives). A full argsort is O(n log n) per row; here each row's k + 1
@@ -11,11 +12,29 @@ entries (seen items) come as a sparse matrix, so the model's scores are copied o
 from __future__ import annotations
 
 import importlib.util
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 
 _HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+class Recommendations(NamedTuple):
+    """Per user: item ids and scores, best first (unpacks as docs/design.md's tuple)."""
+
+    item_ids: list[list[str]]
+    scores: list[np.ndarray]
+
+
+class TopK(NamedTuple):
+    """Flat top-k lists: ``row`` indexes the requested users, ``sources`` (when the model
+    has parts) names the part that proposed each item."""
+
+    row: np.ndarray
+    item_idx: np.ndarray
+    score: np.ndarray
+    sources: list[str] | None
 
 
 def top_k(

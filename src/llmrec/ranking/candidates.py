@@ -3,9 +3,16 @@
 On a big catalogue a full sort per retriever and user dominated an uncached list (~29 ms of
 ~80 ms at 100k items), while only each retriever's head matters: the merge takes the N best
 by the best rank in any retriever, and a rank far down a list says little more than "far".
-``ranks_of(..., cap)`` ranks the ``cap`` best exactly and gives the rest ``cap + 1``."""
+``ranks_of(..., cap)`` ranks the ``cap`` best exactly and gives the rest ``cap + 1``.
+
+``Ranks`` holds a block's ranks as the ranker uses them: dense users x items arrays when
+exact, and when capped only each retriever's top ``cap`` items (users x cap), from which the
+merge, the candidates' ranks and the best rank of every item are computed — the same
+numbers as from dense capped ranks (tests), without users x items arrays per retriever."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -80,3 +87,111 @@ def merge(ranks: list[np.ndarray], excluded: np.ndarray, n: int) -> np.ndarray:
     top = smallest(key, n)  # equal keys by item index
     valid = np.isfinite(np.take_along_axis(key, top, 1))
     return np.where(valid, top, -1)
+
+
+def _masked(scores: np.ndarray, excluded: np.ndarray) -> np.ndarray:
+    return np.where(excluded, -np.inf, np.nan_to_num(scores, nan=-np.inf, neginf=-np.inf))
+
+
+@dataclass
+class Ranks:
+    """Every retriever's ranks for a block of users: ``dense`` (users x items each) when
+    exact, or ``tops`` (users x cap item indices each, best first) when capped: an item
+    outside a retriever's top ranks ``cap + 1`` there."""
+
+    n_items: int
+    cap: int
+    dense: list[np.ndarray] | None = None
+    tops: list[np.ndarray] | None = None
+
+    @classmethod
+    def of(cls, scores: list[np.ndarray], excluded: np.ndarray, cap: int = 0) -> Ranks:
+        """``ranks_of`` for each retriever's scores (excluded items rank last)."""
+        n_items = excluded.shape[1]
+        if cap <= 0 or cap >= n_items:
+            return cls(n_items, 0, dense=[ranks_of(s, excluded) for s in scores])
+        return cls(n_items, cap, tops=[smallest(-_masked(s, excluded), cap) for s in scores])
+
+    def __len__(self) -> int:
+        return len(self.dense if self.dense is not None else self.tops or [])
+
+    def at(self, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """(retrievers, pairs) rank of each (row, item) pair in each retriever."""
+        if self.dense is not None:
+            return np.stack([d[rows, items] for d in self.dense])
+        assert self.tops is not None
+        out = np.full((len(self.tops), len(rows)), self.cap + 1, dtype=np.int64)
+        query = rows.astype(np.int64) * self.n_items + items
+        for r, top in enumerate(self.tops):
+            keys = (np.arange(len(top))[:, None] * self.n_items + top).ravel()
+            order = np.argsort(keys)
+            pos = np.minimum(np.searchsorted(keys[order], query), len(keys) - 1)
+            hit = keys[order[pos]] == query
+            out[r, hit] = order[pos[hit]] % self.cap + 1  # column in the top = rank - 1
+        return out
+
+    def best(self) -> tuple[np.ndarray, np.ndarray]:
+        """(users x items) best rank of every item in any retriever, and that retriever (the
+        first on ties)."""
+        if self.dense is not None:
+            stacked = np.stack(self.dense)
+            return stacked.min(axis=0), stacked.argmin(axis=0)
+        assert self.tops is not None
+        users = len(self.tops[0])
+        best = np.full((users, self.n_items), self.cap + 1, dtype=np.int64)
+        source = np.zeros((users, self.n_items), dtype=np.int64)
+        ranks = np.arange(1, self.cap + 1)[None, :]
+        for r, top in enumerate(self.tops):
+            here = np.take_along_axis(best, top, 1)
+            better = ranks < here  # strictly: an earlier retriever keeps a tie
+            rows = np.nonzero(better)[0]
+            best[rows, top[better]] = np.broadcast_to(ranks, top.shape)[better]
+            source[rows, top[better]] = r
+        return best, source
+
+    def merge(self, excluded: np.ndarray, n: int) -> np.ndarray:
+        """``merge`` of these ranks: the same candidates in the same order."""
+        if self.dense is not None:
+            return merge(self.dense, excluded, n)
+        assert self.tops is not None
+        return _merge_tops(self.tops, self.cap, excluded, n)
+
+
+def _merge_tops(tops: list[np.ndarray], cap: int, excluded: np.ndarray, n: int) -> np.ndarray:
+    """``merge`` over the union of the retrievers' tops. An item in no top has the key every
+    such item has, above any item of the union: they come after, by item index."""
+    n_retr, (users, n_items) = len(tops), excluded.shape
+    n = min(n, n_items)
+    row = np.tile(np.repeat(np.arange(users), cap), n_retr)
+    item = np.concatenate([t.ravel() for t in tops])
+    rank = np.tile(np.arange(1, cap + 1), users * n_retr)
+    retr = np.repeat(np.arange(n_retr), users * cap)
+    order = np.argsort(row * np.int64(n_items) + item, kind="stable")  # retrievers in order
+    row, item, rank, retr = row[order], item[order], rank[order], retr[order]
+    first = np.r_[True, (row[1:] != row[:-1]) | (item[1:] != item[:-1])]
+    group = np.cumsum(first) - 1
+    starts = np.flatnonzero(first)
+    g_row, g_item = row[starts], item[starts]
+    # the dense merge's arithmetic, term for term and in retriever order (equal keys tie)
+    terms = np.full((len(starts), n_retr), 1.0 / (60.0 + (cap + 1)))
+    terms[group, retr] = 1.0 / (60.0 + rank.astype(np.float64))
+    rrf = terms[:, 0].copy()
+    for r in range(1, n_retr):
+        rrf = rrf + terms[:, r]
+    best = np.minimum.reduceat(rank, starts).astype(np.float64)
+    key = best - 0.5 * rrf / (n_retr / 60.0)
+    keep = ~excluded[g_row, g_item]
+    g_row, g_item, key = g_row[keep], g_item[keep], key[keep]
+    order = np.lexsort((g_item, key, g_row))
+    g_row, g_item = g_row[order], g_item[order]
+    bounds = np.searchsorted(g_row, np.arange(users + 1))
+    out = np.full((users, n), -1, dtype=np.int64)
+    for u in range(users):
+        got = g_item[bounds[u] : min(bounds[u + 1], bounds[u] + n)]
+        out[u, : len(got)] = got
+        if len(got) < n:  # the union ran out: items in no top, by index, not excluded
+            rest = ~excluded[u]
+            rest[got] = False
+            more = np.flatnonzero(rest)[: n - len(got)]
+            out[u, len(got) : len(got) + len(more)] = more
+    return out

@@ -276,7 +276,7 @@ def build_features(
     user_idx: np.ndarray,
     cand: np.ndarray,
     retriever_scores: dict[str, np.ndarray],
-    retriever_ranks: dict[str, np.ndarray],
+    pair_ranks: dict[str, np.ndarray],
     side: ItemSide,
     events: EventIndex,
     request: Request,
@@ -284,7 +284,8 @@ def build_features(
     share_columns: tuple[str, ...] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """(rows, features) for the (user, candidate) pairs of ``cand`` (users x N, -1 = none),
-    rows in row-major order of the valid entries; and the feature names. ``share_columns``
+    rows in row-major order of the valid entries; and the feature names. ``pair_ranks``:
+    each retriever's rank of those pairs, in that order. ``share_columns``
     limits the per-context-field share features (a trained ranker: the ones it knows)."""
     rows, cols = np.nonzero(cand >= 0)
     items = cand[rows, cols]
@@ -298,7 +299,7 @@ def build_features(
         mu, sd = full.mean(axis=1), full.std(axis=1) + 1e-12
         feats[f"{name}_score"] = full[rows, items]
         feats[f"{name}_z"] = (full[rows, items] - mu[rows]) / sd[rows]
-        feats[f"{name}_rank"] = np.log1p(retriever_ranks[name][rows, items])
+        feats[f"{name}_rank"] = np.log1p(pair_ranks[name])
     feats["item_pop"] = np.log1p(side.popularity[items])
     feats["history_len"] = np.log1p(hist_len)
     if side.text is not None:

@@ -25,19 +25,19 @@ from llmrec.data import columns as C
 from llmrec.data.matrix import TrainData, genre_vectors
 from llmrec.data.splits import Split, Stage, holdout
 from llmrec.errors import ConfigError, LlmrecError
-from llmrec.eval import metrics
 from llmrec.eval.tuning import OnTrial, Trial, TuneResult, tune
 from llmrec.models import get_model_class
-from llmrec.models.base import Recommender, RecommenderConfig, own_params, score_rows
+from llmrec.models.base import Recommender, RecommenderConfig, TopK, own_params, score_rows
 from llmrec.progress import steps
-from llmrec.ranking.candidates import merge, quantise, rank_cap_for, ranks_of
+from llmrec.ranking.boosting import choose, train_booster
+from llmrec.ranking.candidates import Ranks, quantise, rank_cap_for
 from llmrec.ranking.features import GROUPS, EventIndex, ItemSide, Request, build_features
 from llmrec.ranking.kg import item_entity_matrix, kg_item_similarity
-from llmrec.ranking.listwise import Listwise, fit_listwise, group_sizes, queries_with_positive
+from llmrec.ranking.listwise import Listwise, fit_listwise
 from llmrec.ranking.plan import family, plan
 
 if TYPE_CHECKING:
-    import lightgbm
+    pass
 
 
 DEFAULT_RETRIEVERS: dict[str, dict[str, Any]] = {
@@ -47,9 +47,6 @@ DEFAULT_RETRIEVERS: dict[str, dict[str, Any]] = {
     "content": {},
     "pop": {},
 }
-# compared by cross-validation over users: 0 rounds = the listwise linear model alone
-_ROUNDS = (0, 25, 50, 100, 200, 300)
-_L2 = (0.01, 0.1, 1.0)
 
 
 class RankerConfig(RecommenderConfig):
@@ -171,9 +168,9 @@ class Ranker(Recommender):
         self.__dict__.pop("feature_names_", None)  # a refit learns its features afresh
         x, names, qid, label, cand = self._features(split.valid)
         self.feature_names_ = names
-        l2, rounds, self.valid_score_ = self._choose(x, qid, label, cand)
+        l2, rounds, self.valid_score_ = choose(c, x, qid, label, cand)
         self.linear_ = fit_listwise(x, qid, label, l2)
-        self.booster_ = self._train_booster(x, qid, label, rounds, self.linear_)
+        self.booster_ = train_booster(c, x, qid, label, rounds, self.linear_)
         params = {n: own_params(m.config.model_dump()) for n, m in self.retrievers_.items()}
         self.config = c.model_copy(update={"retrievers": params, "rounds": rounds, "l2": l2})
         self.stage_seconds_ = {"ranker": time.perf_counter() - t0}
@@ -205,7 +202,7 @@ class Ranker(Recommender):
     # --- features --------------------------------------------------------------------------
     def candidates(
         self, user_idx: np.ndarray, request: Request | None = None
-    ) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, np.ndarray]]:
+    ) -> tuple[np.ndarray, np.ndarray, list[str], Ranks]:
         """(candidates users x N, features rows x F, feature names, retriever ranks)."""
         if self.config.repeats:  # own items are candidates too
             excluded = np.zeros((len(user_idx), len(self.items_)), bool)
@@ -213,15 +210,18 @@ class Ranker(Recommender):
             excluded = self.history_[user_idx].toarray().astype(bool)
         scores = {n: quantise(m.score(user_idx)) for n, m in self.retrievers_.items()}
         cap = self.config.rank_cap or 0  # None: fitted before the cap existed, exact
-        ranks = {n: ranks_of(s, excluded, cap) for n, s in scores.items()}
-        cand = merge(list(ranks.values()), excluded, self.config.n_candidates)
+        ranks = Ranks.of(list(scores.values()), excluded, cap)
+        cand = ranks.merge(excluded, self.config.n_candidates)
+        rows, cols = np.nonzero(cand >= 0)
+        at = ranks.at(rows, cand[rows, cols])  # (retrievers, pairs)
         request = request or Request.latest(self.events_, user_idx)
         groups = tuple(self.config.groups)
         shares = None  # while fitting: every context field the events carry
         if hasattr(self, "feature_names_"):  # fitted: the ones it was trained with
             shares = tuple(n[11:] for n in self.feature_names_ if n.startswith("item_share_"))
+        pair_ranks = dict(zip(scores, at, strict=True))
         x, names = build_features(
-            user_idx, cand, scores, ranks, self.side_, self.events_, request, groups, shares
+            user_idx, cand, scores, pair_ranks, self.side_, self.events_, request, groups, shares
         )
         return cand, x, names, ranks
 
@@ -247,87 +247,20 @@ class Ranker(Recommender):
         label = np.asarray(is_target[rows, cand[rows, cols]]).ravel().astype(np.float32)
         return x, names, rows, label, cand
 
-    # --- the learned ranker ---------------------------------------------------------------
-    def _params(self) -> dict[str, Any]:
-        c = self.config
-        return {
-            "objective": "lambdarank",
-            "lambdarank_truncation_level": 20,
-            "num_leaves": c.num_leaves,
-            "learning_rate": c.learning_rate,
-            "min_data_in_leaf": c.min_data_in_leaf,
-            "feature_fraction": 0.9,
-            "bagging_fraction": 0.8,
-            "bagging_freq": 1,
-            "lambda_l2": 1.0,
-            "num_threads": get_settings().threads,
-            "seed": c.seed,
-            "deterministic": True,
-            "force_row_wise": True,
-            "verbosity": -1,
-        }
-
-    def _train_booster(
-        self, x: np.ndarray, qid: np.ndarray, label: np.ndarray, rounds: int, base: Listwise
-    ) -> lightgbm.Booster | None:
-        """Trees boosted from the listwise model's scores (its corrections only)."""
-        import lightgbm as lgb
-
-        if rounds == 0:
-            return None
-        keep = queries_with_positive(qid, label)
-        data = lgb.Dataset(
-            x[keep], label[keep], group=group_sizes(qid[keep]), init_score=base.predict(x[keep])
-        )
-        return lgb.train(self._params(), data, num_boost_round=rounds)
-
-    def _choose(
-        self, x: np.ndarray, qid: np.ndarray, label: np.ndarray, cand: np.ndarray
-    ) -> tuple[float, int, float]:
-        """(l2, rounds, out-of-fold NDCG@10) chosen by cross-validation over the validation
-        users: first the listwise model's L2, then the trees on top of it."""
-        c = self.config
-        fold_of = np.random.default_rng(c.seed).permutation(len(cand)) % c.folds
-        folds = [fold_of[qid] == f for f in range(c.folds)]
-        l2s = [c.l2] if c.l2 else list(_L2)
-        # per L2: the fold models and their out-of-fold scores
-        linear = {
-            l2: [fit_listwise(x[~held], qid[~held], label[~held], l2) for held in folds]
-            for l2 in l2s
-        }
-        oof_lin = {l2: np.zeros(len(label)) for l2 in l2s}
-        for l2, models in linear.items():
-            for held, m in zip(folds, models, strict=True):
-                oof_lin[l2][held] = m.predict(x[held])
-        lin = {l2: metrics.candidate_ndcg10(oof_lin[l2], cand, label) for l2 in l2s}
-        l2 = max(l2s, key=lambda v: (lin[v], v))
-        rounds = [c.rounds] if c.rounds is not None else list(_ROUNDS)
-        oof = {r: oof_lin[l2].copy() for r in rounds}
-        if max(rounds) > 0:
-            for held, base in zip(folds, linear[l2], strict=True):
-                booster = self._train_booster(x[~held], qid[~held], label[~held], max(rounds), base)
-                for r in rounds:
-                    if booster is not None and r > 0:
-                        oof[r][held] += booster.predict(x[held], num_iteration=r)
-        ndcg = {r: metrics.candidate_ndcg10(oof[r], cand, label) for r in rounds}
-        best = max(rounds, key=lambda r: (ndcg[r], -r))
-        return l2, best, ndcg[best]
-
     # --- scoring ---------------------------------------------------------------------------
     def rank(
         self, user_idx: np.ndarray, request: Request | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(candidates users x N, ranker scores users x N (NaN for padding), the retriever
-        that ranks each candidate best, as an index into ``retrievers_``)."""
-        cand, pred, _, source = self._rank(user_idx, request)
-        return cand, pred, np.take_along_axis(source, np.maximum(cand, 0), axis=1)
-
-    def _rank(
-        self, user_idx: np.ndarray, request: Request | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(candidates, ranker scores, every item's best rank in any retriever and that
-        retriever (users x items))."""
+        that ranks each candidate best, as an index into ``retrievers_`` (0 for padding))."""
         cand, x, names, ranks = self.candidates(user_idx, request)
+        rows, cols = np.nonzero(cand >= 0)
+        source = np.zeros(cand.shape, dtype=np.int64)
+        source[rows, cols] = ranks.at(rows, cand[rows, cols]).argmin(axis=0)
+        return cand, self._predict(cand, x, names), source
+
+    def _predict(self, cand: np.ndarray, x: np.ndarray, names: list[str]) -> np.ndarray:
+        """Ranker scores of the candidates (users x N, NaN for padding)."""
         if names != self.feature_names_:
             raise LlmrecError(
                 f"ranker: features {names} differ from the trained {self.feature_names_}"
@@ -337,8 +270,42 @@ class Ranker(Recommender):
         if len(x):
             extra = self.booster_.predict(x) if self.booster_ is not None else 0.0
             pred[rows, cols] = self.linear_.predict(x) + extra
-        all_ranks = np.stack(list(ranks.values()))  # (retrievers, users, items)
-        return cand, pred, all_ranks.min(axis=0), all_ranks.argmin(axis=0)
+        return pred
+
+    def top_k(
+        self,
+        user_idx: np.ndarray,
+        k: int = 10,
+        exclude_seen: bool = True,
+        context: dict[str, str] | None = None,
+    ) -> TopK:
+        """``Recommender.top_k`` from the candidates alone when each user has ``k`` of them
+        (the service's lists): the same items, scores and sources as ranking every item
+        (non-candidates score below every candidate), without users x items scores. Fewer
+        candidates than ``k``: every item, as the base class does."""
+        user_idx = self._user_indices(user_idx)
+        request = Request.from_context(self.events_, user_idx, context) if context else None
+        cand, x, names, ranks = self.candidates(user_idx, request)
+        pred = self._predict(cand, x, names).astype(np.float32)  # as ``score`` returns them
+        ok = cand >= 0
+        if exclude_seen and self.config.repeats:  # repeats are candidates: seen ones leave
+            seen = self.history_[user_idx].copy()
+            seen.data = np.ones(len(seen.data), np.int8)  # a stored entry is seen, any value
+            rows = np.repeat(np.arange(len(cand)), cand.shape[1])
+            ok &= np.asarray(seen[rows, np.maximum(cand, 0).ravel()]).reshape(cand.shape) == 0
+        names_ = list(self.retrievers_)
+        if k > int(ok.sum(axis=1).min(initial=k)) or np.isnan(pred[ok]).any():
+            scores, source = self._all_from(cand, pred, ranks)
+            return self._top_of(
+                user_idx, scores.astype(np.float32), source, names_, k, exclude_seen
+            )
+        key = np.where(ok, -pred, np.inf)
+        order = np.lexsort((cand, key), axis=1)[:, :k]  # best first, ties to the lower item
+        items = np.take_along_axis(cand, order, 1)
+        rows = np.repeat(np.arange(len(cand)), k)
+        picked = np.take_along_axis(pred, order, 1).ravel()
+        best = ranks.at(rows, items.ravel()).argmin(axis=0)
+        return TopK(rows, items.ravel(), picked, [names_[j] for j in best])
 
     def _score_with_sources(
         self, user_idx: np.ndarray, context: dict[str, str] | None
@@ -357,7 +324,14 @@ class Ranker(Recommender):
     ) -> tuple[np.ndarray, np.ndarray]:
         """(scores, best retriever) for every item; the items that are not candidates rank
         after every candidate, by their best rank in any retriever."""
-        cand, pred, best_rank, source = self._rank(user_idx, request)
+        cand, x, names, ranks = self.candidates(user_idx, request)
+        return self._all_from(cand, self._predict(cand, x, names), ranks)
+
+    @staticmethod
+    def _all_from(
+        cand: np.ndarray, pred: np.ndarray, ranks: Ranks
+    ) -> tuple[np.ndarray, np.ndarray]:
+        best_rank, source = ranks.best()
         out = -1e6 - best_rank.astype(np.float64)
         rows, cols = np.nonzero(cand >= 0)
         out[rows, cand[rows, cols]] = pred[rows, cols]
