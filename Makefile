@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data quickstart demo docs test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-train-ray bench-batching bench-refresh bench-catalogue bench-rank-cap bench-holdout bench-group-commit bench-train-scale bench-tune-cost bench-tune-users bench-llm-lora bench-llm-lora-explain bench-workers bench-import bench-ml1m bench-query bench-ask-llm bench-replicas bench-quickstart probe-new-item screenshots clean
+.PHONY: install data quickstart demo docs test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-train-ray bench-batching bench-refresh bench-catalogue bench-rank-cap bench-list-path bench-holdout bench-group-commit bench-train-scale bench-tune-cost bench-tune-users bench-llm-lora bench-llm-lora-explain bench-workers bench-import bench-ml1m bench-query bench-ask-llm bench-replicas bench-quickstart probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -140,6 +140,10 @@ bench-catalogue: data
 bench-rank-cap: data
 	$(BIN)/llmrec data fetch book-crossing
 	$(BIN)/python benchmarks/bench_rank_cap.py
+
+# one uncached list by the path it takes: dense ranks, capped ranks, from candidates (~3 min)
+bench-list-path: install
+	LLMREC_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_list_path.py
 
 # ~80 min: the default pipeline tuned as llmrec train tunes it under three hold-out rules, on
 # ibm-articles and a synthetic catalogue with repeats, 3 seeds
