@@ -111,7 +111,7 @@ def fit_on_ray(
     model._load_state(state)
     if scoring:
         model.config = model.config.model_copy(update=scoring)
-    return float(metrics["score"]), int(metrics["epoch"]), float(metrics["seconds"])
+    return float(metrics[SCORE]), int(metrics["epoch"]), float(metrics["seconds"])
 
 
 def _worker(config: dict[str, Any]) -> None:
@@ -141,7 +141,7 @@ def _worker(config: dict[str, Any]) -> None:
                     f"{model.name} epoch {epoch}: valid ndcg@10 {score:.4f}"
                     f"{' (best so far)' if improved else ''}, {seconds:.0f} s training"
                 )
-            metrics = {SCORE: stop.best, "score": stop.best, "epoch": epoch, "seconds": seconds}
+            metrics = {SCORE: stop.best, "epoch": epoch, "seconds": seconds}
             with tempfile.TemporaryDirectory() as tmp:
                 checkpoint = None
                 if improved and rank == 0:
@@ -179,6 +179,7 @@ def _relay(lines: Queue) -> Iterator[None]:
     finally:
         done.set()
         thread.join(timeout=5)
+        lines.shutdown()  # the queue's actor
 
 
 def _llmrec_cause(e: BaseException | None) -> LlmrecError | None:
