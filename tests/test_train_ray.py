@@ -144,6 +144,39 @@ def test_llmrec_train_engine_ray_writes_a_version_that_serves(home: Path) -> Non
     assert [len(items) for items in recs.item_ids] == [5, 5]
 
 
+@pytest.mark.slow
+def test_llmrec_eval_engine_ray_with_one_worker_is_the_local_evaluation(
+    home: Path, tmp_path: Path
+) -> None:
+    """``llmrec eval --engine ray`` trains SASRec on Ray Train under the same protocol: with
+    one worker, the test metrics of the local evaluation exactly; a model with nothing
+    data-parallel starts no cluster."""
+    pytest.importorskip("ray.train.torch", reason="the ray extra is installed by `make install`")
+    from typer.testing import CliRunner
+
+    from llmrec.cli import app
+    from llmrec.data import dataset as store
+
+    store.save(shop_dataset(), home / "datasets")
+    params = [f"--param={k}={v}" for k, v in SASREC.items() if k != "seed"]
+    base = ["eval", "--dataset", "shop", "--model", "sasrec", "--no-tune", "--seed", "3",
+            "--reports", str(tmp_path), *params]  # fmt: skip
+    runner = CliRunner()
+    local = runner.invoke(app, [*base, "--json", str(tmp_path / "local.json")])
+    assert local.exit_code == 0, local.output
+    ray = runner.invoke(
+        app, [*base, "--engine", "ray", "--workers", "1", "--json", str(tmp_path / "ray.json")]
+    )
+    assert ray.exit_code == 0, ray.output
+    assert "sasrec on Ray Train (1 worker)" in ray.output
+    a = json.loads((tmp_path / "local.json").read_text())
+    b = json.loads((tmp_path / "ray.json").read_text())
+    assert a["metrics"] == b["metrics"] and a["params"]["epochs"] == b["params"]["epochs"]
+    pop = runner.invoke(app, ["eval", "--dataset", "shop", "--model", "pop", "--engine", "ray",
+                              "--reports", str(tmp_path)])  # fmt: skip
+    assert pop.exit_code == 0 and "no part trains data-parallel" in pop.output
+
+
 def test_a_ray_address_for_local_training_is_refused() -> None:
     with pytest.raises(ConfigError, match="--engine ray"):
         Run(Engine.local, "auto", 2)

@@ -4,18 +4,78 @@ for them)."""
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager, nullcontext
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Console
 
 from llmrec import versions
 from llmrec.config import get_settings
 from llmrec.errors import ConfigError
+from llmrec.jobs.engine import Engine, Run
 
 if TYPE_CHECKING:
     from llmrec.service.store import Store
+
+
+TrainEngineOption = Annotated[
+    Engine,
+    typer.Option(
+        "--engine",
+        help="local: every part in this process; ray: the data-parallel parts (SASRec) on "
+        "Ray Train workers, the rest here",
+    ),
+]
+TrainWorkersOption = Annotated[
+    int, typer.Option(min=1, help="Ray Train workers, one CPU each (--engine ray)")
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="an existing Ray cluster (auto, ray://head:10001); default: a local one",
+    ),
+]
+RayStorageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-storage",
+        help="checkpoints of Ray Train (a folder or URI every node reaches); default: a "
+        "temporary folder here",
+    ),
+]
+
+
+def training_engine(
+    engine: Engine,
+    workers: int,
+    address: str | None,
+    storage: str | None,
+    models: list[tuple[str, dict[str, Any]]],
+    err: Console,
+) -> tuple[AbstractContextManager[None], list[str]]:
+    """(the block to fit ``models`` in, the parts that go to Ray Train): the options checked
+    and what goes where said before any work; no Ray session when nothing goes there."""
+    from llmrec.jobs.train import data_parallel_parts, require_ray_train, train_on_ray
+
+    run = Run(engine, address, workers)  # a Ray address without --engine ray: refused
+    if engine is not Engine.ray:
+        return nullcontext(), []
+    parts = list(dict.fromkeys(p for n, kw in models for p in data_parallel_parts(n, kw)))
+    what = ", ".join(n for n, _ in models)
+    if not parts:
+        err.print(f"{what}: no part trains data-parallel; all of it here", highlight=False)
+        return nullcontext(), []
+    require_ray_train()
+    err.print(
+        f"{what}: {', '.join(parts)} on Ray Train ({workers} worker"
+        f"{'s' if workers > 1 else ''}), the other parts in this process",
+        highlight=False,
+    )
+    return train_on_ray(run, storage), parts
 
 
 def model_folder(model: Path | None, dataset: str | None = None) -> Path:

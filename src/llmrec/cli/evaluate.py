@@ -18,7 +18,15 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from llmrec.cli._options import TuneUsersOption, parse_params
+from llmrec.cli._options import (
+    RayAddressOption,
+    RayStorageOption,
+    TrainEngineOption,
+    TrainWorkersOption,
+    TuneUsersOption,
+    parse_params,
+    training_engine,
+)
 from llmrec.config import get_settings
 from llmrec.data import dataset as store
 from llmrec.errors import ConfigError
@@ -26,6 +34,7 @@ from llmrec.eval import report
 from llmrec.eval.protocols import PROTOCOLS, make_split
 from llmrec.eval.runner import EvalRun, run
 from llmrec.eval.tuning import Trial, n_trials
+from llmrec.jobs.engine import Engine
 from llmrec.models import ALL_MODELS, EXTRA_MODELS, MODELS, PIPELINES, get_model_class
 from llmrec.rerank import RerankSpec
 
@@ -82,6 +91,10 @@ def eval_command(
             "against diversity, calibration and tail exposure (report, chart, web page)",
         ),
     ] = False,
+    engine: TrainEngineOption = Engine.local,
+    workers: TrainWorkersOption = 2,
+    ray_address: RayAddressOption = None,
+    ray_storage: RayStorageOption = None,
 ) -> None:
     """Evaluate models: hyper-parameters chosen on the validation item, test item used once."""
     s = get_settings()
@@ -109,15 +122,21 @@ def eval_command(
                 f"--groups {g!r}: not a user attribute of {dataset} "
                 f"(have: {', '.join(sorted(have | {'activity'}))})"
             )
+    on_engine, _ = training_engine(
+        engine, workers, ray_address, ray_storage, [(n, params) for n in names], err
+    )
     by_seed: dict[int, list[EvalRun]] = {}
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as progress:
+    with (
+        on_engine,
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress,
+    ):
         for seed in seed_list:
             split = make_split(ds, protocol, seed=seed, tune_users=tune_users)
             if split.valid_users_all is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -14,13 +13,20 @@ from rich.console import Console
 from rich.table import Table
 
 from llmrec import versions
-from llmrec.cli._options import TuneUsersOption, parse_params
+from llmrec.cli._options import (
+    RayAddressOption,
+    RayStorageOption,
+    TrainEngineOption,
+    TrainWorkersOption,
+    TuneUsersOption,
+    parse_params,
+    training_engine,
+)
 from llmrec.config import get_settings
 from llmrec.data import dataset as store
 from llmrec.data.splits import full_train, holdout
 from llmrec.eval.tuning import Trial, tune
-from llmrec.jobs.engine import Engine, Run
-from llmrec.jobs.train import data_parallel_parts, require_ray_train, train_on_ray
+from llmrec.jobs.engine import Engine
 from llmrec.models import EXTRA_MODELS, MODELS, PIPELINES, get_model_class
 from llmrec.service.folder import save_for_serving
 
@@ -71,31 +77,10 @@ def train_command(
             "--db", help="events store to add (default: $LLMREC_HOME/llmrec.db when it exists)"
         ),
     ] = None,
-    engine: Annotated[
-        Engine,
-        typer.Option(
-            help="local: every part in this process; ray: the data-parallel parts (SASRec) "
-            "on Ray Train workers, the rest here"
-        ),
-    ] = Engine.local,
-    workers: Annotated[
-        int, typer.Option(min=1, help="Ray Train workers, one CPU each (--engine ray)")
-    ] = 2,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(
-            "--ray-address",
-            help="an existing Ray cluster (auto, ray://head:10001); default: a local one",
-        ),
-    ] = None,
-    ray_storage: Annotated[
-        str | None,
-        typer.Option(
-            "--ray-storage",
-            help="checkpoints of Ray Train (a folder or URI every node reaches); "
-            "default: a temporary folder here",
-        ),
-    ] = None,
+    engine: TrainEngineOption = Engine.local,
+    workers: TrainWorkersOption = 2,
+    ray_address: RayAddressOption = None,
+    ray_storage: RayStorageOption = None,
 ) -> None:
     """Tune on each user's latest event, then deploy on all events (nothing is held back).
 
@@ -107,18 +92,9 @@ def train_command(
     cls = get_model_class(name)
     seed = s.seed if seed is None else seed
     params = {"seed": seed, **parse_params(param or [])}
-    run = Run(engine, ray_address, workers)  # checks the options before any work
-    on_ray = data_parallel_parts(name, params) if engine is Engine.ray else []
-    if engine is Engine.ray:
-        if on_ray:
-            require_ray_train()
-            err.print(
-                f"{name}: {', '.join(on_ray)} on Ray Train ({workers} workers), "
-                "the other parts in this process",
-                highlight=False,
-            )
-        else:
-            err.print(f"{name}: no part trains data-parallel; all of it here", highlight=False)
+    on_engine, on_ray = training_engine(
+        engine, workers, ray_address, ray_storage, [(name, params)], err
+    )
     ds = store.load(s.datasets_dir, dataset)
     store_seq = 0
     if db or s.events_db.is_file():
@@ -171,7 +147,7 @@ def train_command(
                     soft_wrap=True,
                 )
 
-        with train_on_ray(run, ray_storage) if on_ray else nullcontext():
+        with on_engine:
             result = tune(cls, split, params, search=tune_params, on_trial=progress)
         stages.update(getattr(result.model, "stage_seconds_", {}) or {"fit": result.fit_seconds})
         status.update(f"{name}: observing all {len(data.log):,} events")
