@@ -95,7 +95,7 @@ def test_capped_ranks_kept_as_tops_give_the_dense_answers() -> None:
         excluded[0, :395] = True  # a user who had almost everything
         dense = [ranks_of(s, excluded, cap) for s in scores]
         kept = Ranks.of(scores, excluded, cap)
-        assert kept.dense is None and len(kept) == 3
+        assert kept.dense is None and len(kept.tops) == 3
         np.testing.assert_array_equal(kept.merge(excluded, n), merge(dense, excluded, n))
         rows, items = rng.integers(0, 6, 500), rng.integers(0, 400, 500)
         np.testing.assert_array_equal(

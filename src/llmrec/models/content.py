@@ -206,5 +206,9 @@ def item_products(users: np.ndarray, items: np.ndarray, item_idx: np.ndarray) ->
     if 2 * len(item_idx) < len(items):
         return users @ items[item_idx].T
     out = users @ items.T
-    whole = len(item_idx) == len(items) and np.array_equal(item_idx, np.arange(len(items)))
-    return out if whole else out[:, item_idx]
+    return out if is_catalogue(item_idx, len(items)) else out[:, item_idx]
+
+
+def is_catalogue(item_idx: np.ndarray, n_items: int) -> bool:
+    """Whether ``item_idx`` is every item in order (what ``score`` asks for by default)."""
+    return len(item_idx) == n_items and np.array_equal(item_idx, np.arange(n_items))

@@ -23,7 +23,7 @@ from llmrec.config import get_settings
 from llmrec.data.matrix import TrainData, splice_segments
 from llmrec.errors import ConfigError
 from llmrec.models.base import Recommender, RecommenderConfig
-from llmrec.models.content import embed_catalogue, embed_items
+from llmrec.models.content import embed_catalogue, embed_items, is_catalogue
 from llmrec.models.memory import check_memory, memory_problem
 from llmrec.progress import steps
 
@@ -319,8 +319,7 @@ class SASRec(Recommender):
         seq = torch.from_numpy(self._sequences(user_idx, self.config.max_len))
         with torch.no_grad():
             items = self._item_matrix()
-            whole = len(item_idx) == len(items) and np.array_equal(item_idx, np.arange(len(items)))
-            if not whole:  # the whole catalogue in order (score()): no gathered copy
+            if not is_catalogue(item_idx, len(items)):  # every item: no gathered copy
                 items = items[torch.from_numpy(item_idx)]
             out = np.zeros((len(user_idx), len(item_idx)), dtype=np.float32)
             for lo in range(0, len(user_idx), 256):

@@ -12,7 +12,7 @@ numbers as from dense capped ranks (tests), without users x items arrays per ret
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -60,7 +60,7 @@ def smallest(a: np.ndarray, n: int) -> np.ndarray:
 def ranks_of(scores: np.ndarray, excluded: np.ndarray, cap: int = 0) -> np.ndarray:
     """1-based rank of every item per row (ties: lower index first); excluded items rank last.
     ``cap`` > 0: only the ``cap`` best are ranked, every other item gets ``cap + 1``."""
-    s = np.where(excluded, -np.inf, np.nan_to_num(scores, nan=-np.inf, neginf=-np.inf))
+    s = _masked(scores, excluded)
     n_items = s.shape[1]
     if cap <= 0 or cap >= n_items:
         order = np.argsort(-s, axis=1, kind="stable")
@@ -103,6 +103,8 @@ class Ranks:
     cap: int
     dense: list[np.ndarray] | None = None
     tops: list[np.ndarray] | None = None
+    # per top: its (row, item) keys sorted and their positions, built at the first ``at``
+    _index: list[tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, scores: list[np.ndarray], excluded: np.ndarray, cap: int = 0) -> Ranks:
@@ -112,21 +114,22 @@ class Ranks:
             return cls(n_items, 0, dense=[ranks_of(s, excluded) for s in scores])
         return cls(n_items, cap, tops=[smallest(-_masked(s, excluded), cap) for s in scores])
 
-    def __len__(self) -> int:
-        return len(self.dense if self.dense is not None else self.tops or [])
-
     def at(self, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
         """(retrievers, pairs) rank of each (row, item) pair in each retriever."""
         if self.dense is not None:
             return np.stack([d[rows, items] for d in self.dense])
         assert self.tops is not None
+        if self._index is None:
+            self._index = []
+            for top in self.tops:
+                keys = (np.arange(len(top))[:, None] * self.n_items + top).ravel()
+                order = np.argsort(keys)
+                self._index.append((keys[order], order))
         out = np.full((len(self.tops), len(rows)), self.cap + 1, dtype=np.int64)
         query = rows.astype(np.int64) * self.n_items + items
-        for r, top in enumerate(self.tops):
-            keys = (np.arange(len(top))[:, None] * self.n_items + top).ravel()
-            order = np.argsort(keys)
-            pos = np.minimum(np.searchsorted(keys[order], query), len(keys) - 1)
-            hit = keys[order[pos]] == query
+        for r, (keys, order) in enumerate(self._index):
+            pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+            hit = keys[pos] == query
             out[r, hit] = order[pos[hit]] % self.cap + 1  # column in the top = rank - 1
         return out
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,10 +35,6 @@ from llmrec.ranking.features import GROUPS, EventIndex, ItemSide, Request, build
 from llmrec.ranking.kg import item_entity_matrix, kg_item_similarity
 from llmrec.ranking.listwise import Listwise, fit_listwise
 from llmrec.ranking.plan import family, plan
-
-if TYPE_CHECKING:
-    pass
-
 
 DEFAULT_RETRIEVERS: dict[str, dict[str, Any]] = {
     "sasrec": {},
@@ -284,8 +280,7 @@ class Ranker(Recommender):
         (non-candidates score below every candidate), without users x items scores. Fewer
         candidates than ``k``: every item, as the base class does."""
         user_idx = self._user_indices(user_idx)
-        request = Request.from_context(self.events_, user_idx, context) if context else None
-        cand, x, names, ranks = self.candidates(user_idx, request)
+        cand, x, names, ranks = self.candidates(user_idx, self._request(user_idx, context))
         pred = self._predict(cand, x, names).astype(np.float32)  # as ``score`` returns them
         ok = cand >= 0
         if exclude_seen and self.config.repeats:  # repeats are candidates: seen ones leave
@@ -310,9 +305,12 @@ class Ranker(Recommender):
     def _score_with_sources(
         self, user_idx: np.ndarray, context: dict[str, str] | None
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        request = Request.from_context(self.events_, user_idx, context) if context else None
-        scores, source = self._all_scores(user_idx, request)
+        scores, source = self._all_scores(user_idx, self._request(user_idx, context))
         return scores.astype(np.float32), source, list(self.retrievers_)  # as ``score`` does
+
+    def _request(self, user_idx: np.ndarray, context: dict[str, str] | None) -> Request | None:
+        """The request a context describes (None: each user's latest event's, by default)."""
+        return Request.from_context(self.events_, user_idx, context) if context else None
 
     def _score(
         self, user_idx: np.ndarray, item_idx: np.ndarray, request: Request | None = None
