@@ -108,6 +108,7 @@ def train_command(
     with err.status(f"{name}: preparing {dataset}") as status:
         t0 = time.perf_counter()
         data = full_train(ds)
+        del ds  # its string ids (a GiB at 20M events) are not needed while training
         n_tune = s.tune_users if tune_users is None else tune_users
         # a model that may recommend what users had validates on their latest event
         split = holdout(data, tune_users=n_tune, seed=seed, repeats=bool(params.get("repeats")))

@@ -91,14 +91,17 @@ class EventRules:
     def weights_of(self, events: np.ndarray | pd.Series, values: np.ndarray) -> np.ndarray:
         """Per event: its weight; a ``rate`` event (or a custom name declared as one)
         without an explicit weight weighs its value when it has one."""
-        ev = pd.Series(np.asarray(events, dtype=object)).astype(str)
-        names = ev.unique()
-        table = {n: self.weight_of(n) for n in names}
-        w = ev.map(table).to_numpy(dtype=np.float64, copy=True)
-        by_value = [n for n in names if self.aliases.get(n, n) == "rate" and n not in self.weights]
+        # one lookup per distinct name, not per event (logs hold millions of events)
+        codes, uniques = pd.factorize(
+            pd.Series(events, copy=False), sort=False, use_na_sentinel=False
+        )
+        names = [str(n) for n in uniques]
+        w = np.array([self.weight_of(n) for n in names], dtype=np.float64)[codes]
+        by_value = [c for c, n in enumerate(names) if self.aliases.get(n, n) == "rate"
+                    and n not in self.weights]  # fmt: skip
         if by_value:
             vals = np.asarray(values, dtype=np.float64)
-            use = ev.isin(by_value).to_numpy() & np.isfinite(vals)
+            use = np.isin(codes, by_value) & np.isfinite(vals)
             w[use] = vals[use]
         return w
 

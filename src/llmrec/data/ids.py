@@ -55,7 +55,9 @@ class IdMap:
 
     def index(self, ids: Iterable[str]) -> np.ndarray:
         """Dense indices of ``ids``; -1 for ids not in the map."""
-        return self._index.get_indexer(pd.Index(_as_strings(ids)))
+        # hash each distinct id once: an event log repeats its ids many times over
+        codes, uniques = pd.factorize(_as_strings(ids), use_na_sentinel=False)
+        return self._index.get_indexer(pd.Index(uniques))[codes]
 
     def position(self, item_id: str) -> int:
         """Dense index of one id, -1 when absent (a hash lookup: no array is built)."""

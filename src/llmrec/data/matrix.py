@@ -76,33 +76,40 @@ class TrainData:
         """``log`` has user_idx/item_idx columns already (see ``data.splits``); its
         ``event``/``value`` columns, read with ``rules``, give the pair weights."""
         rules = rules or EventRules()
-        order = np.lexsort((log["item_idx"], log[C.TIMESTAMP], log["user_idx"]))
-        log = log.iloc[order].reset_index(drop=True)
-        pairs = log.drop_duplicates(["user_idx", "item_idx"], keep="last")
-        rank = _rank_from_end(pairs["user_idx"].to_numpy())
+        u = log["user_idx"].to_numpy(np.int64)
+        i = log["item_idx"].to_numpy(np.int64)
+        order = log_order(u, log[C.TIMESTAMP].to_numpy(np.int64), i)
+        if order is not None:
+            log, u, i = log.iloc[order], u[order], i[order]
+        log = log.reset_index(drop=True)
         shape = (len(users), len(items))
-        # one CSR build; its data are the pairs' positions, so every matrix shares the pattern
-        pos = sp.csr_matrix(
-            (np.arange(1, len(pairs) + 1), (pairs["user_idx"], pairs["item_idx"])), shape=shape
-        )
-        pos.sort_indices()
-        perm = pos.data - 1
-        recency = pos.astype(np.float32)
-        recency.data = rank[perm].astype(np.float32)
-        matrix = recency.copy()
-        matrix.data[:] = 1.0
+        # one stable sort by (user, item) groups each pair's events in log order: its last
+        # event is the group's last row, and the groups come in CSR order
+        key = u * max(len(items), 1) + i
+        by_pair = np.argsort(key, kind="stable")
+        key = key[by_pair]
+        new = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, bool)
+        starts = np.flatnonzero(new)
+        last_row = by_pair[np.r_[starts[1:] - 1, len(key) - 1]] if len(key) else starts
+        pair_user, pair_item = u[last_row], i[last_row]
+        # recency: 1 for the user's pair with the latest last event, 2 for the one before...
+        in_time = np.argsort(last_row)  # log order: by user, then time
+        rank = np.empty(len(last_row), np.int64)
+        rank[in_time] = _rank_from_end(pair_user[in_time])
+        indptr = np.r_[0, np.cumsum(np.bincount(pair_user, minlength=shape[0]))]
+        indices = pair_item.astype(np.int32)
+        recency = sp.csr_matrix((rank.astype(np.float32), indices, indptr), shape=shape)
+        matrix = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=shape)
         strength = None
         if C.EVENT in log and len(log):
             value = log[C.VALUE] if C.VALUE in log else np.full(len(log), np.nan)
-            w = rules.weights_of(log[C.EVENT], value)
-            # per pair, in (user, item) order = the CSR's order: its strongest event's weight
-            key = log["user_idx"].to_numpy(np.int64) * len(items) + log["item_idx"].to_numpy()
-            order = np.argsort(key, kind="stable")
-            key, w = key[order], w[order]
-            starts = np.r_[0, np.flatnonzero(key[1:] != key[:-1]) + 1]
+            w = rules.weights_of(log[C.EVENT], value)[by_pair]
+            # per pair, in CSR order: its strongest event's weight (a pair with only
+            # negative events keeps the most negative)
             hi, lo = np.maximum.reduceat(w, starts), np.minimum.reduceat(w, starts)
-            strength = recency.copy()
-            strength.data = np.where(hi > 0, hi, lo).astype(np.float32)
+            strength = sp.csr_matrix(
+                (np.where(hi > 0, hi, lo).astype(np.float32), indices, indptr), shape=shape
+            )
         return cls(
             users, items, matrix, recency, log, item_table, user_table, kg, item_entity,
             strength, rules,
@@ -124,6 +131,30 @@ class TrainData:
             self.item_entity,
             self.rules,
         )
+
+
+def in_log_order(user: np.ndarray, timestamp: np.ndarray, item: np.ndarray) -> bool:
+    """Whether rows are sorted by (user, timestamp, item), the log's order (one linear pass:
+    a log cut from a sorted one needs no new sort)."""
+    if len(user) < 2:
+        return True
+    du, dt, di = np.diff(user), np.diff(timestamp), np.diff(item)
+    return bool(np.all((du > 0) | ((du == 0) & ((dt > 0) | ((dt == 0) & (di >= 0))))))
+
+
+def log_order(user: np.ndarray, timestamp: np.ndarray, item: np.ndarray) -> np.ndarray | None:
+    """The stable permutation sorting rows by (user, timestamp, item); None when they are
+    sorted already. One sort of a packed key where the three fit in 63 bits (timestamps by
+    their rank among the distinct ones): several times faster than a lexsort on millions."""
+    if in_log_order(user, timestamp, item):
+        return None
+    if user.min() >= 0 and item.min() >= 0:
+        stamps, t_rank = np.unique(timestamp, return_inverse=True)
+        n_user, n_time, n_item = int(user.max()) + 1, len(stamps), int(item.max()) + 1
+        if n_user * n_time * n_item < 2**63:
+            key = (user.astype(np.int64) * n_time + t_rank) * n_item + item
+            return np.argsort(key, kind="stable")
+    return np.lexsort((item, timestamp, user))
 
 
 def _rank_from_end(groups: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from llmrec.data import columns as C
 from llmrec.data.dataset import Dataset
 from llmrec.data.events import EventRules
 from llmrec.data.ids import IdMap
-from llmrec.data.matrix import TrainData, aligned_table
+from llmrec.data.matrix import TrainData, aligned_table, log_order
 from llmrec.errors import DataError
 
 
@@ -83,21 +83,27 @@ class Split:
 
 def indexed_log(ds: Dataset, users: IdMap, items: IdMap) -> pd.DataFrame:
     inter = ds.interactions
+    # events as a categorical (one byte per event, cheap to sort and to compare); context
+    # columns keep their (Arrow) arrays: a numpy copy would hold one Python object per event
     log = pd.DataFrame(
         {
             "user_idx": users.index(inter[C.USER_ID]),
             "item_idx": items.index(inter[C.ITEM_ID]),
             C.TIMESTAMP: inter[C.TIMESTAMP].to_numpy(dtype=np.int64),
-            C.EVENT: inter[C.EVENT].to_numpy() if C.EVENT in inter else "view",
+            C.EVENT: inter[C.EVENT].astype("category").array if C.EVENT in inter else "view",
             C.VALUE: inter[C.VALUE].to_numpy(dtype=float) if C.VALUE in inter else np.nan,
         }
     )
     for col in C.CONTEXT_COLUMNS:
         if col in inter:
-            log[col] = inter[col].to_numpy()
-    log = log[log["user_idx"] >= 0]
-    order = np.lexsort((log["item_idx"], log[C.TIMESTAMP], log["user_idx"]))
-    return log.iloc[order].reset_index(drop=True)
+            log[col] = inter[col].array
+    known = log["user_idx"].to_numpy() >= 0
+    if not known.all():
+        log = log[known]
+    order = log_order(
+        log["user_idx"].to_numpy(), log[C.TIMESTAMP].to_numpy(), log["item_idx"].to_numpy()
+    )
+    return (log if order is None else log.iloc[order]).reset_index(drop=True)
 
 
 def last_per_user(user_idx: np.ndarray) -> np.ndarray:
@@ -108,7 +114,7 @@ def last_per_user(user_idx: np.ndarray) -> np.ndarray:
 def catalogue(ds: Dataset) -> IdMap:
     """Every item of the items table and of the interactions, in protocol order."""
     return IdMap.from_values(
-        np.concatenate([ds.items[C.ITEM_ID].astype(str), ds.interactions[C.ITEM_ID].astype(str)])
+        pd.concat([ds.items[C.ITEM_ID], ds.interactions[C.ITEM_ID]]).astype(str).unique()
     )
 
 

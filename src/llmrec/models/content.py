@@ -130,8 +130,9 @@ class Content(_TextModel):
 
     def _dislikes(self, data: TrainData) -> sp.csr_matrix:
         log = data.log
-        value, event = log[C.VALUE].to_numpy(dtype=float), log[C.EVENT].to_numpy()
-        bad = (event == "dislike") | ((event == "rate") & (value <= self.config.dislike_below))
+        value, event = log[C.VALUE].to_numpy(dtype=float), log[C.EVENT]
+        rated_low = (event == "rate").to_numpy() & (value <= self.config.dislike_below)
+        bad = (event == "dislike").to_numpy() | rated_low
         users, items = log["user_idx"].to_numpy()[bad], log["item_idx"].to_numpy()[bad]
         out = sp.csr_matrix(
             (np.ones(len(users), np.float32), (users, items)), shape=data.matrix.shape
