@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data quickstart demo docs test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-train-ray bench-batching bench-refresh bench-catalogue bench-rank-cap bench-list-path bench-holdout bench-group-commit bench-train-scale bench-tune-cost bench-tune-users bench-llm-lora bench-llm-lora-explain bench-workers bench-import bench-ml1m bench-query bench-ask-llm bench-replicas bench-quickstart probe-new-item screenshots clean
+.PHONY: install data quickstart demo docs test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-train-ray bench-batching bench-refresh bench-catalogue bench-rank-cap bench-list-path bench-holdout bench-group-commit bench-train-scale bench-prepare-scale bench-tune-cost bench-tune-users bench-llm-lora bench-llm-lora-explain bench-workers bench-import bench-ml1m bench-query bench-ask-llm bench-replicas bench-quickstart probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -162,6 +162,12 @@ bench-group-commit: data
 # llmrec train of the default pipeline on synthetic 10k and 100k users: time, peak memory, stages
 bench-train-scale: install
 	$(BIN)/python benchmarks/bench_train_scale.py --sizes 10k 100k --timeout-min 60
+
+# preparing the training data (load, full_train, holdout) at 2M and 20M events, seconds and
+# peak memory, against the code before its rewrite (c5d00f6; another: PREPARE_BEFORE=REV), ~12 min
+PREPARE_BEFORE ?= c5d00f6
+bench-prepare-scale: install
+	$(BIN)/python benchmarks/bench_prepare_scale.py --sizes 100k 1m --runs 3 --before $(PREPARE_BEFORE)
 
 # tuning with scoring-only parameters on one fit vs a refit per value, ml-100k and ml-1m (~15 min)
 bench-tune-cost: data
