@@ -141,17 +141,25 @@ def test_rank_equals_a_full_stable_sort_with_ties_nan_inf_and_exclusions() -> No
     """rank() finds the top-k by partition and the target's rank by counting (no sort of the
     catalogue): on ties, NaN, ±inf and exclusions it must give what a full sort gives."""
     rng = np.random.default_rng(0)
-    for case in range(200):
+    for case in range(400):
         n, c, k = int(rng.integers(1, 12)), int(rng.integers(1, 40)), int(rng.integers(1, 50))
+        # float32 scores take the packed-key path, float64 ones the comparisons
+        dtype = np.float32 if case % 4 < 2 else np.float64
         if case % 2:
-            scores = rng.integers(0, 4, (n, c)).astype(np.float32)  # many ties
+            scores = rng.integers(-1, 3, (n, c)).astype(dtype)  # many ties
+            scores[(scores == 0) & (rng.random((n, c)) < 0.5)] = -0.0  # ties with +0.0
         else:
-            scores = rng.normal(size=(n, c)).astype(np.float32)
+            scores = rng.normal(size=(n, c)).astype(dtype)
         scores[rng.random((n, c)) < 0.1] = np.nan
         scores[rng.random((n, c)) < 0.05] = -np.inf
+        scores[rng.random((n, c)) < 0.05] = np.inf
         targets = rng.integers(-1, c, (n, int(rng.integers(1, 4))))
         exclude = rng.random((n, c)) < rng.random()
         r = rank(scores, targets, sp.csr_matrix(exclude), k)
         want_topk, want_ranks = _sorted_reference(scores, targets, exclude, min(k, c))
         np.testing.assert_array_equal(r.topk, want_topk, err_msg=f"case {case}")
         np.testing.assert_array_equal(r.target_ranks, want_ranks, err_msg=f"case {case}")
+        # kmax 0 (tuning): the same ranks, no list
+        r0 = rank(scores, targets, sp.csr_matrix(exclude), 0)
+        assert r0.topk.shape == (n, 0)
+        np.testing.assert_array_equal(r0.target_ranks, want_ranks, err_msg=f"case {case}")

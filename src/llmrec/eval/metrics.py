@@ -51,7 +51,9 @@ def rank(
     ranks = np.zeros(targets.shape, dtype=np.int64)
     for lo in range(0, n, _CHUNK):
         hi = min(lo + _CHUNK, n)
-        s = -np.asarray(scores[lo:hi], dtype=np.float64)
+        s = -np.asarray(scores[lo:hi])  # float32 stays float32: the order is the same
+        if s.dtype != np.float32:
+            s = s.astype(np.float64)
         s[np.isnan(s)] = np.inf
         tgt = targets[lo:hi]
         valid_t = tgt >= 0
@@ -66,9 +68,10 @@ def rank(
         else:
             n_valid = np.full(hi - lo, c)
         ranks[lo:hi] = np.where(valid_t, _target_ranks(s, np.where(valid_t, tgt, 0)), 0)
-        head = _head(s, topk.shape[1])
-        short = np.arange(topk.shape[1])[None, :] >= n_valid[:, None]
-        topk[lo:hi] = np.where(short, -1, head)
+        if topk.shape[1]:  # kmax = 0: only the targets' ranks (what tuning reads)
+            head = _head(s, topk.shape[1])
+            short = np.arange(topk.shape[1])[None, :] >= n_valid[:, None]
+            topk[lo:hi] = np.where(short, -1, head)
     return Ranking(topk, ranks, (targets >= 0).sum(axis=1))
 
 
@@ -78,13 +81,18 @@ def rank(
 
 def _target_ranks(s: np.ndarray, tgt: np.ndarray) -> np.ndarray:
     """1 + the candidates before each target in the stable order of ``s`` (ascending, ties
-    by position, NaN last): those strictly smaller, and the equal ones at lower positions."""
+    by position, NaN last): those strictly smaller, and the equal ones at lower positions
+    (counted only in rows where something ties with the target)."""
     out = np.empty(tgt.shape, dtype=np.int64)
-    before = np.arange(s.shape[1])[None, :]
     for j in range(tgt.shape[1]):
         t = tgt[:, j : j + 1]
         st = np.take_along_axis(s, t, axis=1)
-        out[:, j] = 1 + (s < st).sum(axis=1) + ((s == st) & (before < t)).sum(axis=1)
+        out[:, j] = 1 + (s < st).sum(axis=1)
+        eq = s == st
+        rows = np.flatnonzero(eq.sum(axis=1) > 1)
+        if len(rows):
+            before = np.arange(s.shape[1])[None, :] < t[rows]
+            out[rows, j] += (eq[rows] & before).sum(axis=1)
     return out
 
 
@@ -93,15 +101,22 @@ def _head(s: np.ndarray, k: int) -> np.ndarray:
     n, c = s.shape
     if k >= c:
         return np.argsort(s, axis=1, kind="stable")[:, :k]
-    # one finite order: real values < +inf (NaN scores, -inf scores) < NaN (excluded)
-    key = np.where(s == np.inf, np.finfo(np.float64).max, s)
-    key[np.isnan(key)] = np.inf
-    kth = np.partition(key, k - 1, axis=1)[:, k - 1 : k]
-    below = key < kth
-    tied = key == kth  # the k-th value's ties fill the rest, lowest positions first
-    take = below | (tied & (np.cumsum(tied, axis=1) <= k - below.sum(axis=1, keepdims=True)))
+    kth = np.partition(s, k - 1, axis=1)[:, k - 1 : k]  # NaN sorts last here too
+    below, tied = s < kth, s == kth
+    nan_rows = np.flatnonzero(np.isnan(kth[:, 0]))  # fewer than k real values
+    if len(nan_rows):
+        gap = np.isnan(s[nan_rows])
+        below[nan_rows], tied[nan_rows] = ~gap, gap
+    # the k-th value's ties fill the rest, lowest positions first; a cumulative count only
+    # in rows with more ties than places
+    need = k - below.sum(axis=1)
+    take = below | tied
+    over = np.flatnonzero(tied.sum(axis=1) > need)
+    if len(over):
+        t = tied[over]
+        take[over] &= ~(t & (np.cumsum(t, axis=1, dtype=np.int32) > need[over, None]))
     idx = np.nonzero(take)[1].reshape(n, k)  # ascending positions per row
-    order = np.argsort(np.take_along_axis(key, idx, axis=1), axis=1, kind="stable")
+    order = np.argsort(np.take_along_axis(s, idx, axis=1), axis=1, kind="stable")
     return np.take_along_axis(idx, order, axis=1)
 
 

@@ -68,7 +68,7 @@ def grid(space: dict[str, list[Any]], fixed: dict[str, Any]) -> list[dict[str, A
 
 def valid_score(model: Recommender, split: Split) -> float:
     """NDCG@10 on the validation stage (the only number tuning ever looks at)."""
-    ranking = rank_stage(model, split.valid, 10)
+    ranking = rank_stage(model, split.valid, 0)  # NDCG@10 needs the targets' ranks only
     res = evaluate_ranking(ranking, split.valid, split.valid_train, (10,), None, False)
     return res.metrics[METRIC]
 
