@@ -272,3 +272,14 @@ def pad_rows(a: np.ndarray, n: int) -> np.ndarray:
     if len(a) >= n:
         return a
     return np.concatenate([a, np.zeros((n - len(a), *a.shape[1:]), a.dtype)])
+
+
+def is_catalogue(item_idx: np.ndarray, n_items: int) -> bool:
+    """Whether ``item_idx`` is every item in order (what ``score`` asks for by default)."""
+    return len(item_idx) == n_items and np.array_equal(item_idx, np.arange(n_items))
+
+
+def item_columns(scores: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+    """``scores[:, item_idx]`` for scores over every item; no copy when every item is asked
+    for in order (tuning and evaluation score the whole catalogue, users x items a call)."""
+    return scores if is_catalogue(item_idx, scores.shape[1]) else scores[:, item_idx]

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from llmrec.config import get_settings
 from llmrec.data import columns as C
-from llmrec.data.matrix import TrainData, pad_rows, splice_rows, widen
+from llmrec.data.matrix import TrainData, item_columns, pad_rows, splice_rows, widen
 from llmrec.encoders import TextEncoder, VectorCache, encode, get_encoder
 from llmrec.models.base import Recommender, RecommenderConfig
 from llmrec.text import TextConfig, item_texts, user_texts
@@ -207,9 +207,4 @@ def item_products(users: np.ndarray, items: np.ndarray, item_idx: np.ndarray) ->
     if 2 * len(item_idx) < len(items):
         return users @ items[item_idx].T
     out = users @ items.T
-    return out if is_catalogue(item_idx, len(items)) else out[:, item_idx]
-
-
-def is_catalogue(item_idx: np.ndarray, n_items: int) -> bool:
-    """Whether ``item_idx`` is every item in order (what ``score`` asks for by default)."""
-    return len(item_idx) == n_items and np.array_equal(item_idx, np.arange(n_items))
+    return item_columns(out, item_idx)

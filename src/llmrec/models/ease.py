@@ -7,7 +7,7 @@ import pandas as pd
 from pydantic import Field
 from scipy import linalg
 
-from llmrec.data.matrix import TrainData
+from llmrec.data.matrix import TrainData, item_columns
 from llmrec.models.base import HistoryConfig, Recommender
 from llmrec.models.memory import check_memory
 
@@ -45,7 +45,7 @@ class EASE(Recommender):
 
     def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         h = self.weighted_history(user_idx, self.config.half_life, self.config.weighting)
-        return np.asarray(h @ self.weights_)[:, item_idx]  # slicing weights first copies them
+        return item_columns(np.asarray(h @ self.weights_), item_idx)  # weights sliced: a copy
 
     def _add_items(self, items: pd.DataFrame, index: np.ndarray, n_items: int) -> None:
         w = self.weights_

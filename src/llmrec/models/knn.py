@@ -7,7 +7,7 @@ import pandas as pd
 import scipy.sparse as sp
 from pydantic import Field
 
-from llmrec.data.matrix import TrainData, widen
+from llmrec.data.matrix import TrainData, item_columns, widen
 from llmrec.models.base import HistoryConfig, Recommender
 from llmrec.progress import steps
 
@@ -80,7 +80,7 @@ class ItemKNN(Recommender):
 
     def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         h = self.weighted_history(user_idx, self.config.half_life, self.config.weighting)
-        return (h @ self._sim_t()).toarray()[:, item_idx]  # slicing sim first copies it
+        return item_columns((h @ self._sim_t()).toarray(), item_idx)  # sim sliced: a copy
 
     def _sim_t(self) -> sp.csr_matrix:
         """sim_ transposed, as CSR, kept while sim_ is the same object: a product with

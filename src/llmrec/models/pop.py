@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from llmrec.data.matrix import TrainData, pad_rows
+from llmrec.data.matrix import TrainData, item_columns, pad_rows
 from llmrec.models.base import Recommender
 
 
@@ -43,7 +43,7 @@ class Random(Recommender):
         out = np.empty((len(user_idx), len(self.items_)), dtype=np.float32)
         for row, u in enumerate(user_idx):
             out[row] = np.random.default_rng([int(self.seed_[0]), int(u)]).random(len(self.items_))
-        return out[:, item_idx]
+        return item_columns(out, item_idx)
 
     def _add_items(self, items: pd.DataFrame, index: np.ndarray, n_items: int) -> None:
         return None

@@ -7,7 +7,7 @@ import pandas as pd
 import scipy.sparse as sp
 from pydantic import Field
 
-from llmrec.data.matrix import TrainData, pad_rows, splice_rows
+from llmrec.data.matrix import TrainData, item_columns, pad_rows, splice_rows
 from llmrec.models.base import Recommender, RecommenderConfig
 
 
@@ -48,7 +48,7 @@ class Repeat(Recommender):
         own = had.copy()
         own.data = own.data + c.frequency * np.log1p(counts[had.nonzero()].A1)
         out = own.toarray() + self.popularity_[None, :]
-        return out[:, item_idx]
+        return item_columns(out, item_idx)
 
     def _add_users(self, n_old: int) -> None:
         self.counts_ = _grow(self.counts_, (len(self.users_), self.counts_.shape[1]))

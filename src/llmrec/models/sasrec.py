@@ -20,10 +20,10 @@ import pandas as pd
 from pydantic import Field
 
 from llmrec.config import get_settings
-from llmrec.data.matrix import TrainData, splice_segments
+from llmrec.data.matrix import TrainData, is_catalogue, splice_segments
 from llmrec.errors import ConfigError
 from llmrec.models.base import Recommender, RecommenderConfig
-from llmrec.models.content import embed_catalogue, embed_items, is_catalogue
+from llmrec.models.content import embed_catalogue, embed_items
 from llmrec.models.memory import check_memory, memory_problem
 from llmrec.progress import steps
 
