@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data quickstart demo docs test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-train-ray bench-batching bench-refresh bench-catalogue bench-rank-cap bench-list-path bench-holdout bench-group-commit bench-train-scale bench-prepare-scale bench-tune-cost bench-tune-users bench-llm-lora bench-llm-lora-explain bench-workers bench-import bench-ml1m bench-query bench-ask-llm bench-replicas bench-quickstart probe-new-item screenshots clean
+.PHONY: install data quickstart demo docs test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-train-ray bench-batching bench-refresh bench-catalogue bench-rank-cap bench-list-path bench-holdout bench-group-commit bench-train-scale bench-prepare-scale bench-tune-rank bench-tune-cost bench-tune-users bench-llm-lora bench-llm-lora-explain bench-workers bench-import bench-ml1m bench-query bench-ask-llm bench-replicas bench-quickstart probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -168,6 +168,13 @@ bench-train-scale: install
 PREPARE_BEFORE ?= c5d00f6
 bench-prepare-scale: install
 	$(BIN)/python benchmarks/bench_prepare_scale.py --sizes 100k 1m --runs 3 --before $(PREPARE_BEFORE)
+
+# ItemKNN's tuning (the validation ranking) against the code before its rewrite (db6aaec;
+# another: TUNE_BEFORE=REV), ml-1m and synthetic 10k x 10k, one run per tree (~13 min)
+TUNE_BEFORE ?= db6aaec
+bench-tune-rank: data
+	LLMREC_THREADS=2 $(BIN)/python benchmarks/bench_tune_rank.py --datasets ml-1m synth-10k \
+		--models itemknn --runs 1 --before $(TUNE_BEFORE)
 
 # tuning with scoring-only parameters on one fit vs a refit per value, ml-100k and ml-1m (~15 min)
 bench-tune-cost: data
