@@ -8,7 +8,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -98,3 +99,23 @@ def synth_command(name: str, users: int, items: int, events: int) -> list[str]:
     """``llmrec data synth`` of one size (the scale benchmarks' data)."""
     return [*LLMREC, "data", "synth", name, "--users", str(users), "--items", str(items),
             "--interactions", str(events)]  # fmt: skip
+
+
+@contextmanager
+def code_trees(before: str | None, tmp: Path) -> Iterator[dict[str, Path | None]]:
+    """{"this tree": None} and, with ``before``, {REV: that revision's ``src``} (a git
+    worktree under ``tmp``, removed afterwards): what a ``--before REV`` benchmark puts first
+    on PYTHONPATH to run the old code on the same data in the same run."""
+    trees: dict[str, Path | None] = {"this tree": None}
+    if not before:
+        yield trees
+        return
+    root = Path(__file__).resolve().parents[1]
+    work = tmp / "before"
+    subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(work), before],
+                   check=True, capture_output=True)  # fmt: skip
+    try:
+        yield {**trees, before: work / "src"}
+    finally:
+        subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(work)],
+                       check=False)  # fmt: skip

@@ -24,7 +24,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _sections import write_section  # noqa: E402
+from _sections import code_trees, write_section  # noqa: E402
 
 BEGIN, END = "<!-- bench_import:begin -->", "<!-- bench_import:end -->"
 # the child reports its own peak: a wrapper process per run, so runs do not share a maximum
@@ -66,19 +66,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--before", help="a git revision to compare with, e.g. HEAD~1")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        trees: dict[str, Path | None] = {"this tree": None}
-        if args.before:
-            work = Path(tmp) / "before"
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(work),
-                            args.before], check=True, capture_output=True)  # fmt: skip
-            trees[args.before] = work / "src"
-        try:
-            lines = run(args, Path(tmp), trees)
-        finally:
-            if args.before:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
-                                str(work)], check=False)  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp, code_trees(args.before, Path(tmp)) as trees:
+        lines = run(args, Path(tmp), trees)
     write_section(ROOT / "BENCHMARKS.md", BEGIN, END, lines)
 
 

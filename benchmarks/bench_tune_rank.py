@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _sections import synth_command, write_section  # noqa: E402
+from _sections import code_trees, synth_command, write_section  # noqa: E402
 
 BEGIN, END = "<!-- bench_tune_rank:begin -->", "<!-- bench_tune_rank:end -->"
 SYNTH = {"synth-10k": (10_000, 10_000, 200_000)}
@@ -62,15 +62,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--before", required=True, help="a git revision to compare with")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp) / "before"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(work),
-                        args.before], check=True, capture_output=True)  # fmt: skip
-        try:
-            lines = run(args, Path(tmp), {"this tree": None, args.before: work / "src"})
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
-                            str(work)], check=False)  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp, code_trees(args.before, Path(tmp)) as trees:
+        lines = run(args, Path(tmp), trees)
     write_section(ROOT / "BENCHMARKS.md", BEGIN, END, lines)
 
 
