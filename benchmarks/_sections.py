@@ -21,6 +21,15 @@ def seeds_parser(doc: str | None, datasets: Sequence[str] = ("ml-100k", "ibm-art
     return ap
 
 
+def compare_parser(doc: str | None, runs: int = 3) -> argparse.ArgumentParser:
+    """``--runs`` and ``--before REV``: what the this-tree-against-a-revision benchmarks take
+    (with ``code_trees``)."""
+    ap = argparse.ArgumentParser(description=doc)
+    ap.add_argument("--runs", type=int, default=runs)
+    ap.add_argument("--before", help="a git revision to compare with, e.g. HEAD~1")
+    return ap
+
+
 def write_section(path: Path, begin: str, end: str, lines: list[str]) -> None:
     """Replace the text between ``begin`` and ``end`` (markers included) or append it."""
     text = path.read_text() if path.exists() else "# Benchmarks\n\n"

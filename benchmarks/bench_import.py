@@ -24,7 +24,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _sections import code_trees, write_section  # noqa: E402
+from _sections import code_trees, compare_parser, write_section  # noqa: E402
 
 BEGIN, END = "<!-- bench_import:begin -->", "<!-- bench_import:end -->"
 # the child reports its own peak: a wrapper process per run, so runs do not share a maximum
@@ -61,10 +61,8 @@ def measure(path: Path, home: Path, src: Path | None = None) -> tuple[float, flo
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = compare_parser(__doc__)
     ap.add_argument("--rows", nargs="*", type=int, default=[1_000_000, 2_000_000])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--before", help="a git revision to compare with, e.g. HEAD~1")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, code_trees(args.before, Path(tmp)) as trees:
         lines = run(args, Path(tmp), trees)

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _sections import code_trees, synth_command, write_section  # noqa: E402
+from _sections import code_trees, compare_parser, synth_command, write_section  # noqa: E402
 
 BEGIN, END = "<!-- bench_prepare_scale:begin -->", "<!-- bench_prepare_scale:end -->"
 SIZES = {  # users, items, events (bench_train_scale's sizes)
@@ -62,10 +62,8 @@ def measure(name: str, env: dict[str, str]) -> dict[str, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = compare_parser(__doc__)
     ap.add_argument("--sizes", nargs="*", choices=sorted(SIZES), default=["100k", "1m"])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--before", help="a git revision to compare with, e.g. HEAD~1")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, code_trees(args.before, Path(tmp)) as trees:
         lines = run(args, Path(tmp), trees)

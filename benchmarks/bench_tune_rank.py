@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _sections import code_trees, synth_command, write_section  # noqa: E402
+from _sections import code_trees, compare_parser, synth_command, write_section  # noqa: E402
 
 BEGIN, END = "<!-- bench_tune_rank:begin -->", "<!-- bench_tune_rank:end -->"
 SYNTH = {"synth-10k": (10_000, 10_000, 200_000)}
@@ -56,12 +56,12 @@ def measure(dataset: str, model: str, env: dict[str, str]) -> dict[str, object]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = compare_parser(__doc__)
     ap.add_argument("--datasets", nargs="*", default=["ml-1m", "synth-10k"])
     ap.add_argument("--models", nargs="*", default=["itemknn", "ease"])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--before", required=True, help="a git revision to compare with")
     args = ap.parse_args()
+    if not args.before:
+        ap.error("--before REV is needed: the table compares two trees")
     with tempfile.TemporaryDirectory() as tmp, code_trees(args.before, Path(tmp)) as trees:
         lines = run(args, Path(tmp), trees)
     write_section(ROOT / "BENCHMARKS.md", BEGIN, END, lines)
