@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 
-.PHONY: install data quickstart demo docs test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-train-ray bench-batching bench-refresh bench-catalogue bench-rank-cap bench-list-path bench-holdout bench-group-commit bench-train-scale bench-prepare-scale bench-tune-rank bench-tune-cost bench-tune-users bench-llm-lora bench-llm-lora-explain bench-workers bench-import bench-ml1m bench-query bench-ask-llm bench-replicas bench-quickstart probe-new-item screenshots clean
+.PHONY: install data quickstart demo docs test lint format bench bench-text bench-ranking bench-service bench-llm bench-llm-runtimes bench-ope bench-scenarios bench-scale bench-labels bench-datasets bench-bpr bench-bpr-epochs bench-fairness bench-fold-in bench-lm bench-lm-ranker bench-sasrec-loss bench-train-ray bench-batching bench-refresh bench-catalogue bench-rank-cap bench-list-path bench-holdout bench-group-commit bench-train-scale bench-prepare-scale bench-tune-rank bench-item-neighbours bench-tune-cost bench-tune-users bench-llm-lora bench-llm-lora-explain bench-workers bench-import bench-ml1m bench-query bench-ask-llm bench-replicas bench-quickstart probe-new-item screenshots clean
 
 install: $(STAMP)
 
@@ -175,6 +175,14 @@ TUNE_BEFORE ?= db6aaec
 bench-tune-rank: data
 	LLMREC_THREADS=2 $(BIN)/python benchmarks/bench_tune_rank.py --datasets ml-1m synth-10k \
 		--models itemknn --runs 1 --before $(TUNE_BEFORE)
+
+# ItemKNN's neighbours (sparse blocks) and tuning (one fit per shrink) against the dense code
+# (166a5f1; another: NEIGHBOURS_BEFORE=REV): ml-1m, synthetic 10k and 100k, one run per tree
+NEIGHBOURS_BEFORE ?= 166a5f1
+bench-item-neighbours: data
+	$(BIN)/llmrec data fetch ml-1m
+	LLMREC_THREADS=2 $(BIN)/python benchmarks/bench_item_neighbours.py --runs 1 \
+		--before $(NEIGHBOURS_BEFORE)
 
 # tuning with scoring-only parameters on one fit vs a refit per value, ml-100k and ml-1m (~15 min)
 bench-tune-cost: data

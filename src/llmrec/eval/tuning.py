@@ -199,6 +199,32 @@ def tries_weighting(model_cls: type[Recommender], split: Split, fixed: dict[str,
     )
 
 
+class Derivable(Protocol):
+    """A fitted model that gives some other settings without refitting (ItemKNN: a smaller
+    k is the first k of a larger one's neighbours). ``tune`` fits such a setting's parent
+    first and derives the rest from it."""
+
+    def derives(self, params: dict[str, Any]) -> bool: ...
+
+    def derive(self, params: dict[str, Any]) -> Recommender: ...
+
+
+def is_derivable(model: object) -> TypeGuard[Derivable]:
+    return callable(getattr(model, "derives", None)) and callable(getattr(model, "derive", None))
+
+
+def derived(
+    parent: tuple[Recommender, float] | None, params: dict[str, Any]
+) -> tuple[Recommender | None, float]:
+    """(The setting ``params`` derived from the fitted ``parent``, where it ``derives`` it;
+    its seconds: the parent's fit plus the derivation), else (None, 0)."""
+    if parent is None or not is_derivable(parent[0]) or not parent[0].derives(params):
+        return None, 0.0
+    t0 = time.perf_counter()
+    model = parent[0].derive(params)
+    return model, parent[1] + time.perf_counter() - t0
+
+
 def n_trials(model_cls: type[Recommender], split: Split, fixed: dict[str, Any]) -> int:
     """How many settings ``tune`` fits (composites: unknown up front, 0)."""
     if is_composite(model_cls):
@@ -221,10 +247,14 @@ def tune(
     trials: list[Trial] = []
     best: tuple[float, Recommender, dict[str, Any], float] | None = None
     weigh = search and tries_weighting(model_cls, split, fixed)
+    parent: tuple[Recommender, float] | None = None  # the last fit, to derive others from
     while configs:
         params = configs.pop(0)
-        model = model_cls(**params)
-        if model_cls.iterative:
+        model, seconds = derived(parent, params) if search else (None, 0.0)
+        if model is not None:
+            score = best_scoring(model, split, params)
+        elif model_cls.iterative:
+            model = model_cls(**params)
             fit = (model_cls.data_parallel and _DATA_PARALLEL.get()) or _fit_early_stopped
             score, epochs, seconds = fit(
                 model,
@@ -234,10 +264,14 @@ def tune(
             )
             model.config = model.config.model_copy(update={"epochs": epochs})
         else:
+            model = model_cls(**params)
             t0 = time.perf_counter()
             model.fit(split.valid_train)
             seconds = time.perf_counter() - t0
             score = best_scoring(model, split, params if search else model.config.model_dump())
+            parent = (model, seconds)
+            if is_derivable(model):  # what it derives next, before another fit replaces it
+                configs.sort(key=lambda c, m=model: not m.derives(c))
         params = {**params, **_scoring_params(model)}
         if model_cls.iterative:
             params["epochs"] = epochs

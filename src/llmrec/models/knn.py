@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -11,51 +14,87 @@ from llmrec.data.matrix import TrainData, item_columns, widen
 from llmrec.models.base import HistoryConfig, Recommender
 from llmrec.progress import steps
 
-_BLOCK = 2048  # columns of the similarity computed at once
+_BLOCK_PAIRS = 1 << 23  # co-occurring pairs (an upper bound) in one block's sparse product
 
 
 def cosine_neighbours(x: sp.csr_matrix, k: int, shrink: float) -> sp.csr_matrix:
     """Row j: the ``k`` columns of ``x`` most similar to column j (shrunk cosine), j excluded.
 
-    sim(i, j) = <x_i, x_j> / (|x_i| |x_j| + shrink). Computed in column blocks so memory stays
-    at BLOCK x n, then pruned to the top ``k`` per row.
+    sim(i, j) = <x_i, x_j> / (|x_i| |x_j| + shrink); only positive similarities are kept, and
+    of equal ones the lower column index (so a top-k is the first k of a larger top-k). The
+    co-occurrences stay sparse and are computed in blocks of columns whose pairs fit a
+    budget: memory and time grow with the co-occurring pairs, not with columns squared.
     """
     xc = x.tocsc().astype(np.float64)
     n = xc.shape[1]
     norms = np.sqrt(np.asarray(xc.multiply(xc).sum(axis=0)).ravel())
     k = min(k, max(n - 1, 1))
-    parts = []
     xt = xc.T.tocsr()
-    with steps("item neighbours (blocks of items)", -(-n // _BLOCK), 10) as advance:
-        for lo in range(0, n, _BLOCK):
-            parts.append(_neighbour_block(xt, xc, norms, lo, min(lo + _BLOCK, n), k, shrink))
+    edges = _pair_blocks(xt)
+    parts = []
+    with steps("item neighbours (blocks of items)", len(edges) - 1, 10) as advance:
+        for lo, hi in itertools.pairwise(edges):
+            parts.append(_neighbour_block(xt[lo:hi] @ xc, lo, norms, k, shrink))
             advance(1)
-    rows, cols, vals = (list(p) for p in zip(*parts, strict=True))
-    return sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
-    )
+    rows, cols, vals = (np.concatenate(p) for p in zip(*parts, strict=True))
+    return sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
+
+
+def _pair_blocks(xt: sp.csr_matrix) -> list[int]:
+    """Column boundaries such that each block's co-occurring pairs stay near the budget:
+    column j's pairs are at most the summed lengths of the rows of x it occurs in."""
+    n = xt.shape[0]
+    lengths = np.bincount(xt.indices, minlength=xt.shape[1]).astype(np.float64)
+    ones = sp.csr_matrix((np.ones(len(xt.data)), xt.indices, xt.indptr), shape=xt.shape)
+    total = np.cumsum(np.minimum(ones @ lengths, n))
+    cuts = np.searchsorted(total, np.arange(_BLOCK_PAIRS, total[-1], _BLOCK_PAIRS)) + 1
+    return sorted({0, n, *(int(c) for c in cuts if c < n)})
 
 
 def _neighbour_block(
-    xt: sp.csr_matrix,
-    xc: sp.csc_matrix,
-    norms: np.ndarray,
-    lo: int,
-    hi: int,
-    k: int,
-    shrink: float,
+    product: sp.csr_matrix, lo: int, norms: np.ndarray, k: int, shrink: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rows, cols, similarities) of the top-``k`` neighbours of items ``lo:hi``."""
-    n = xc.shape[1]
-    # (b, n): co-occurrence of the block's items with all; the whole (sparse) Gram matrix
-    # would hold every co-occurring pair at once: billions on a big shop's log
-    block = (xt[lo:hi] @ xc).toarray()
-    block /= np.outer(norms[lo:hi], norms) + shrink + 1e-12
-    block[np.arange(hi - lo), np.arange(lo, hi)] = 0.0
-    top = np.argpartition(-block, k - 1, axis=1)[:, :k] if k < n else np.argsort(-block)
-    v = np.take_along_axis(block, top, axis=1)
-    keep = v > 0
-    return np.broadcast_to(np.arange(lo, hi)[:, None], top.shape)[keep], top[keep], v[keep]
+    """(rows, cols, similarities) of the top-``k`` neighbours of the block's columns, from
+    their co-occurrences ``product`` (block x all) with every column."""
+    product = product.tocsr()
+    product.sort_indices()  # ties go to the lower column: the first in each row
+    rows = np.repeat(np.arange(lo, lo + product.shape[0]), np.diff(product.indptr))
+    cols = product.indices
+    vals = product.data / (norms[rows] * norms[cols] + shrink + 1e-12)
+    keep = (vals > 0) & (cols != rows)
+    rows, cols, vals = rows[keep], cols[keep], vals[keep]
+    take = top_per_row(np.bincount(rows - lo, minlength=product.shape[0]), vals, k)
+    return rows[take], cols[take], vals[take]
+
+
+def top_per_row(counts: np.ndarray, vals: np.ndarray, k: int) -> np.ndarray:
+    """Mask of the ``k`` largest ``vals`` of each row, the first of equal ones taken; ``vals``
+    holds the rows one after another, ``counts[r]`` values for row r."""
+    take = np.repeat(counts <= k, counts)  # rows with at most k values keep them all
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    crowded = np.flatnonzero(counts > k)
+    # longer rows are cut in groups of similar length, padded to the group's width: a
+    # row-wise partition over (rows x width) arrays stays linear in the values
+    width = 1 << np.ceil(np.log2(counts[crowded])).astype(np.int64)
+    for w in np.unique(width):
+        group = crowded[width == w]
+        real = np.arange(w) < counts[group, None]
+        pos = np.where(real, starts[group, None] + np.arange(w), 0)
+        v = np.where(real, vals[pos], -np.inf)
+        kth = np.partition(v, w - k, axis=1)[:, w - k, None]
+        above, tied = v > kth, v == kth
+        first = np.cumsum(tied, axis=1) <= k - above.sum(axis=1, keepdims=True)
+        take[pos[above | (tied & first)]] = True
+    return take
+
+
+def truncate_neighbours(sim: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """``cosine_neighbours(x, k, shrink)`` from its result at a larger k (same tie rule)."""
+    sim = sim.copy()
+    sim.sort_indices()
+    take = top_per_row(np.diff(sim.indptr), sim.data, k)
+    rows = np.repeat(np.arange(sim.shape[0]), np.diff(sim.indptr))
+    return sp.csr_matrix((sim.data[take], (rows[take], sim.indices[take])), shape=sim.shape)
 
 
 class KNNConfig(HistoryConfig):
@@ -68,7 +107,8 @@ class ItemKNN(Recommender):
 
     name = "itemknn"
     config_class = KNNConfig
-    search_space = {"k": [50, 100, 200, 400], "shrink": [0.0, 10.0, 50.0]}
+    # largest k first: each smaller k is derived from it (``derive``), not refitted
+    search_space = {"k": [400, 200, 100, 50], "shrink": [0.0, 10.0, 50.0]}
     # scoring-only (the history's weights): tried on each fit without refitting
     score_space = {"half_life": [None, 20.0, 5.0, 2.0]}
     config: KNNConfig
@@ -77,6 +117,22 @@ class ItemKNN(Recommender):
         c = self.config
         x = train.weights if c.weighting == "events" else train.matrix
         self.sim_ = cosine_neighbours(x, c.k, c.shrink)
+
+    def derives(self, params: dict[str, Any]) -> bool:
+        """Whether ``derive`` can give the setting ``params`` from this fit: a k no larger,
+        the other fitting parameters the same (tuning fits each shrink once, largest k)."""
+        other = self.config.model_copy(update=params)
+        fitting = set(KNNConfig.model_fields) - {"k", *self.score_space}
+        return other.k <= self.config.k and all(
+            getattr(other, f) == getattr(self.config, f) for f in fitting
+        )
+
+    def derive(self, params: dict[str, Any]) -> ItemKNN:
+        """This fit at the smaller k of ``params`` (its first k neighbours): equal to a fit."""
+        other = type(self)(**params)
+        other._adopt_history(self)
+        other.sim_ = truncate_neighbours(self.sim_, other.config.k)
+        return other
 
     def _score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         h = self.weighted_history(user_idx, self.config.half_life, self.config.weighting)
