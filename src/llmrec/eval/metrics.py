@@ -64,11 +64,9 @@ def rank(
             ex = ex.astype(bool)
             ex[rows[valid_t], tgt[valid_t]] = False
             s[ex] = np.nan  # argsort puts NaN last
-            n_valid = c - ex.sum(axis=1)
-        else:
-            n_valid = np.full(hi - lo, c)
         ranks[lo:hi] = np.where(valid_t, _target_ranks(s, np.where(valid_t, tgt, 0)), 0)
         if topk.shape[1]:  # kmax = 0: only the targets' ranks (what tuning reads)
+            n_valid = np.full(hi - lo, c) - (ex.sum(axis=1) if exclude is not None else 0)
             head = _head(s, topk.shape[1])
             short = np.arange(topk.shape[1])[None, :] >= n_valid[:, None]
             topk[lo:hi] = np.where(short, -1, head)
