@@ -42,14 +42,16 @@ def tied_matrix() -> sp.csr_matrix:
     return sp.csr_matrix(x)
 
 
+@pytest.mark.parametrize("dense", [0.0, 2.0])  # every block cut dense / every one sparse
 @pytest.mark.parametrize("budget", [40, 1 << 23])
 @pytest.mark.parametrize("shrink", [0.0, 10.0])
 @pytest.mark.parametrize("k", [1, 3, 7, 39, 100])
 def test_neighbours_equal_the_sorted_reference(
-    monkeypatch: pytest.MonkeyPatch, budget: int, shrink: float, k: int
+    monkeypatch: pytest.MonkeyPatch, dense: float, budget: int, shrink: float, k: int
 ) -> None:
     x = tied_matrix()
     monkeypatch.setattr(knn, "_BLOCK_PAIRS", budget)
+    monkeypatch.setattr(knn, "_DENSE_SHARE", dense)
     if budget == 40:  # the small budget cuts the items into many blocks
         assert len(knn._pair_blocks(x.tocsc().T.tocsr())) > 10
     got = cosine_neighbours(x, k, shrink)
