@@ -18,15 +18,19 @@ class Clock:
         return self.now
 
 
-def log_console() -> tuple[Console, io.StringIO]:
-    out = io.StringIO()
-    return Console(file=out, force_terminal=False, width=200), out
-
-
-def test_a_log_gets_a_line_every_interval_and_a_last_one(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def log(monkeypatch: pytest.MonkeyPatch) -> tuple[Clock, Console, io.StringIO]:
+    """A fake clock for ``progress`` and a console that is not a terminal (a log file)."""
     clock = Clock()
     monkeypatch.setattr(progress.time, "monotonic", clock)
-    console, out = log_console()
+    out = io.StringIO()
+    return clock, Console(file=out, force_terminal=False, width=200), out
+
+
+def test_a_log_gets_a_line_every_interval_and_a_last_one(
+    log: tuple[Clock, Console, io.StringIO],
+) -> None:
+    clock, console, out = log
     with progress.steps("sasrec epoch 1/200 [train]", 100, 10, console=console) as advance:
         for i in range(100):
             clock.now += 1.0  # 1 s a step: a line after 30, 60 and 90 of them
@@ -42,10 +46,8 @@ def test_a_log_gets_a_line_every_interval_and_a_last_one(monkeypatch: pytest.Mon
     ]
 
 
-def test_a_short_loop_writes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = Clock()
-    monkeypatch.setattr(progress.time, "monotonic", clock)
-    console, out = log_console()
+def test_a_short_loop_writes_nothing(log: tuple[Clock, Console, io.StringIO]) -> None:
+    clock, console, out = log
     with progress.steps("blocks", 1000, 10, console=console) as advance:
         for _ in range(1000):
             clock.now += 0.01
@@ -56,11 +58,11 @@ def test_a_short_loop_writes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert out.getvalue() == ""
 
 
-def test_quiet_writes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = Clock()
-    monkeypatch.setattr(progress.time, "monotonic", clock)
+def test_quiet_writes_nothing(
+    log: tuple[Clock, Console, io.StringIO], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock, console, out = log
     monkeypatch.setattr(progress, "QUIET", True)
-    console, out = log_console()
     with progress.steps("epochs", 100, 1, console=console) as advance:
         for _ in range(100):
             clock.now += 10
