@@ -7,6 +7,9 @@ train`` does (``full_train``, ``holdout`` with the default tuning sample) and ru
 for one model; ``--before REV`` runs that commit's code on the same data (a git worktree,
 runs interleaved). Ranks are exact in both, so the chosen parameters and every setting's
 validation NDCG@10 must be identical; the table says so for every row. Median of ``--runs``.
+Against a revision before a9c20e8 ItemKNN's scores may differ in the 5th decimal: its
+neighbours now break equal similarities by the lower item index (``models.knn``), which the
+ranking cannot see (``make bench-item-neighbours`` compares across that change).
 """
 
 from __future__ import annotations
