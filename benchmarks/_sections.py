@@ -4,6 +4,7 @@ dataset/seed arguments (the paired test is ``llmrec.eval.report.pooled_p``)."""
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import threading
@@ -11,6 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def seeds_parser(doc: str | None, datasets: Sequence[str] = ("ml-100k", "ibm-articles")):
@@ -102,6 +104,22 @@ def run_measured(
 
 # the CLI in a child process, on this interpreter (the venv's)
 LLMREC = [sys.executable, "-c", "from llmrec.cli import main; main()"]
+
+
+def run_script(script: str, *args: str, env: dict[str, str]) -> dict[str, Any]:
+    """Run a Python ``script`` in a fresh process with ``args``: the JSON object it prints
+    last (the --before benchmarks' measurements); its stderr's tail if it fails."""
+    out = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, env=env
+    )
+    if out.returncode:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def tree_env(env: dict[str, str], src: Path | None) -> dict[str, str]:
+    """``env`` running the code of ``src`` (a ``code_trees`` value; None: this tree)."""
+    return env | ({"PYTHONPATH": str(src)} if src else {})
 
 
 def synth_command(name: str, users: int, items: int, events: int) -> list[str]:

@@ -12,7 +12,6 @@ Median of ``--runs`` runs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -23,7 +22,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _sections import code_trees, compare_parser, synth_command, write_section  # noqa: E402
+from _sections import (  # noqa: E402
+    code_trees,
+    compare_parser,
+    run_script,
+    synth_command,
+    tree_env,
+    write_section,
+)
 
 BEGIN, END = "<!-- bench_prepare_scale:begin -->", "<!-- bench_prepare_scale:end -->"
 SIZES = {  # users, items, events (bench_train_scale's sizes)
@@ -50,15 +56,6 @@ print(json.dumps({"load_s": load_s, "full_train_s": train_s, "holdout_s": holdou
     "total_s": round(t[-1] - t[0], 2), "events": int(data.log.shape[0]),
     "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
 """
-
-
-def measure(name: str, env: dict[str, str]) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, "-c", PREPARE, name], capture_output=True, text=True, env=env
-    )
-    if out.returncode:
-        raise RuntimeError(out.stderr[-2000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -98,8 +95,7 @@ def run(args: argparse.Namespace, tmp: Path, trees: dict[str, Path | None]) -> l
         got: dict[str, list[dict[str, float]]] = {t: [] for t in trees}
         for _ in range(args.runs):
             for t, src in trees.items():
-                env = base | ({"PYTHONPATH": str(src)} if src else {})
-                got[t].append(measure(name, env))
+                got[t].append(run_script(PREPARE, name, env=tree_env(base, src)))
                 print(f"{t}: {name}: {got[t][-1]}", flush=True)
         meds = {t: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                 for t, runs in got.items()}  # fmt: skip

@@ -15,7 +15,6 @@ ranking cannot see (``make bench-item-neighbours`` compares across that change).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -26,7 +25,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _sections import code_trees, compare_parser, synth_command, write_section  # noqa: E402
+from _sections import (  # noqa: E402
+    code_trees,
+    compare_parser,
+    run_script,
+    synth_command,
+    tree_env,
+    write_section,
+)
 
 BEGIN, END = "<!-- bench_tune_rank:begin -->", "<!-- bench_tune_rank:end -->"
 SYNTH = {"synth-10k": (10_000, 10_000, 200_000)}
@@ -47,15 +53,6 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "score": res.valid_score,
     "trials": len(res.trials), "users": int(len(split.valid.user_idx)),
     "items": data.n_items}, default=str))
 """
-
-
-def measure(dataset: str, model: str, env: dict[str, str]) -> dict[str, object]:
-    out = subprocess.run(
-        [sys.executable, "-c", TUNE, dataset, model], capture_output=True, text=True, env=env
-    )
-    if out.returncode:
-        raise RuntimeError(out.stderr[-2000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -97,8 +94,7 @@ def run(args: argparse.Namespace, tmp: Path, trees: dict[str, Path | None]) -> l
             got: dict[str, list[dict[str, object]]] = {t: [] for t in trees}
             for _ in range(args.runs):
                 for t, src in trees.items():
-                    got[t].append(measure(dataset, model, env | ({"PYTHONPATH": str(src)}
-                                                                 if src else {})))  # fmt: skip
+                    got[t].append(run_script(TUNE, dataset, model, env=tree_env(env, src)))
                     print(f"{t}: {dataset} {model}: {got[t][-1]}", flush=True)
             now, was = (got[t] for t in trees)
             sec_now = statistics.median(float(r["seconds"]) for r in now)

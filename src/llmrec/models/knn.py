@@ -16,7 +16,8 @@ from llmrec.progress import steps
 
 _BLOCK_PAIRS = 1 << 23  # co-occurring pairs (an upper bound) in one block's sparse product
 # a block whose items co-occur with more than this share of the catalogue is cut as a dense
-# array (ml-1m: 2.7x faster than index arrays for nearly every pair)
+# array: index arrays for nearly every pair cost more (ml-1m's neighbours 3.3 s sparse-only,
+# 2.0 s with the dense cut: two runs of make bench-item-neighbours; the share is not tuned)
 _DENSE_SHARE = 0.3
 
 
@@ -116,11 +117,11 @@ def _dense_block(
 
 def truncate_neighbours(sim: sp.csr_matrix, k: int) -> sp.csr_matrix:
     """``cosine_neighbours(x, k, shrink)`` from its result at a larger k (same tie rule)."""
-    sim = sim.copy()
-    sim.sort_indices()
-    take = top_per_row(np.diff(sim.indptr), sim.data, k)
-    rows = np.repeat(np.arange(sim.shape[0]), np.diff(sim.indptr))
-    return sp.csr_matrix((sim.data[take], (rows[take], sim.indices[take])), shape=sim.shape)
+    sim = sim.sorted_indices()  # a copy: the larger fit stays as it is
+    counts = np.diff(sim.indptr)
+    take = top_per_row(counts, sim.data, k)
+    indptr = np.r_[0, np.cumsum(np.minimum(counts, k))]  # every row keeps min(count, k)
+    return sp.csr_matrix((sim.data[take], sim.indices[take], indptr), shape=sim.shape)
 
 
 class KNNConfig(HistoryConfig):
